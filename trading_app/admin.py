@@ -1,0 +1,90 @@
+from django.contrib import admin
+
+from trading_app import models
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Trading records are written by the engine only: visible, never editable."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class FillInline(admin.TabularInline):
+    model = models.Fill
+    extra = 0
+    can_delete = False
+    readonly_fields = ["qty", "price", "market_price", "commission", "realized_pnl", "equity_after", "timestamp"]
+    fields = readonly_fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(models.Order)
+class OrderAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "broker", "symbol", "side", "order_type", "qty", "status", "filled_avg_price",
+                    "client_order_id", "leg"]
+    list_filter = ["broker", "status", "side", "order_type", "test_mode"]
+    search_fields = ["symbol", "client_order_id", "broker_order_id", "execution_id"]
+    inlines = [FillInline]
+
+
+@admin.register(models.Fill)
+class FillAdmin(ReadOnlyAdmin):
+    list_display = ["timestamp", "symbol", "side", "qty", "price", "commission", "realized_pnl", "equity_after"]
+    list_filter = ["side", "symbol"]
+
+
+@admin.register(models.Position)
+class PositionAdmin(ReadOnlyAdmin):
+    list_display = ["symbol", "account", "qty", "avg_entry_price", "last_price", "realized_pnl", "updated_at"]
+
+
+@admin.register(models.AccountSnapshot)
+class AccountSnapshotAdmin(ReadOnlyAdmin):
+    list_display = ["taken_at", "broker", "cash", "positions_value", "equity", "gross_exposure", "reason"]
+    list_filter = ["broker"]
+
+
+@admin.register(models.NewsItem)
+class NewsItemAdmin(ReadOnlyAdmin):
+    list_display = ["published_at", "provider", "source", "headline", "sentiment", "breaking"]
+    list_filter = ["provider", "source", "breaking"]
+    search_fields = ["headline"]
+
+
+@admin.register(models.PaperAccount)
+class PaperAccountAdmin(ReadOnlyAdmin):
+    list_display = ["name", "cash", "reserved_cash", "realized_pnl", "total_commission", "updated_at"]
+
+
+@admin.register(models.Notification)
+class NotificationAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "kind", "channel", "subject", "execution_id"]
+    list_filter = ["kind"]
+
+
+@admin.register(models.KillSwitch)
+class KillSwitchAdmin(admin.ModelAdmin):
+    """The one editable trading record: switching it on refuses every new order at once."""
+
+    list_display = ["__str__", "active", "reason", "updated_by", "updated_at"]
+    fields = ["active", "reason", "updated_by", "updated_at"]
+    readonly_fields = ["updated_by", "updated_at"]
+
+    def has_add_permission(self, request):
+        return not models.KillSwitch.objects.exists()
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        obj.updated_by = getattr(request.user, "username", "") or ""
+        super().save_model(request, obj, form, change)

@@ -1,0 +1,159 @@
+"""Trading settings, read from ``django.conf.settings`` with environment fallbacks.
+
+Every value is looked up at call time (tests override settings), in this order: a Django setting
+of the same name, then the environment variable, then the default below.
+
+| name | default | meaning |
+|---|---|---|
+| NEXUS_MARKET_DATA_PROVIDER | simulated | simulated / alpaca |
+| NEXUS_NEWS_PROVIDER | simulated | simulated / newsapi / alpaca |
+| NEXUS_BROKER | paper | paper (built in) / alpaca (Alpaca paper unless live is allowed) |
+| APCA_API_KEY_ID, APCA_API_SECRET_KEY | "" | Alpaca keys (market data, news, broker) |
+| NEWSAPI_KEY | "" | NewsAPI key |
+| ALPACA_PAPER | true | false is one of the two switches needed for live trading |
+| NEXUS_ALLOW_LIVE_TRADING | false | the second switch; live trading needs both |
+| NEXUS_SIM_SEED | 42 | global seed of the simulated market data and news |
+| NEXUS_PAPER_STARTING_CASH | 100000 | cash of a new paper account |
+| NEXUS_PAPER_SLIPPAGE_BPS | 5 | paper fills: price moved against the order by this many basis points |
+| NEXUS_PAPER_COMMISSION_PER_SHARE | 0.005 | paper fills: commission per share |
+| NEXUS_PAPER_COMMISSION_MIN | 1.0 | paper fills: minimum commission per fill |
+| NEXUS_MAX_POSITION_PCT | 0.10 | per-symbol exposure cap, fraction of equity |
+| NEXUS_MAX_GROSS_EXPOSURE | 1.0 | gross exposure cap, multiple of equity |
+| NEXUS_CACHE_TTL_BARS / _INTRADAY / _QUOTE / _NEWS / _CLOCK | 3600 / 60 / 5 / 300 / 30 | provider cache TTLs (s) |
+| NEXUS_PROVIDER_RETRY_ATTEMPTS | 1 | in-adapter retries of a 429/503 before raising a transient error |
+| NEXUS_PROVIDER_RETRY_MAX_WAIT | 2.0 | longest in-adapter wait (s); longer Retry-After goes to the engine |
+| NEXUS_PROVIDER_TIMEOUT | 10 | HTTP timeout (s) for NewsAPI |
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+logger = logging.getLogger("nexus.trading")
+
+_TRUE = {"1", "true", "yes", "on", "y", "t"}
+_FALSE = {"0", "false", "no", "off", "n", "f", ""}
+
+DEFAULTS: dict[str, Any] = {
+    "NEXUS_MARKET_DATA_PROVIDER": "simulated",
+    "NEXUS_NEWS_PROVIDER": "simulated",
+    "NEXUS_BROKER": "paper",
+    "APCA_API_KEY_ID": "",
+    "APCA_API_SECRET_KEY": "",
+    "NEWSAPI_KEY": "",
+    "ALPACA_PAPER": True,
+    "NEXUS_ALLOW_LIVE_TRADING": False,
+    "NEXUS_SIM_SEED": 42,
+    "NEXUS_PAPER_STARTING_CASH": 100_000.0,
+    "NEXUS_PAPER_SLIPPAGE_BPS": 5.0,
+    "NEXUS_PAPER_COMMISSION_PER_SHARE": 0.005,
+    "NEXUS_PAPER_COMMISSION_MIN": 1.0,
+    "NEXUS_MAX_POSITION_PCT": 0.10,
+    "NEXUS_MAX_GROSS_EXPOSURE": 1.0,
+    "NEXUS_CACHE_TTL_BARS": 3600,
+    "NEXUS_CACHE_TTL_INTRADAY": 60,
+    "NEXUS_CACHE_TTL_QUOTE": 5,
+    "NEXUS_CACHE_TTL_NEWS": 300,
+    "NEXUS_CACHE_TTL_CLOCK": 30,
+    "NEXUS_PROVIDER_RETRY_ATTEMPTS": 1,
+    "NEXUS_PROVIDER_RETRY_MAX_WAIT": 2.0,
+    "NEXUS_PROVIDER_TIMEOUT": 10.0,
+}
+
+
+def get(name: str, default: Any = None) -> Any:
+    """A setting: Django settings, then the environment, then DEFAULTS, coerced to the default's type."""
+    fallback = DEFAULTS.get(name, default)
+    value: Any = None
+    try:
+        from django.conf import settings
+
+        if settings.configured:
+            value = getattr(settings, name, None)
+    except Exception:  # pragma: no cover - settings not importable
+        value = None
+    if value is None:
+        value = os.environ.get(name)
+    if value is None:
+        return fallback
+    return _coerce(name, value, fallback)
+
+
+def _coerce(name: str, value: Any, fallback: Any) -> Any:
+    if isinstance(fallback, bool):
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        logger.warning("setting %s=%r is not a boolean; using %r", name, value, fallback)
+        return fallback
+    if isinstance(fallback, int) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(fallback, float):
+        return float(value)
+    return value
+
+
+def alpaca_keys() -> tuple[str, str]:
+    return str(get("APCA_API_KEY_ID") or ""), str(get("APCA_API_SECRET_KEY") or "")
+
+
+def has_alpaca_keys() -> bool:
+    key, secret = alpaca_keys()
+    return bool(key and secret)
+
+
+def live_trading_enabled() -> bool:
+    """Live (real-money) trading needs BOTH ALPACA_PAPER=false and NEXUS_ALLOW_LIVE_TRADING=true."""
+    return (get("ALPACA_PAPER") is False) and (get("NEXUS_ALLOW_LIVE_TRADING") is True)
+
+
+def provider_name(kind: str, test_mode: bool = False) -> str:
+    """The configured provider for kind in {market_data, news, broker}; test mode forces offline ones."""
+    if kind == "broker":
+        return "paper" if test_mode else str(get("NEXUS_BROKER")).lower()
+    key = {"market_data": "NEXUS_MARKET_DATA_PROVIDER", "news": "NEXUS_NEWS_PROVIDER"}[kind]
+    return "simulated" if test_mode else str(get(key)).lower()
+
+
+def trading_mode() -> dict:
+    """What /health/ shows: providers, broker and whether live trading is possible."""
+    broker = provider_name("broker")
+    live = live_trading_enabled()
+    if broker == "alpaca":
+        mode = "live" if live else "alpaca-paper"
+    else:
+        mode = "paper"
+    alpaca_paper_setting = get("ALPACA_PAPER")
+    info = {
+        "mode": mode,
+        "broker": broker,
+        "market_data_provider": provider_name("market_data"),
+        "news_provider": provider_name("news"),
+        "live_trading_enabled": live and broker == "alpaca",
+        "alpaca_paper": alpaca_paper_setting,
+        "allow_live_trading": get("NEXUS_ALLOW_LIVE_TRADING"),
+        "alpaca_keys_configured": has_alpaca_keys(),
+        "newsapi_key_configured": bool(get("NEWSAPI_KEY")),
+        "kill_switch_active": None,
+    }
+    if alpaca_paper_setting is False and not live:
+        info["warning"] = "ALPACA_PAPER=false ignored: NEXUS_ALLOW_LIVE_TRADING is not true (still paper)"
+    try:
+        from trading_app.risk import kill_switch_state
+
+        info["kill_switch_active"] = kill_switch_state()["active"]
+    except Exception:  # database not ready (e.g. during migrate)
+        pass
+    return info
+
+
+def log_mode() -> None:
+    info = trading_mode()
+    info.pop("kill_switch_active", None)
+    level = logging.WARNING if info["mode"] == "live" or "warning" in info else logging.INFO
+    logger.log(level, "trading mode: %s", info)

@@ -1,0 +1,407 @@
+"""The built-in paper broker: cash, positions, market/limit/stop orders and bracket exits, in the database.
+
+Accounting (checked after every fill and by tests):
+
+    equity = cash + sum(qty x last_price)                        (by definition)
+           = starting_cash + realized P&L + unrealized P&L - commissions
+
+Fills happen at the current market price moved against the order by ``slippage_bps``; each fill
+pays ``max(commission_min, commission_per_share x qty)``. A limit order fills when marketable, at
+no worse than its limit; a stop order becomes a market order when the price crosses its stop.
+Bracket exits (stop-loss and take-profit legs, OCO) are created when the entry fills and are
+triggered by ``on_price(symbol, price)``; a trailing stop (``trail_percent``) ratchets up with the
+high-water mark. Every change runs in one ``transaction.atomic()`` block with the account row
+locked (``select_for_update``); a duplicate ``client_order_id`` returns the existing order.
+Every new order first checks the kill switch.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from trading_app import conf
+from trading_app.brokers import BrokerRejected, OrderRequest
+from trading_app.models import AccountSnapshot, Fill, Order, PaperAccount, Position
+from trading_app.risk import ensure_trading_allowed
+
+logger = logging.getLogger("nexus.trading.paper")
+Q_PRICE = Decimal("0.0001")
+Q_CENT = Decimal("0.01")
+ZERO = Decimal("0")
+BPS = Decimal("10000")
+
+
+def D(x) -> Decimal:
+    return x if isinstance(x, Decimal) else Decimal(str(x))
+
+
+def default_account(name: str = "default") -> PaperAccount:
+    acct = PaperAccount.objects.filter(name=name).first()
+    if acct:
+        return acct
+    cash = D(conf.get("NEXUS_PAPER_STARTING_CASH"))
+    try:
+        with transaction.atomic():
+            return PaperAccount.objects.create(
+                name=name, starting_cash=cash, cash=cash,
+                slippage_bps=D(conf.get("NEXUS_PAPER_SLIPPAGE_BPS")),
+                commission_per_share=D(conf.get("NEXUS_PAPER_COMMISSION_PER_SHARE")),
+                commission_min=D(conf.get("NEXUS_PAPER_COMMISSION_MIN")),
+            )
+    except IntegrityError:  # created concurrently by another worker
+        return PaperAccount.objects.get(name=name)
+
+
+class PaperBroker:
+    name = "paper"
+
+    def __init__(self, market_data=None, account_name: str = "default"):
+        if market_data is None:
+            from trading_app.providers import get_market_data
+
+            market_data = get_market_data(test_mode=True)
+        self.market_data = market_data
+        self.account_name = account_name
+
+    # --- helpers ---------------------------------------------------------------------------
+    def _account(self) -> PaperAccount:
+        return default_account(self.account_name)
+
+    @staticmethod
+    def _exec_price(acct: PaperAccount, side: str, market: Decimal) -> Decimal:
+        slip = acct.slippage_bps / BPS
+        px = market * (1 + slip) if side == "buy" else market * (1 - slip)
+        return px.quantize(Q_PRICE, ROUND_HALF_UP)
+
+    @staticmethod
+    def _commission(acct: PaperAccount, qty: Decimal) -> Decimal:
+        return max(acct.commission_min, acct.commission_per_share * qty).quantize(Q_CENT, ROUND_HALF_UP)
+
+    @staticmethod
+    def _totals(acct: PaperAccount) -> tuple[Decimal, Decimal, Decimal]:
+        positions = list(Position.objects.filter(account=acct).exclude(qty=0))
+        value = sum((p.qty * p.last_price for p in positions), ZERO)
+        gross = sum((abs(p.qty * p.last_price) for p in positions), ZERO)
+        return value, gross, acct.cash + value
+
+    def _position(self, acct: PaperAccount, symbol: str) -> Position:
+        pos, _ = Position.objects.select_for_update().get_or_create(account=acct, symbol=symbol)
+        return pos
+
+    def _fill(self, acct: PaperAccount, order: Order, market: Decimal, *, price: Decimal | None = None,
+              qty: Decimal | None = None, at: datetime | None = None) -> Fill:
+        """Fill ``order`` (inside the caller's transaction, account row locked)."""
+        qty = D(qty if qty is not None else order.qty - order.filled_qty)
+        price = price if price is not None else self._exec_price(acct, order.side, market)
+        commission = self._commission(acct, qty)
+        pos = self._position(acct, order.symbol)
+        delta = qty if order.side == "buy" else -qty
+        q0, a0 = pos.qty, pos.avg_entry_price
+        realized = ZERO
+        if q0 == 0 or (q0 > 0) == (delta > 0):
+            new_q = q0 + delta
+            pos.avg_entry_price = ((q0 * a0 + delta * price) / new_q).quantize(Decimal("0.000001"))
+            pos.qty = new_q
+        else:
+            closing = min(abs(delta), abs(q0))
+            sign = Decimal(1) if q0 > 0 else Decimal(-1)
+            realized = closing * (price - a0) * sign
+            new_q = q0 + delta
+            if new_q == 0:
+                pos.avg_entry_price = ZERO
+            elif (new_q > 0) != (q0 > 0):  # flipped: the remainder opens at this price
+                pos.avg_entry_price = price
+            pos.qty = new_q
+        pos.realized_pnl += realized
+        pos.last_price = market
+        pos.save()
+        Position.objects.filter(account=acct, symbol=order.symbol).exclude(pk=pos.pk).update(last_price=market)
+        acct.cash -= delta * price + commission
+        acct.realized_pnl += realized
+        acct.total_commission += commission
+        acct.save(update_fields=["cash", "realized_pnl", "total_commission", "updated_at"])
+        now = at or timezone.now()
+        prev_filled = order.filled_qty
+        order.filled_qty = prev_filled + qty
+        order.filled_avg_price = (((order.filled_avg_price or ZERO) * prev_filled + price * qty)
+                                  / order.filled_qty).quantize(Q_PRICE, ROUND_HALF_UP)
+        order.status = Order.Status.FILLED if order.filled_qty >= order.qty else Order.Status.PARTIALLY_FILLED
+        order.filled_at = now
+        order.save()
+        value, gross, equity = self._totals(acct)
+        fill = Fill.objects.create(
+            order=order, account=acct, symbol=order.symbol, side=order.side, qty=qty, price=price,
+            market_price=market, commission=commission, realized_pnl=realized, cash_after=acct.cash,
+            positions_value_after=value, equity_after=equity, timestamp=now,
+        )
+        self._check_identity(acct, equity)
+        AccountSnapshot.objects.create(
+            broker="paper", account=acct, cash=acct.cash, positions_value=value, equity=equity,
+            gross_exposure=gross, net_exposure=value, reason=f"fill {order.side} {order.symbol}",
+            execution_id=order.execution_id, taken_at=now,
+            positions=[p.as_dict() for p in Position.objects.filter(account=acct).exclude(qty=0)],
+        )
+        if order.status == Order.Status.FILLED:
+            if order.stop_loss_price or order.take_profit_price:
+                self._create_legs(order)
+            if order.parent_id and order.leg:
+                Order.objects.filter(parent_id=order.parent_id, status__in=Order.OPEN_STATUSES).exclude(
+                    pk=order.pk).update(status=Order.Status.CANCELED, canceled_at=now)
+        return fill
+
+    @staticmethod
+    def _check_identity(acct: PaperAccount, equity: Decimal) -> None:
+        positions = Position.objects.filter(account=acct)
+        unrealized = sum((p.qty * (p.last_price - p.avg_entry_price) for p in positions), ZERO)
+        expected = acct.starting_cash + acct.realized_pnl + unrealized - acct.total_commission
+        if abs(expected - equity) > Decimal("0.01"):
+            logger.error("paper accounting drift: equity %s vs %s", equity, expected)
+            raise AssertionError(f"paper accounting drift: equity {equity} != {expected}")
+
+    def _create_legs(self, parent: Order) -> None:
+        exit_side = "sell" if parent.side == "buy" else "buy"
+        common = {"broker": "paper", "account_id": parent.account_id, "symbol": parent.symbol, "side": exit_side,
+                  "qty": parent.filled_qty, "order_class": "oco", "parent": parent, "time_in_force": "gtc",
+                  "execution_id": parent.execution_id, "step_name": parent.step_name,
+                  "test_mode": parent.test_mode, "status": Order.Status.NEW}
+        if parent.stop_loss_price:
+            Order.objects.get_or_create(
+                client_order_id=f"{parent.client_order_id}-sl"[:128],
+                defaults={**common, "order_type": "stop", "stop_price": parent.stop_loss_price, "leg": "stop_loss",
+                          "trail_percent": parent.trail_percent, "high_water_mark": parent.filled_avg_price})
+        if parent.take_profit_price:
+            Order.objects.get_or_create(
+                client_order_id=f"{parent.client_order_id}-tp"[:128],
+                defaults={**common, "order_type": "limit", "limit_price": parent.take_profit_price,
+                          "leg": "take_profit"})
+
+    def _marketable(self, order: Order, market: Decimal, acct: PaperAccount) -> Decimal | None:
+        """The fill price if ``order`` executes at ``market`` now, else None."""
+        if order.order_type == "market":
+            return self._exec_price(acct, order.side, market)
+        if order.order_type == "limit":
+            px = self._exec_price(acct, order.side, market)
+            if order.side == "buy" and market <= order.limit_price:
+                return min(px, order.limit_price)
+            if order.side == "sell" and market >= order.limit_price:
+                return max(px, order.limit_price)
+            return None
+        if order.order_type == "stop":
+            if (order.side == "sell" and market <= order.stop_price) or (
+                    order.side == "buy" and market >= order.stop_price):
+                return self._exec_price(acct, order.side, market)
+        return None
+
+    # --- broker interface ----------------------------------------------------------------------
+    def submit_order(self, req: OrderRequest) -> dict:
+        existing = Order.objects.filter(client_order_id=req.client_order_id).first()
+        if existing is not None:
+            return self._duplicate(existing)
+        req.validate()
+        symbol = self.market_data.validate_symbol(req.symbol)
+        ensure_trading_allowed()
+        market = D(self.market_data.latest_price(symbol)).quantize(Q_PRICE, ROUND_HALF_UP)
+        rejected: Order | None = None
+        with transaction.atomic():
+            acct = PaperAccount.objects.select_for_update().get(pk=self._account().pk)
+            existing = Order.objects.filter(client_order_id=req.client_order_id).first()
+            if existing is not None:
+                return self._duplicate(existing)
+            ensure_trading_allowed()
+            order = Order(
+                broker="paper", account=acct, client_order_id=req.client_order_id, symbol=symbol,
+                side=req.side, order_type=req.type, qty=D(req.qty),
+                limit_price=D(req.limit_price) if req.limit_price else None,
+                stop_price=D(req.stop_price) if req.stop_price else None, time_in_force=req.time_in_force,
+                stop_loss_price=D(req.stop_loss).quantize(Q_PRICE) if req.stop_loss else None,
+                take_profit_price=D(req.take_profit).quantize(Q_PRICE) if req.take_profit else None,
+                trail_percent=D(req.trail_percent) if req.trail_percent else None,
+                order_class="bracket" if (req.stop_loss or req.take_profit) else "simple",
+                execution_id=req.execution_id, step_name=req.step_name, test_mode=req.test_mode,
+                status=Order.Status.ACCEPTED,
+            )
+            reason = self._rejection(acct, order, market)
+            if reason:
+                order.status = Order.Status.REJECTED
+                order.reject_reason = reason
+                order.save()
+                rejected = order
+            else:
+                order.save()
+                fill_price = self._marketable(order, market, acct)
+                if fill_price is not None:
+                    self._fill(acct, order, market, price=fill_price)
+        if rejected is not None:
+            raise BrokerRejected(f"order rejected: {rejected.reject_reason}", rejected.as_dict())
+        order.refresh_from_db()
+        return {**order.as_dict(), "duplicate": False, "market_price": float(market)}
+
+    def _duplicate(self, existing: Order) -> dict:
+        if existing.status == Order.Status.REJECTED:
+            raise BrokerRejected(f"order rejected: {existing.reject_reason}", existing.as_dict())
+        return {**existing.as_dict(), "duplicate": True}
+
+    def _rejection(self, acct: PaperAccount, order: Order, market: Decimal) -> str | None:
+        if order.qty != order.qty.to_integral_value():
+            return "fractional quantities are not supported by the paper broker"
+        pos = Position.objects.filter(account=acct, symbol=order.symbol).first()
+        held = pos.qty if pos else ZERO
+        if order.side == "buy" and held >= 0:
+            ref = order.limit_price if order.order_type == "limit" else market
+            cost = self._exec_price(acct, "buy", ref) * order.qty + self._commission(acct, order.qty)
+            available = acct.cash - acct.reserved_cash
+            if cost > available:
+                return f"insufficient buying power: need {cost:.2f}, available {available:.2f}"
+        if order.side == "sell" and not acct.allow_short:
+            open_sells = sum((o.qty - o.filled_qty for o in Order.objects.filter(
+                account=acct, symbol=order.symbol, side="sell", status__in=Order.OPEN_STATUSES, parent__isnull=True)),
+                ZERO)
+            if order.qty > held - open_sells:
+                return f"short selling is disabled: sell {order.qty} but {held - open_sells} held"
+        return None
+
+    def on_price(self, symbol: str, price, at: datetime | None = None) -> list[dict]:
+        """A price update: mark positions, trigger limit/stop orders and bracket legs; returns fills."""
+        market = D(price).quantize(Q_PRICE, ROUND_HALF_UP)
+        fills: list[dict] = []
+        with transaction.atomic():
+            acct = PaperAccount.objects.select_for_update().get(pk=self._account().pk)
+            Position.objects.filter(account=acct, symbol=symbol).update(last_price=market)
+            for order in Order.objects.select_for_update().filter(
+                    account=acct, symbol=symbol, status__in=("new", "accepted", "partially_filled")
+            ).order_by("created_at"):
+                order.refresh_from_db()
+                if not order.is_open:
+                    continue
+                if order.leg == "stop_loss" and order.trail_percent:
+                    hwm = max(order.high_water_mark or market, market)
+                    trailed = (hwm * (1 - order.trail_percent)).quantize(Q_PRICE)
+                    if trailed > order.stop_price or hwm != order.high_water_mark:
+                        order.high_water_mark = hwm
+                        order.stop_price = max(order.stop_price, trailed)
+                        order.save(update_fields=["high_water_mark", "stop_price", "updated_at"])
+                fill_price = self._marketable(order, market, acct)
+                if fill_price is None:
+                    continue
+                qty = order.qty - order.filled_qty
+                if order.leg:  # an exit never flips the position
+                    pos = Position.objects.filter(account=acct, symbol=symbol).first()
+                    held = abs(pos.qty) if pos else ZERO
+                    qty = min(qty, held)
+                    if qty <= 0:
+                        order.status = Order.Status.CANCELED
+                        order.canceled_at = timezone.now()
+                        order.reject_reason = "position already closed"
+                        order.save()
+                        continue
+                fill = self._fill(acct, order, market, price=fill_price, qty=qty, at=at)
+                fills.append({"order_id": str(order.id), "leg": order.leg or None, "side": order.side,
+                              "qty": float(fill.qty), "price": float(fill.price)})
+        return fills
+
+    def process_open_orders(self) -> list[dict]:
+        """Check every open order against the current market price (beat or trigger evaluators)."""
+        fills = []
+        symbols = Order.objects.filter(broker="paper", status__in=("new", "accepted", "partially_filled")).values_list(
+            "symbol", flat=True).distinct()
+        for symbol in symbols:
+            fills.extend(self.on_price(symbol, self.market_data.latest_price(symbol)))
+        return fills
+
+    def get_order(self, order_id: str) -> dict | None:
+        order = Order.objects.filter(pk=order_id).first() if _is_uuid(order_id) else None
+        return order.as_dict() if order else None
+
+    def get_order_by_client_id(self, client_order_id: str) -> dict | None:
+        order = Order.objects.filter(client_order_id=client_order_id).first()
+        return order.as_dict() if order else None
+
+    def cancel_order(self, order_id: str | None = None, client_order_id: str | None = None) -> dict:
+        with transaction.atomic():
+            qs = Order.objects.select_for_update()
+            order = qs.filter(pk=order_id).first() if order_id and _is_uuid(order_id) else None
+            if order is None and client_order_id:
+                order = qs.filter(client_order_id=client_order_id).first()
+            if order is None:
+                return {"canceled": False, "reason": "order not found", "order_id": order_id,
+                        "client_order_id": client_order_id}
+            now = timezone.now()
+            canceled = False
+            if order.is_open:
+                order.status = Order.Status.CANCELED
+                order.canceled_at = now
+                order.save()
+                canceled = True
+            legs = Order.objects.filter(parent=order, status__in=Order.OPEN_STATUSES).update(
+                status=Order.Status.CANCELED, canceled_at=now)
+            return {"canceled": canceled, "legs_canceled": legs, **order.as_dict()}
+
+    def replace_stop(self, order_id: str, stop_price=None, trail_percent=None) -> dict:
+        """Move a stop-loss leg (never loosening a long's stop below its current level unless asked)."""
+        with transaction.atomic():
+            order = Order.objects.select_for_update().get(pk=order_id)
+            if not order.is_open or order.order_type != "stop":
+                raise BrokerRejected(f"order {order_id} is not an open stop order")
+            if stop_price is not None:
+                order.stop_price = D(stop_price).quantize(Q_PRICE)
+            if trail_percent is not None:
+                order.trail_percent = D(trail_percent)
+            order.save()
+            return order.as_dict()
+
+    def get_positions(self) -> list[dict]:
+        return [p.as_dict() for p in Position.objects.filter(account=self._account()).exclude(qty=0)]
+
+    def get_position(self, symbol: str) -> dict | None:
+        p = Position.objects.filter(account=self._account(), symbol=symbol).exclude(qty=0).first()
+        return p.as_dict() if p else None
+
+    def mark_to_market(self) -> None:
+        acct = self._account()
+        for pos in Position.objects.filter(account=acct).exclude(qty=0):
+            price = D(self.market_data.latest_price(pos.symbol)).quantize(Q_PRICE, ROUND_HALF_UP)
+            Position.objects.filter(pk=pos.pk).update(last_price=price)
+
+    def get_account(self, mark: bool = False) -> dict:
+        if mark:
+            self.mark_to_market()
+        acct = self._account()
+        acct.refresh_from_db()
+        value, gross, equity = self._totals(acct)
+        return {
+            "broker": "paper", "account": acct.name, "cash": float(acct.cash), "equity": float(equity),
+            "positions_value": float(value), "gross_exposure_value": float(gross),
+            "reserved_cash": float(acct.reserved_cash),
+            "buying_power": float(acct.cash - acct.reserved_cash),
+            "starting_cash": float(acct.starting_cash), "realized_pnl": float(acct.realized_pnl),
+            "total_commission": float(acct.total_commission), "slippage_bps": float(acct.slippage_bps),
+            "commission_per_share": float(acct.commission_per_share), "commission_min": float(acct.commission_min),
+            "allow_short": acct.allow_short,
+        }
+
+    def snapshot(self, reason: str = "manual", execution_id: str = "") -> dict:
+        acct = self._account()
+        value, gross, equity = self._totals(acct)
+        snap = AccountSnapshot.objects.create(
+            broker="paper", account=acct, cash=acct.cash, positions_value=value, equity=equity, gross_exposure=gross,
+            net_exposure=value, reason=reason, execution_id=execution_id,
+            positions=[p.as_dict() for p in Position.objects.filter(account=acct).exclude(qty=0)])
+        return {"snapshot_id": snap.pk, "equity": float(equity), "cash": float(acct.cash),
+                "positions_value": float(value)}
+
+    def get_clock(self) -> dict:
+        return self.market_data.market_clock()
+
+
+def _is_uuid(value: str) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(str(value))
+        return True
+    except ValueError:
+        return False

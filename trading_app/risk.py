@@ -1,0 +1,176 @@
+"""Risk: the kill switch, position sizing and exposure limits.
+
+Sizing rule (``size_position``): the loss if the stop is hit, counted pessimistically - entry
+moved against us by the slippage, exit at the stop moved against us by the slippage, commission
+paid on the way in and out - never exceeds ``risk_limit x equity``:
+
+    loss_per_share = entry x (1 + slip) - stop x (1 - slip) + 2 x commission_per_share   (long)
+    qty = floor((risk_limit x equity - 2 x commission_min) / loss_per_share)
+
+then ``qty`` is cut to the per-symbol cap (|position value| <= max_position_pct x equity), the gross
+cap (sum |position values| <= max_gross_exposure x equity) and, for buys, the cash available.
+Every cut is reported in ``capped_by``. A zero quantity is an honest "no trade" with a reason.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+from trading_app import conf
+from workflows_app.errors import PermanentStepError
+
+
+class KillSwitchActive(PermanentStepError):
+    def __init__(self, reason: str = ""):
+        super().__init__("kill switch is active: new orders are refused" + (f" ({reason})" if reason else ""),
+                         error_class="kill_switch")
+
+
+def kill_switch_state() -> dict:
+    from trading_app.models import KillSwitch
+
+    ks = KillSwitch.objects.filter(pk=1).first()
+    if ks is None:
+        return {"active": False, "reason": "", "updated_at": None, "updated_by": ""}
+    return {"active": ks.active, "reason": ks.reason, "updated_at": ks.updated_at.isoformat(),
+            "updated_by": ks.updated_by}
+
+
+def set_kill_switch(active: bool, reason: str = "", by: str = "") -> dict:
+    from trading_app.models import KillSwitch
+
+    ks = KillSwitch.load()
+    ks.active = bool(active)
+    ks.reason = reason
+    ks.updated_by = by
+    ks.save()
+    return kill_switch_state()
+
+
+def ensure_trading_allowed() -> None:
+    """Raise ``KillSwitchActive`` (PermanentStepError, error_class "kill_switch") while the switch is on."""
+    from trading_app.models import KillSwitch
+
+    row = KillSwitch.objects.filter(pk=1).values("active", "reason").first()
+    if row and row["active"]:
+        raise KillSwitchActive(row["reason"])
+
+
+@dataclass
+class Sizing:
+    qty: int
+    side: str
+    entry: float
+    stop: float
+    take_profit: float | None
+    risk_budget: float
+    loss_per_share: float
+    max_loss: float
+    capped_by: list[str] = field(default_factory=list)
+    reason: str | None = None
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        for k in ("entry", "stop", "take_profit", "risk_budget", "loss_per_share", "max_loss"):
+            if data[k] is not None:
+                data[k] = round(data[k], 6)
+        return data
+
+
+def stop_price_for(side: str, entry: float, *, atr: float | None = None, atr_multiple: float = 2.0,
+                   stop_loss_pct: float | None = None) -> float:
+    """Stop distance: ``stop_loss_pct`` of the entry when given, else ``atr_multiple x ATR``, else 5%."""
+    if stop_loss_pct:
+        dist = entry * stop_loss_pct
+    elif atr and atr > 0:
+        dist = atr * atr_multiple
+    else:
+        dist = entry * 0.05
+    dist = min(dist, entry * 0.5)
+    return entry - dist if side == "buy" else entry + dist
+
+
+def size_position(*, side: str, equity: float, entry: float, stop: float, risk_limit: float,
+                  take_profit: float | None = None, slippage_bps: float = 0.0,
+                  commission_per_share: float = 0.0, commission_min: float = 0.0,
+                  max_position_pct: float | None = None, current_position_value: float = 0.0,
+                  max_gross_exposure: float | None = None, gross_exposure: float = 0.0,
+                  buying_power: float | None = None) -> Sizing:
+    if side not in ("buy", "sell"):
+        raise ValueError("side must be buy or sell")
+    if entry <= 0 or equity <= 0 or risk_limit <= 0:
+        return Sizing(0, side, entry, stop, take_profit, 0.0, 0.0, 0.0, [], "no equity, price or risk budget")
+    if (side == "buy" and stop >= entry) or (side == "sell" and stop <= entry):
+        return Sizing(0, side, entry, stop, take_profit, 0.0, 0.0, 0.0, [], "stop is on the wrong side of entry")
+    slip = slippage_bps / 10_000.0
+    if side == "buy":
+        per_share = entry * (1 + slip) - stop * (1 - slip)
+    else:
+        per_share = stop * (1 + slip) - entry * (1 - slip)
+    per_share += 2 * commission_per_share
+    budget = risk_limit * equity
+    qty = math.floor(max(0.0, budget - 2 * commission_min) / per_share) if per_share > 0 else 0
+    capped: list[str] = []
+    fill_px = entry * (1 + slip)
+    if max_position_pct is not None:
+        room = max_position_pct * equity - abs(current_position_value)
+        cap = math.floor(max(0.0, room) / fill_px)
+        if cap < qty:
+            qty, capped = cap, capped + ["max_position_pct"]
+    if max_gross_exposure is not None:
+        room = max_gross_exposure * equity - gross_exposure
+        cap = math.floor(max(0.0, room) / fill_px)
+        if cap < qty:
+            qty, capped = cap, capped + ["max_gross_exposure"]
+    if side == "buy" and buying_power is not None:
+        cap = math.floor(max(0.0, buying_power - commission_min) / (fill_px + commission_per_share))
+        if cap < qty:
+            qty, capped = cap, capped + ["buying_power"]
+    qty = max(0, int(qty))
+    max_loss = qty * per_share + (2 * max(commission_min, commission_per_share * qty) if qty else 0.0) \
+        - (2 * commission_per_share * qty)
+    reason = None
+    if qty == 0:
+        reason = "position size rounds to zero shares" + (f" (capped by {', '.join(capped)})" if capped else
+                                                           " (risk budget smaller than one share's risk)")
+    return Sizing(qty, side, entry, stop, take_profit, budget, per_share, max_loss, capped, reason)
+
+
+def limits() -> dict:
+    return {"max_position_pct": float(conf.get("NEXUS_MAX_POSITION_PCT")),
+            "max_gross_exposure": float(conf.get("NEXUS_MAX_GROSS_EXPOSURE"))}
+
+
+def exposure_report(account: dict, positions: list[dict], *, max_position_pct: float | None = None,
+                    max_gross_exposure: float | None = None, max_net_exposure: float | None = None) -> dict:
+    """Per-symbol, gross and net exposure as fractions of equity, with the limits they breach."""
+    lim = limits()
+    max_position_pct = lim["max_position_pct"] if max_position_pct is None else max_position_pct
+    max_gross_exposure = lim["max_gross_exposure"] if max_gross_exposure is None else max_gross_exposure
+    equity = float(account.get("equity") or 0.0)
+    per_symbol = {}
+    gross = net = 0.0
+    breaches = []
+    for pos in positions:
+        value = float(pos.get("market_value") or 0.0)
+        gross += abs(value)
+        net += value
+        frac = abs(value) / equity if equity else 0.0
+        per_symbol[pos["symbol"]] = {"market_value": round(value, 2), "pct_of_equity": round(frac, 4)}
+        if frac > max_position_pct + 1e-9:
+            breaches.append({"limit": "max_position_pct", "symbol": pos["symbol"], "value": round(frac, 4),
+                             "limit_value": max_position_pct})
+    gross_frac = gross / equity if equity else 0.0
+    net_frac = net / equity if equity else 0.0
+    if gross_frac > max_gross_exposure + 1e-9:
+        breaches.append({"limit": "max_gross_exposure", "value": round(gross_frac, 4),
+                         "limit_value": max_gross_exposure})
+    if max_net_exposure is not None and abs(net_frac) > max_net_exposure + 1e-9:
+        breaches.append({"limit": "max_net_exposure", "value": round(net_frac, 4), "limit_value": max_net_exposure})
+    return {
+        "equity": round(equity, 2), "gross_exposure": round(gross_frac, 4), "net_exposure": round(net_frac, 4),
+        "gross_value": round(gross, 2), "net_value": round(net, 2), "per_symbol": per_symbol,
+        "limits": {"max_position_pct": max_position_pct, "max_gross_exposure": max_gross_exposure,
+                   "max_net_exposure": max_net_exposure},
+        "breaches": breaches, "within_limits": not breaches,
+    }
