@@ -1,0 +1,121 @@
+"""Test infrastructure: a real Celery worker on a real Redis (a test-only database number).
+
+- ``celery_worker``: an in-process worker (threads pool) for the whole session; tests that use it
+  need ``@pytest.mark.django_db(transaction=True)`` so the worker sees their rows.
+- ``worker_process``: a factory for worker subprocesses, for tests that kill a worker.
+- The run fails at once if ``task_always_eager`` is on: nothing here is eager.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config):
+    import tests.workflows_app.support  # noqa: F401 - test-only step types, also in the worker
+    from nexus_project.celery import app
+
+    if app.conf.task_always_eager or getattr(settings, "CELERY_TASK_ALWAYS_EAGER", False):
+        raise pytest.UsageError("task_always_eager is on: tests must run against a real worker")
+
+
+@pytest.fixture(scope="session")
+def redis_test_client():
+    client = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
+    client.ping()
+    client.flushdb()
+    yield client
+    client.flushdb()
+
+
+@pytest.fixture(scope="session")
+def _session_worker(django_db_setup, django_db_blocker, redis_test_client):
+    from celery.contrib.testing.worker import start_worker
+
+    from nexus_project.celery import app
+
+    with django_db_blocker.unblock():
+        with start_worker(app, pool="threads", concurrency=4, perform_ping_check=False, shutdown_timeout=20,
+                          loglevel="WARNING") as worker:
+            yield worker
+
+
+@pytest.fixture
+def celery_worker(_session_worker):
+    return _session_worker
+
+
+class WorkerProcess:
+    def __init__(self, queues: str = "workflows,events,trading,maintenance", concurrency: int = 1):
+        env = {**os.environ, "NEXUS_USE_TEST_DB": "1", "DJANGO_SETTINGS_MODULE": "nexus_project.test_settings",
+               "PYTHONPATH": str(ROOT)}
+        self.log = ROOT / "var" / f"test-worker-{os.getpid()}-{time.monotonic_ns()}.log"
+        self.log.parent.mkdir(exist_ok=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "nexus_project", "worker", "-P", "prefork", "-c", str(concurrency),
+             "-Q", queues, "--include", "tests.workflows_app.support", "-n", f"test-{time.monotonic_ns()}@%h",
+             "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
+            cwd=ROOT, env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if "ready." in self.log.read_text():
+                return
+            if self.process.poll() is not None:
+                raise RuntimeError(self.log.read_text()[-3000:])
+            time.sleep(0.2)
+        raise TimeoutError(self.log.read_text()[-3000:])
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker (main process and its pool children)."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def worker_process(django_db_setup, redis_test_client):
+    started: list[WorkerProcess] = []
+
+    def start(**kwargs) -> WorkerProcess:
+        worker = WorkerProcess(**kwargs)
+        started.append(worker)
+        worker.wait_ready()
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05, message: str = "condition"):
+    """Poll until predicate() is truthy; return its value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")

@@ -1,0 +1,79 @@
+"""Test-only step types, registered in the engine's registry (imported by the worker too).
+
+They keep their observable effects in Redis (the test database number), so a test can see
+what a worker in another thread or process did.
+"""
+from __future__ import annotations
+
+import time
+
+import redis
+from django.conf import settings
+from pydantic import BaseModel, ConfigDict, Field
+
+from workflows_app.errors import PermanentStepError, TransientStepError
+from workflows_app.registry import RetryPolicy, StepContext, registry
+
+
+def client() -> redis.Redis:
+    return redis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    value: object = None
+    failures: int = Field(0, ge=0)
+    error_class: str = "rate_limit"
+    transient: bool = True
+    sleep: float = Field(0, ge=0, le=60)
+    tag: str = "t"
+
+
+def noop(ctx: StepContext) -> dict:
+    return {"ok": True, "step": ctx.step_name}
+
+
+def echo(ctx: StepContext) -> dict:
+    return {"value": ctx.params.value, "seen": sorted(k for k in ctx.context if not k.startswith("_"))}
+
+
+def flaky(ctx: StepContext) -> dict:
+    """Fail the first `failures` attempts with a transient error, then succeed."""
+    calls = client().incr(f"test:flaky:{ctx.idempotency_key}")
+    if calls <= ctx.params.failures:
+        raise TransientStepError(f"flaky failure {calls}", error_class=ctx.params.error_class)
+    return {"calls": calls}
+
+
+def fail(ctx: StepContext) -> dict:
+    client().incr(f"test:fail:{ctx.idempotency_key}")
+    if ctx.params.transient:
+        raise TransientStepError("always fails", error_class=ctx.params.error_class)
+    raise PermanentStepError("refused", error_class=ctx.params.error_class)
+
+
+def side_effect(ctx: StepContext) -> dict:
+    """An external effect guarded by the step's idempotency key, then a slow tail."""
+    r = client()
+    r.rpush(f"test:attempts:{ctx.params.tag}", ctx.attempt)
+    if r.set(f"test:effect-key:{ctx.idempotency_key}", 1, nx=True):
+        r.incr(f"test:effects:{ctx.params.tag}")
+    time.sleep(ctx.params.sleep)
+    return {"effects": int(r.get(f"test:effects:{ctx.params.tag}") or 0)}
+
+
+def record(ctx: StepContext) -> dict:
+    client().rpush(f"test:order:{ctx.params.tag}", ctx.step_name)
+    time.sleep(ctx.params.sleep)
+    return {"recorded": ctx.step_name}
+
+
+def undo(ctx: StepContext) -> dict:
+    client().rpush(f"test:undo:{ctx.params.tag or 't'}", f"{ctx.step_name}:{(ctx.compensating or {}).get('recorded')}")
+    return {"undone": ctx.step_name}
+
+
+FAST = RetryPolicy(max_retries=3, backoff=0.05, backoff_max=0.5, jitter=True)
+for name, handler in [("test_noop", noop), ("test_echo", echo), ("test_flaky", flaky), ("test_fail", fail),
+                      ("test_side_effect", side_effect), ("test_record", record), ("test_undo", undo)]:
+    registry.register_step_type(name, handler, params_model=Params, retry=FAST, action=True)

@@ -1,0 +1,15 @@
+from workflows_app.models.audit import AuditEvent, DeadLetter
+from workflows_app.models.definitions import Agent, Step, Trigger, Workflow, WorkflowVersion
+from workflows_app.models.runs import Execution, StepRun
+
+__all__ = [
+    "Agent",
+    "AuditEvent",
+    "DeadLetter",
+    "Execution",
+    "Step",
+    "StepRun",
+    "Trigger",
+    "Workflow",
+    "WorkflowVersion",
+]

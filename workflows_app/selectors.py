@@ -1,0 +1,226 @@
+"""Reads: every figure here is computed from rows (or live Redis), never estimated."""
+from __future__ import annotations
+
+import re
+import zoneinfo
+from datetime import datetime, timedelta
+
+from croniter import croniter
+from django.db.models import Count
+from django.utils import timezone
+
+from workflows_app.definitions import execution_groups, step_type_name
+from workflows_app.errors import OperationError
+from workflows_app.models import AuditEvent, Execution, StepRun, Trigger, Workflow
+from workflows_app.registry import registry
+
+_WINDOW = re.compile(r"^(\d{1,6})([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_window(window: str | None, field: str = "window") -> timedelta:
+    match = _WINDOW.match(str(window or "24h").strip())
+    if not match:
+        raise OperationError("INVALID_INPUT_DATA", f"{field} must look like 30m, 24h or 7d", {"field": field})
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float | None:
+    """Nearest-rank percentile of an already sorted list."""
+    if not sorted_values:
+        return None
+    rank = max(1, int(-(-fraction * len(sorted_values) // 1)))  # ceil
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+# --- workflows ----------------------------------------------------------------------------------
+def next_run_at(trigger: Trigger, workflow: Workflow, now: datetime | None = None) -> str | None:
+    if trigger.type != "schedule" or workflow.status != Workflow.Status.ACTIVE or not trigger.enabled:
+        return None
+    tz = zoneinfo.ZoneInfo(trigger.params.get("timezone", "UTC"))
+    base = (now or timezone.now()).astimezone(tz)
+    return croniter(trigger.params["cron"], base).get_next(datetime).isoformat()
+
+
+def trigger_summary(trigger: Trigger, workflow: Workflow) -> dict:
+    return {
+        "type": trigger.type,
+        **trigger.params,
+        "enabled": trigger.enabled and workflow.status == Workflow.Status.ACTIVE,
+        "last_fired_at": iso(trigger.last_fired_at),
+        "next_run_at": next_run_at(trigger, workflow),
+        "periodic_task": trigger.periodic_task.name if trigger.periodic_task_id else None,
+    }
+
+
+def workflow_summary(workflow: Workflow) -> dict:
+    return {
+        "workflow_id": str(workflow.id),
+        "name": workflow.name,
+        "description": workflow.description,
+        "status": workflow.status,
+        "priority": workflow.priority,
+        "version": workflow.version,
+        "queue": workflow.queue,
+        "created_at": iso(workflow.created_at),
+        "updated_at": iso(workflow.updated_at),
+    }
+
+
+def workflow_detail(workflow: Workflow) -> dict:
+    definition = workflow.current_version.definition if workflow.current_version_id else {}
+    counts = dict(workflow.executions.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+    return {
+        **workflow_summary(workflow),
+        "metadata": workflow.metadata,
+        "steps": definition.get("steps", []),
+        "triggers": [trigger_summary(t, workflow) for t in workflow.triggers.select_related("periodic_task")],
+        "executions": {"total": sum(counts.values()), "by_status": counts},
+    }
+
+
+# --- executions ---------------------------------------------------------------------------------
+def step_run_summary(run: StepRun) -> dict:
+    return {
+        "step": run.step_name, "type": run.step_type, "attempt": run.attempt, "status": run.status,
+        "compensation": run.is_compensation, "started_at": iso(run.started_at), "finished_at": iso(run.finished_at),
+        "duration": round(run.duration, 6) if run.duration is not None else None,
+        "result": run.result, "error": run.error or None, "error_class": run.error_class or None,
+    }
+
+
+def execution_detail(execution: Execution, *, include_steps: bool = True) -> dict:
+    steps = execution.version.definition["steps"]
+    runs = list(execution.step_runs.order_by("started_at", "id"))
+    finished = {r.step_name for r in runs if not r.is_compensation and r.status in ("succeeded", "skipped")}
+    names = [s["name"] for s in steps]
+    completed = [n for n in names if n in finished]
+    pending = [n for n in names if n not in finished]
+    reply = {
+        "execution_id": str(execution.id),
+        "workflow_id": str(execution.workflow_id),
+        "workflow_name": execution.workflow.name,
+        "version": execution.version.number,
+        "status": execution.status,
+        "trigger": execution.trigger,
+        "test_mode": execution.test_mode,
+        "progress": round(len(completed) / len(names), 4) if names else 1.0,
+        "current_step": execution.current_step or None,
+        "completed_steps": completed,
+        "pending_steps": pending,
+        "queued_at": iso(execution.queued_at),
+        "started_at": iso(execution.started_at),
+        "finished_at": iso(execution.finished_at),
+        "duration": execution.duration,
+        "error": execution.error,
+        "parent_execution_id": str(execution.parent_id) if execution.parent_id else None,
+        "child_execution_ids": [str(c) for c in execution.children.values_list("id", flat=True)],
+    }
+    if include_steps:
+        reply["step_runs"] = [step_run_summary(r) for r in runs]
+        reply["steps"] = {
+            r.step_name: {"status": r.status, "result": r.result, "duration": r.duration}
+            for r in runs if not r.is_compensation
+        }
+    return reply
+
+
+# --- audit --------------------------------------------------------------------------------------
+def audit_event(event: AuditEvent) -> dict:
+    item = {"timestamp": iso(event.timestamp), "event": event.event}
+    if event.step:
+        item["step"] = event.step
+    item.update({k: v for k, v in event.data.items() if k not in ("timestamp", "event")})
+    if event.execution_id:
+        item.setdefault("execution_id", str(event.execution_id))
+    return item
+
+
+def audit_events(*, workflow_id=None, execution_id=None, limit: int = 50, start_time: datetime | None = None,
+                 offset: int = 0) -> dict:
+    qs = AuditEvent.objects.all()
+    if execution_id:
+        qs = qs.filter(execution_id=execution_id)
+    elif workflow_id:
+        qs = qs.filter(workflow_id=workflow_id)
+    if start_time:
+        qs = qs.filter(timestamp__gte=start_time)
+    total = qs.count()
+    events = [audit_event(e) for e in qs.order_by("timestamp", "id")[offset:offset + limit]]
+    return {"events": events, "count": len(events), "total": total}
+
+
+# --- metrics ------------------------------------------------------------------------------------
+def execution_metrics(executions_qs, since: datetime) -> dict:
+    rows = list(executions_qs.filter(queued_at__gte=since).values_list("status", "started_at", "finished_at"))
+    finished = [r for r in rows if r[0] in Execution.FINAL and r[0] != Execution.Status.CANCELLED]
+    durations = sorted((f - s).total_seconds() for st, s, f in finished if s and f)
+    succeeded = sum(1 for r in finished if r[0] == Execution.Status.SUCCEEDED)
+    by_status: dict[str, int] = {}
+    for status, *_ in rows:
+        by_status[status] = by_status.get(status, 0) + 1
+    return {
+        "executions": len(rows),
+        "finished": len(finished),
+        "by_status": by_status,
+        "success_rate": round(succeeded / len(finished), 4) if finished else None,
+        "average_duration": round(sum(durations) / len(durations), 6) if durations else None,
+        "p50": percentile(durations, 0.50),
+        "p99": percentile(durations, 0.99),
+    }
+
+
+def steps_performance(step_runs_qs, since: datetime) -> dict:
+    stats: dict[str, dict] = {}
+    rows = step_runs_qs.filter(started_at__gte=since, is_compensation=False).exclude(
+        status__in=["running", "waiting"]).values_list("step_name", "status", "started_at", "finished_at")
+    for name, status, started, finished in rows:
+        entry = stats.setdefault(name, {"runs": 0, "succeeded": 0, "total_time": 0.0})
+        entry["runs"] += 1
+        entry["succeeded"] += status in ("succeeded", "skipped")
+        if finished:
+            entry["total_time"] += (finished - started).total_seconds()
+    return {
+        name: {"avg_time": round(e["total_time"] / e["runs"], 6), "success_rate": round(e["succeeded"] / e["runs"], 4),
+               "runs": e["runs"]}
+        for name, e in stats.items()
+    }
+
+
+def system_figures(since: datetime) -> dict:
+    from workflows_app.services.system import uptime
+
+    figures = {
+        "uptime_seconds": uptime(),
+        "messages_processed": StepRun.objects.filter(finished_at__gte=since).count(),
+    }
+    for name, counter in registry.counters.items():
+        try:
+            figures[name] = counter(since)
+        except Exception as exc:  # noqa: BLE001 - a broken counter must not hide the rest
+            figures[name] = None
+            figures.setdefault("counter_errors", {})[name] = str(exc)[:200]
+    return figures
+
+
+def agent_minutes(step_runs_qs, since: datetime) -> float:
+    total = 0.0
+    for started, finished in step_runs_qs.filter(started_at__gte=since, finished_at__isnull=False).values_list(
+            "started_at", "finished_at"):
+        total += (finished - started).total_seconds()
+    return total / 60
+
+
+def step_names_of(workflow: Workflow) -> list[str]:
+    return [s["name"] for s in (workflow.current_version.definition["steps"] if workflow.current_version_id else [])]
+
+
+def groups_of(workflow: Workflow) -> list[list[int]]:
+    return execution_groups(workflow.current_version.definition["steps"])
+
+
+__all__ = ["step_type_name"]

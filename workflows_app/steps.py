@@ -1,0 +1,186 @@
+"""The engine's own step types: conditional, classify, circuit_breaker, subprocess, transform,
+wait, notify. Domain apps add theirs the same way (registry.register_step_type)."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import time
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from workflows_app import expressions
+from workflows_app.circuit import CircuitBreaker
+from workflows_app.definitions import step_type_name
+from workflows_app.errors import PermanentStepError
+from workflows_app.registry import NoParams, RetryPolicy, StepContext, registry
+
+log = logging.getLogger("nexus.notify")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- conditional --------------------------------------------------------------------------------
+def run_action(ctx: StepContext, action: str) -> dict:
+    """Run a named action inline: another step of this workflow, or a registered step type with
+    its default params."""
+    step = next((s for s in ctx.steps if s["name"] == action), None)
+    type_name = step_type_name(step) if step else action
+    step_type = registry.get_step_type(type_name)
+    if step_type is None or type_name in ("conditional", "subprocess"):
+        raise PermanentStepError(f"action '{action}' cannot run", error_class="invalid_action")
+    params = step_type.params_model.model_validate((step or {}).get("params", {}))
+    action_ctx = dataclasses.replace(ctx, step_type=type_name, params=params)
+    output = step_type.handler(action_ctx)
+    ctx.audit("action_completed", action=action, result=output)
+    return output if isinstance(output, dict) else {"result": output}
+
+
+def conditional(ctx: StepContext) -> dict:
+    # The engine evaluated the step's `condition` before calling this: reaching here means it held.
+    step = next((s for s in ctx.steps if s["name"] == ctx.step_name), {})
+    results = {}
+    for action in step.get("actions") or ctx.params.actions:
+        results[action] = run_action(ctx, action)
+    return {"matched": True, "actions": results}
+
+
+class ConditionalParams(Strict):
+    actions: list[str] = Field(default_factory=list, description="Run these when the condition holds.")
+
+
+# --- classify -----------------------------------------------------------------------------------
+class Rule(Strict):
+    when: str = Field(max_length=expressions.MAX_LENGTH)
+    category: str
+
+    @field_validator("when")
+    @classmethod
+    def _valid_expression(cls, value: str) -> str:
+        expressions.validate(value)
+        return value
+
+
+class ClassifyParams(Strict):
+    categories: list[str] = Field(default_factory=lambda: ["urgent", "normal", "ignore"], min_length=1, max_length=20)
+    rules: list[Rule] | None = None
+    default: str | None = None
+
+
+def default_rules(categories: list[str]) -> list[Rule]:
+    """Without rules, classify the triggering event by its severity (0..1) or priority."""
+    first, last = categories[0], categories[-1]
+    middle = categories[len(categories) // 2] if len(categories) > 2 else first
+    return [
+        Rule(when="event.priority == 'high' or event.severity >= 0.7", category=first),
+        Rule(when="event.priority == 'normal' or event.severity >= 0.3", category=middle),
+        Rule(when="event is not None", category=last),
+    ]
+
+
+def classify(ctx: StepContext) -> dict:
+    params: ClassifyParams = ctx.params
+    rules = params.rules or default_rules(params.categories)
+    for index, rule in enumerate(rules):
+        if rule.category not in params.categories:
+            raise PermanentStepError(f"rule {index} names unknown category '{rule.category}'", "invalid_params")
+        if expressions.evaluate(rule.when, ctx.context):
+            return {"category": rule.category, "rule": index, "rule_expression": rule.when}
+    fallback = params.default or params.categories[-1]
+    return {"category": fallback, "rule": None, "rule_expression": None}
+
+
+# --- circuit breaker ----------------------------------------------------------------------------
+class CircuitParams(Strict):
+    failure_threshold: int = Field(5, ge=1, le=10_000)
+    timeout_duration: float = Field(60, gt=0, le=86_400)
+    reset_timeout: float = Field(300, gt=0, le=86_400)
+    name: str | None = Field(None, max_length=100, description="Share one breaker across workflows.")
+
+
+def circuit_breaker(ctx: StepContext) -> dict:
+    params: CircuitParams = ctx.params
+    key = params.name or f"{ctx.workflow_name}:{ctx.step_name}"
+    config = {"failure_threshold": params.failure_threshold, "timeout_duration": params.timeout_duration,
+              "reset_timeout": params.reset_timeout}
+    allowed, snap = CircuitBreaker(key, **config).acquire(ctx.execution_id)
+    output = {"circuit_status": "closed" if allowed else "open", "state": snap["state"],
+              "recent_failures": snap["recent_failures"], "circuit": key, "trial": bool(snap.get("trial"))}
+    if allowed:
+        # Later failures of this execution count against the breaker (services.executions).
+        output["_circuits"] = {**(ctx.context.get("_circuits") or {}), key: config}
+    return output
+
+
+# --- subprocess (run by the executor itself) ----------------------------------------------------
+def subprocess(ctx: StepContext) -> dict:
+    raise PermanentStepError("subprocess steps are run by the executor", "invalid_action")
+
+
+# --- transform, wait, notify --------------------------------------------------------------------
+class TransformParams(Strict):
+    set: dict[str, str] = Field(default_factory=dict, description="output key -> expression over the context")
+
+    @field_validator("set")
+    @classmethod
+    def _valid_expressions(cls, value: dict[str, str]) -> dict[str, str]:
+        for expr in value.values():
+            expressions.validate(expr)
+        return value
+
+
+def transform(ctx: StepContext) -> dict:
+    return {key: expressions.evaluate(expr, ctx.context) for key, expr in ctx.params.set.items()}
+
+
+class WaitParams(Strict):
+    seconds: float = Field(1.0, ge=0, le=60)
+
+
+def wait(ctx: StepContext) -> dict:
+    time.sleep(ctx.params.seconds)
+    return {"waited": ctx.params.seconds}
+
+
+class NotifyParams(Strict):
+    message: str = Field("workflow notification", max_length=2000)
+    level: str = Field("info", pattern="^(info|warning|critical)$")
+    channel: str = Field("audit", pattern="^(audit|log)$")
+
+
+def notify(ctx: StepContext) -> dict:
+    """Deliver a notification to the audit trail (and the log); it is visible in the admin."""
+    message = _PLACEHOLDER.sub(lambda m: _render(ctx.context, m.group(1)), ctx.params.message)
+    getattr(log, "warning" if ctx.params.level != "info" else "info")("[%s] %s", ctx.workflow_name, message)
+    ctx.audit("notification", message=message, level=ctx.params.level)
+    return {"notified": True, "channel": ctx.params.channel, "message": message, "level": ctx.params.level}
+
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z][A-Za-z0-9_.]{0,100})\}")
+
+
+def _render(context: dict, dotted: str) -> str:
+    """`{generate_signals.signal}` -> the value; plain dict lookups only (no str.format attributes)."""
+    value: Any = context
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return "{" + dotted + "}" if value is None else str(value)[:500]
+
+
+NO_RETRY = RetryPolicy(max_retries=0)
+registry.register_step_type("conditional", conditional, params_model=ConditionalParams, retry=NO_RETRY,
+                            description="Run actions when the step's condition holds.")
+registry.register_step_type("classify", classify, params_model=ClassifyParams, retry=NO_RETRY,
+                            description="Pick a category by the first matching rule.")
+registry.register_step_type("circuit_breaker", circuit_breaker, params_model=CircuitParams, retry=NO_RETRY,
+                            description="Gate later steps on a breaker shared by all executions.")
+registry.register_step_type("subprocess", subprocess, params_model=NoParams, retry=NO_RETRY,
+                            description="Run another workflow as a child execution and wait for it.")
+registry.register_step_type("transform", transform, params_model=TransformParams, retry=NO_RETRY,
+                            description="Compute new context values from expressions.")
+registry.register_step_type("wait", wait, params_model=WaitParams, timeout=90, description="Pause.")
+registry.register_step_type("notify", notify, params_model=NotifyParams, action=True,
+                            description="Write a notification to the audit trail and the log.")
