@@ -1,0 +1,2 @@
+"""Dashboard, /metrics and /mcp routes (filled by the UI/MCP face)."""
+urlpatterns: list = []
