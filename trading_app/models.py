@@ -284,6 +284,9 @@ class KillSwitch(models.Model):
         verbose_name = "kill switch"
         verbose_name_plural = "kill switch"
 
+    def __str__(self) -> str:
+        return "kill switch: " + ("ACTIVE" if self.active else "off")
+
     def save(self, *args, **kwargs):
         self.pk = 1
         super().save(*args, **kwargs)
@@ -296,6 +299,3 @@ class KillSwitch(models.Model):
     def load(cls) -> KillSwitch:
         obj, _ = cls.objects.get_or_create(pk=1)
         return obj
-
-    def __str__(self) -> str:
-        return "kill switch: " + ("ACTIVE" if self.active else "off")

@@ -353,6 +353,10 @@ class PaperBroker:
             order.save()
             return order.as_dict()
 
+    def open_stop_orders(self, symbol: str) -> list[dict]:
+        return [o.as_dict() for o in Order.objects.filter(
+            account=self._account(), symbol=symbol, order_type="stop", status__in=("new", "accepted"))]
+
     def get_positions(self) -> list[dict]:
         return [p.as_dict() for p in Position.objects.filter(account=self._account()).exclude(qty=0)]
 

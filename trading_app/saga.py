@@ -1,0 +1,357 @@
+"""The saga's step pairs and the named actions of ``conditional`` steps.
+
+Saga (each step idempotent per ``ctx.idempotency_key``; each compensation receives
+``ctx.compensating`` = the output of the step it undoes, and is itself idempotent):
+
+* ``reserve_funds``  sets cash aside in the local ledger (paper account ``reserved_cash``);
+  ``release_funds`` gives it back.
+* ``place_order``    submits an order sized from the reservation (or ``qty``), consuming it;
+  ``cancel_order``  cancels it if still open, or flattens the filled quantity with an offsetting order.
+* ``update_portfolio`` books the order into the portfolio journal and snapshots the account;
+  ``revert_portfolio`` marks that entry reverted and snapshots again.
+* ``send_notification`` records (and logs) a notification; ``send_failure_alert`` records the
+  retraction / failure alert.
+
+Actions (run by ``conditional`` with default params): ``immediate_hedge`` (= hedge),
+``alert_user``, ``analyze`` (news + technicals + signal for the context's symbols),
+``queue_for_execution`` (sends the context's signal to the ``trading-signals`` queue), ``trade``
+(analyze if there is no signal yet, then trade_execution).
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from decimal import Decimal
+from typing import Literal
+
+from django.db import transaction
+from django.utils import timezone
+from pydantic import Field
+
+from trading_app import risk, steps
+from trading_app.brokers import OrderRequest, client_order_id_for
+from trading_app.models import FundsReservation, Notification, Order, PaperAccount, PortfolioEntry
+from trading_app.paper import default_account
+from trading_app.providers import get_broker, get_market_data
+from trading_app.steps import Params, SymbolsParams
+from workflows_app.errors import PermanentStepError, TransientStepError
+from workflows_app.registry import StepContext
+
+logger = logging.getLogger("nexus.trading.saga")
+
+
+def _ctx_value(ctx: StepContext, *keys, default=None):
+    for key in keys:
+        value = (ctx.context or {}).get(key)
+        if value is not None:
+            return value
+        value = (ctx.input_data or {}).get(key)
+        if value is not None:
+            return value
+    return default
+
+
+def _symbol(ctx: StepContext, symbol: str | None) -> str:
+    return steps.resolve_symbols([symbol] if symbol else None, ctx)[0]
+
+
+# --- reserve_funds / release_funds -------------------------------------------------------------
+class ReserveFundsParams(Params):
+    amount: float | None = Field(None, gt=0, description="Currency to reserve; default pct_of_equity x equity.")
+    pct_of_equity: float = Field(0.02, gt=0, le=1)
+
+
+def reserve_funds(ctx: StepContext) -> dict:
+    p: ReserveFundsParams = ctx.params
+    key = ctx.idempotency_key
+    existing = FundsReservation.objects.filter(key=key).first()
+    if existing:
+        return _reservation_dict(existing, duplicate=True)
+    risk.ensure_trading_allowed()
+    broker = get_broker(ctx.test_mode)
+    account = broker.get_account()
+    amount = Decimal(str(p.amount if p.amount else p.pct_of_equity * float(account["equity"]))).quantize(Decimal("0.01"))
+    with transaction.atomic():
+        acct = PaperAccount.objects.select_for_update().get(pk=default_account().pk)
+        existing = FundsReservation.objects.filter(key=key).first()
+        if existing:
+            return _reservation_dict(existing, duplicate=True)
+        available = Decimal(str(account.get("buying_power", account["cash"])))
+        if broker.name != "paper":
+            available -= acct.reserved_cash
+        if amount > available:
+            raise PermanentStepError(f"insufficient funds: reserve {amount}, available {available:.2f}",
+                                     error_class="insufficient_funds")
+        res = FundsReservation.objects.create(account=acct, key=key, amount=amount)
+        acct.reserved_cash += amount
+        acct.save(update_fields=["reserved_cash", "updated_at"])
+    return _reservation_dict(res)
+
+
+def _reservation_dict(res: FundsReservation, duplicate: bool = False) -> dict:
+    return {"reservation_id": res.pk, "amount": float(res.amount), "status": res.status, "key": res.key,
+            "reserved": res.status == "active", "duplicate": duplicate}
+
+
+def _release(res: FundsReservation, new_status: str) -> bool:
+    with transaction.atomic():
+        res = FundsReservation.objects.select_for_update().get(pk=res.pk)
+        if res.status != "active":
+            return False
+        acct = PaperAccount.objects.select_for_update().get(pk=res.account_id)
+        acct.reserved_cash = max(Decimal("0"), acct.reserved_cash - res.amount)
+        acct.save(update_fields=["reserved_cash", "updated_at"])
+        res.status = new_status
+        res.released_at = timezone.now()
+        res.save()
+        return True
+
+
+def release_funds(ctx: StepContext) -> dict:
+    comp = ctx.compensating or {}
+    res = None
+    if comp.get("reservation_id"):
+        res = FundsReservation.objects.filter(pk=comp["reservation_id"]).first()
+    if res is None:
+        res = FundsReservation.objects.filter(key=comp.get("key") or ctx.idempotency_key).first()
+    if res is None:
+        return {"released": False, "reason": "no reservation found"}
+    released = _release(res, "released")
+    res.refresh_from_db()
+    return {"released": released, "reservation_id": res.pk, "amount": float(res.amount), "status": res.status,
+            **({"reason": f"reservation already {res.status}"} if not released else {})}
+
+
+# --- place_order / cancel_order ---------------------------------------------------------------
+class PlaceOrderParams(Params):
+    symbol: str | None = None
+    side: Literal["buy", "sell", "auto"] = Field("buy", description="auto: BUY/SELL from the context's signal.")
+    qty: float | None = Field(None, gt=0, description="Default: the reserved amount / price.")
+    type: Literal["market", "limit", "stop"] = "market"
+    limit_price: float | None = Field(None, gt=0)
+    stop_price: float | None = Field(None, gt=0)
+    stop_loss: float | None = Field(None, gt=0)
+    take_profit: float | None = Field(None, gt=0)
+
+
+def place_order(ctx: StepContext) -> dict:
+    p: PlaceOrderParams = ctx.params
+    symbol = _symbol(ctx, p.symbol)
+    coid = client_order_id_for(ctx.idempotency_key, symbol)
+    broker = get_broker(ctx.test_mode)
+    existing = broker.get_order_by_client_id(coid)
+    if existing:
+        return {**existing, "duplicate": True}
+    side = p.side
+    if side == "auto":
+        sig = str(_ctx_value(ctx, "signal", default="HOLD")).upper()
+        if sig not in ("BUY", "SELL"):
+            raise PermanentStepError(f"place_order side=auto but the signal is {sig}", error_class="no_signal")
+        side = sig.lower()
+    reservation = FundsReservation.objects.filter(
+        key__startswith=f"{ctx.execution_id}:", status="active").order_by("-created_at").first()
+    qty = p.qty
+    if qty is None:
+        budget = float(reservation.amount) if reservation else None
+        if budget is None:
+            raise PermanentStepError("place_order needs qty or a reserve_funds step before it", error_class="invalid_params")
+        md = broker.market_data if hasattr(broker, "market_data") else get_market_data(ctx.test_mode)
+        price = float(md.latest_price(symbol)) * 1.002  # room for slippage and commission
+        qty = math.floor(budget / price)
+        if qty < 1:
+            raise PermanentStepError(f"reserved {budget} buys no share of {symbol}", error_class="insufficient_funds")
+    risk.ensure_trading_allowed()
+    consumed = reservation is not None and _release(reservation, "consumed")
+    try:
+        order = broker.submit_order(OrderRequest(
+            symbol=symbol, side=side, qty=qty, client_order_id=coid, type=p.type, limit_price=p.limit_price,
+            stop_price=p.stop_price, stop_loss=p.stop_loss, take_profit=p.take_profit,
+            execution_id=ctx.execution_id, step_name=ctx.step_name, test_mode=ctx.test_mode))
+    except Exception:
+        if consumed:  # give the reservation back: release_funds must still find it active
+            with transaction.atomic():
+                res = FundsReservation.objects.select_for_update().get(pk=reservation.pk)
+                acct = PaperAccount.objects.select_for_update().get(pk=res.account_id)
+                acct.reserved_cash += res.amount
+                acct.save(update_fields=["reserved_cash", "updated_at"])
+                res.status = "active"
+                res.released_at = None
+                res.save()
+        raise
+    return {**order, "reservation_consumed": bool(consumed)}
+
+
+def cancel_order(ctx: StepContext) -> dict:
+    comp = ctx.compensating or {}
+    broker = get_broker(ctx.test_mode)
+    coid = comp.get("client_order_id")
+    order = broker.get_order_by_client_id(coid) if coid else None
+    if order is None:
+        return {"canceled": False, "reason": "no order to cancel", "client_order_id": coid}
+    if order["status"] in Order.OPEN_STATUSES:
+        res = broker.cancel_order(order_id=order["order_id"], client_order_id=coid)
+        order = broker.get_order_by_client_id(coid) or order
+        if order["status"] not in ("filled", "partially_filled"):
+            return {"canceled": True, "action": "canceled", "order_id": order["order_id"], "status": order["status"],
+                    "detail": {k: v for k, v in res.items() if k in ("legs_canceled",)}}
+    filled = float(order.get("filled_qty") or 0)
+    if filled <= 0:
+        return {"canceled": False, "action": "none", "order_id": order["order_id"], "status": order["status"]}
+    # filled: undo the exposure with an offsetting order (idempotent through its own client_order_id)
+    for leg_cancel in (order.get("legs") or []):
+        broker.cancel_order(order_id=leg_cancel)
+    revert_coid = client_order_id_for(ctx.idempotency_key, "revert")
+    existing = broker.get_order_by_client_id(revert_coid)
+    if existing is None:
+        risk.ensure_trading_allowed()
+        existing = broker.submit_order(OrderRequest(
+            symbol=order["symbol"], side="sell" if order["side"] == "buy" else "buy", qty=filled,
+            client_order_id=revert_coid, execution_id=ctx.execution_id, step_name=ctx.step_name,
+            test_mode=ctx.test_mode))
+    return {"canceled": False, "action": "flattened", "order_id": order["order_id"],
+            "offset_order_id": existing["order_id"], "offset_status": existing["status"], "qty": filled}
+
+
+# --- update_portfolio / revert_portfolio -----------------------------------------------------------
+class UpdatePortfolioParams(Params):
+    snapshot: bool = True
+
+
+def update_portfolio(ctx: StepContext) -> dict:
+    p: UpdatePortfolioParams = ctx.params
+    coid = _ctx_value(ctx, "client_order_id")
+    order = Order.objects.filter(client_order_id=coid).first() if coid else None
+    entry, created = PortfolioEntry.objects.get_or_create(key=ctx.idempotency_key, defaults={
+        "order": order, "symbol": order.symbol if order else "",
+        "qty_delta": (order.filled_qty if order.side == "buy" else -order.filled_qty) if order else 0,
+        "cost": (order.filled_qty * (order.filled_avg_price or 0)) if order else 0,
+    })
+    broker = get_broker(ctx.test_mode)
+    snap = broker.snapshot(reason="update_portfolio", execution_id=ctx.execution_id) \
+        if p.snapshot and hasattr(broker, "snapshot") else None
+    return {"entry_id": entry.pk, "symbol": entry.symbol, "qty_delta": float(entry.qty_delta),
+            "cost": float(entry.cost), "status": entry.status, "duplicate": not created,
+            "positions": broker.get_positions(), "snapshot": snap}
+
+
+def revert_portfolio(ctx: StepContext) -> dict:
+    comp = ctx.compensating or {}
+    entry = PortfolioEntry.objects.filter(pk=comp.get("entry_id")).first() if comp.get("entry_id") else None
+    if entry is None:
+        return {"reverted": False, "reason": "no portfolio entry found"}
+    reverted = PortfolioEntry.objects.filter(pk=entry.pk, status="applied").update(
+        status="reverted", reverted_at=timezone.now()) == 1
+    broker = get_broker(ctx.test_mode)
+    snap = broker.snapshot(reason="revert_portfolio", execution_id=ctx.execution_id) \
+        if hasattr(broker, "snapshot") else None
+    return {"reverted": reverted, "entry_id": entry.pk, "snapshot": snap}
+
+
+# --- notifications ---------------------------------------------------------------------------
+class NotificationParams(Params):
+    channel: Literal["log"] = "log"
+    subject: str | None = Field(None, max_length=300)
+    message: str | None = Field(None, max_length=4000)
+
+
+def _summary(ctx: StepContext) -> dict:
+    keys = ("symbol", "signal", "confidence", "order_id", "status", "side", "qty", "filled_avg_price", "category",
+            "risk_level", "sentiment")
+    return {k: (ctx.context or {}).get(k) for k in keys if (ctx.context or {}).get(k) is not None}
+
+
+def _notify(ctx: StepContext, kind: str, subject: str, body: dict, channel: str = "log") -> dict:
+    note, created = Notification.objects.get_or_create(key=f"{ctx.idempotency_key}:{kind}", defaults={
+        "kind": kind, "channel": channel, "subject": subject[:300], "body": body, "execution_id": ctx.execution_id})
+    if created:
+        logger.warning("[%s] %s %s", kind, subject, body) if kind != "notification" else \
+            logger.info("[%s] %s %s", kind, subject, body)
+    return {"notification_id": note.pk, "kind": kind, "channel": note.channel, "subject": note.subject,
+            "sent": True, "duplicate": not created, "body": note.body}
+
+
+def send_notification(ctx: StepContext) -> dict:
+    p: NotificationParams = ctx.params
+    summary = _summary(ctx)
+    subject = p.subject or f"{ctx.workflow_name}: " + ", ".join(f"{k}={v}" for k, v in summary.items())
+    return _notify(ctx, "notification", subject, {"message": p.message, **summary}, p.channel)
+
+
+def send_failure_alert(ctx: StepContext) -> dict:
+    comp = ctx.compensating or {}
+    return _notify(ctx, "failure_alert", f"{ctx.workflow_name}: execution {ctx.execution_id} failed and was "
+                                         f"compensated", {"retracts": comp.get("notification_id"),
+                                                          "summary": _summary(ctx)})
+
+
+class AlertParams(Params):
+    message: str | None = Field(None, max_length=4000)
+    severity: Literal["info", "warning", "critical"] = "warning"
+
+
+def alert_user(ctx: StepContext) -> dict:
+    p: AlertParams = ctx.params
+    summary = _summary(ctx)
+    return {**_notify(ctx, "alert", p.message or f"{ctx.workflow_name}: {summary or 'alert'}",
+                      {"severity": p.severity, **summary}), "severity": p.severity}
+
+
+# --- actions --------------------------------------------------------------------------------------
+class AnalyzeParams(SymbolsParams):
+    threshold: float = Field(0.7, ge=0, le=1)
+
+
+def _child(ctx: StepContext, model, handler, context: dict, **params) -> dict:
+    sub = dataclasses.replace(ctx, params=model(**params), context=context)
+    return handler(sub)
+
+
+def analyze(ctx: StepContext) -> dict:
+    p: AnalyzeParams = ctx.params
+    symbols = steps.resolve_symbols(p.symbols, ctx)
+    context = dict(ctx.context or {})
+    news = _child(ctx, steps.NewsAnalysisParams, steps.news_analysis, context, symbols=symbols)
+    context.update({"news": news, **news})
+    tech = _child(ctx, steps.TechnicalAnalysisParams, steps.technical_analysis, context, symbols=symbols)
+    context.update({"technicals": tech, **tech})
+    sig = _child(ctx, steps.SignalParams, steps.signal_generation, context, symbols=symbols, threshold=p.threshold)
+    return {"signal": sig["signal"], "confidence": sig["confidence"], "symbol": sig["symbol"],
+            "sentiment": news["sentiment"], "rsi": tech.get("rsi"), "macd": tech.get("macd"),
+            "by_symbol": {s: {**news["by_symbol"][s], **tech["by_symbol"][s], **sig["by_symbol"][s]} for s in symbols},
+            "symbols": symbols}
+
+
+class QueueForExecutionParams(Params):
+    queue: str = Field("trading-signals", max_length=100)
+
+
+def queue_for_execution(ctx: StepContext) -> dict:
+    p: QueueForExecutionParams = ctx.params
+    message = {"type": "trade_signal", "execution_id": ctx.execution_id, "workflow_id": ctx.workflow_id,
+               **_summary(ctx)}
+    if "signal" not in message:
+        analysed = analyze(dataclasses.replace(ctx, params=AnalyzeParams()))
+        message.update({k: analysed[k] for k in ("signal", "confidence", "symbol")})
+    try:
+        from workflows_app import operations
+
+        send = operations.queue_send
+    except (ImportError, AttributeError) as exc:
+        raise TransientStepError("message queues are not available", error_class="queue_unavailable") from exc
+    reply = send(queue_name=p.queue, message=message, deduplication_id=f"{ctx.idempotency_key}:queued",
+                 message_group_id=message.get("symbol") or "default")
+    return {"queued": True, "queue": p.queue, "message": message,
+            **{k: v for k, v in reply.items() if k in ("message_id", "deduplicated")}}
+
+
+def trade(ctx: StepContext) -> dict:
+    context = dict(ctx.context or {})
+    if str(context.get("signal", "")).upper() not in ("BUY", "SELL", "HOLD"):
+        analysed = analyze(dataclasses.replace(ctx, params=AnalyzeParams()))
+        context.update({"analysis": analysed, **analysed})
+    return steps.trade_execution(dataclasses.replace(ctx, params=steps.TradeParams(), context=context))
+
+
+def immediate_hedge(ctx: StepContext) -> dict:
+    return steps.hedge(dataclasses.replace(ctx, params=steps.HedgeParams()))
