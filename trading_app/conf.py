@@ -120,8 +120,8 @@ def provider_name(kind: str, test_mode: bool = False) -> str:
     return "simulated" if test_mode else str(get(key)).lower()
 
 
-def trading_mode() -> dict:
-    """What /health/ shows: providers, broker and whether live trading is possible."""
+def trading_mode(include_kill_switch: bool = True) -> dict:
+    """What /health/ shows: providers, broker, whether live trading is possible, the kill switch."""
     broker = provider_name("broker")
     live = live_trading_enabled()
     if broker == "alpaca":
@@ -143,17 +143,18 @@ def trading_mode() -> dict:
     }
     if alpaca_paper_setting is False and not live:
         info["warning"] = "ALPACA_PAPER=false ignored: NEXUS_ALLOW_LIVE_TRADING is not true (still paper)"
-    try:
-        from trading_app.risk import kill_switch_state
+    if include_kill_switch:
+        try:
+            from trading_app.risk import kill_switch_state
 
-        info["kill_switch_active"] = kill_switch_state()["active"]
-    except Exception:  # database not ready (e.g. during migrate)
-        pass
+            info["kill_switch_active"] = kill_switch_state()["active"]
+        except Exception:  # database not ready (e.g. during migrate)
+            pass
     return info
 
 
 def log_mode() -> None:
-    info = trading_mode()
+    info = trading_mode(include_kill_switch=False)
     info.pop("kill_switch_active", None)
     level = logging.WARNING if info["mode"] == "live" or "warning" in info else logging.INFO
     logger.log(level, "trading mode: %s", info)
