@@ -13,6 +13,7 @@ of the same name, then the environment variable, then the default below.
 | ALPACA_PAPER | true | false is one of the two switches needed for live trading |
 | NEXUS_ALLOW_LIVE_TRADING | false | the second switch; live trading needs both |
 | NEXUS_SIM_SEED | 42 | global seed of the simulated market data and news |
+| NEXUS_SIM_NOW | "" | pins the simulator's clock (ISO time), for demos and tests; empty = real time |
 | NEXUS_PAPER_STARTING_CASH | 100000 | cash of a new paper account |
 | NEXUS_PAPER_SLIPPAGE_BPS | 5 | paper fills: price moved against the order by this many basis points |
 | NEXUS_PAPER_COMMISSION_PER_SHARE | 0.005 | paper fills: commission per share |
@@ -45,6 +46,7 @@ DEFAULTS: dict[str, Any] = {
     "ALPACA_PAPER": True,
     "NEXUS_ALLOW_LIVE_TRADING": False,
     "NEXUS_SIM_SEED": 42,
+    "NEXUS_SIM_NOW": "",
     "NEXUS_PAPER_STARTING_CASH": 100_000.0,
     "NEXUS_PAPER_SLIPPAGE_BPS": 5.0,
     "NEXUS_PAPER_COMMISSION_PER_SHARE": 0.005,

@@ -104,7 +104,8 @@ def news_analysis(ctx: StepContext) -> dict:
     p: NewsAnalysisParams = ctx.params
     symbols = _symbols(ctx, p.symbols)
     provider = get_news_provider(ctx.test_mode)
-    start = timezone.now() - timezone.timedelta(hours=p.lookback_hours)
+    now = provider.now() if hasattr(provider.inner, "now") else timezone.now()
+    start = now - timezone.timedelta(hours=p.lookback_hours)
     articles = provider.get_news(symbols, limit=p.limit, start=start, keywords=p.keywords)
     if p.sources:
         wanted = {s.lower() for s in p.sources}

@@ -92,8 +92,17 @@ def cached_call(provider: str, kind: str, ttl_setting: str, parts: tuple, fn):
 
 
 def _minute(at: datetime | None) -> str | None:
-    """Cache keys with an explicit time are exact; 'now' is bucketed so the TTL does the expiring."""
-    return at.isoformat() if at else None
+    """Times in cache keys are floored to the minute (a moving 'now' still hits within the TTL)."""
+    return at.replace(second=0, microsecond=0).isoformat() if at else None
+
+
+def _now(inner) -> datetime:
+    return inner.now() if hasattr(inner, "now") else datetime.now(UTC)
+
+
+def _today(inner) -> str:
+    now = inner.now() if hasattr(inner, "now") else datetime.now(UTC)
+    return now.strftime("%Y-%m-%d")
 
 
 class CachedMarketData:
@@ -112,13 +121,13 @@ class CachedMarketData:
     def daily_bars(self, symbol: str, limit: int = 300, end: datetime | None = None):
         symbol = self.inner.validate_symbol(symbol)
         return cached_call(self.name, "bars", "NEXUS_CACHE_TTL_BARS",
-                           (symbol, limit, _minute(end), self._gen()),
+                           (symbol, limit, _minute(end) or _today(self.inner), self._gen()),
                            lambda: self.inner.daily_bars(symbol, limit=limit, end=end))
 
     def intraday_bars(self, symbol: str, minutes: int = 1, limit: int = 390, end: datetime | None = None):
         symbol = self.inner.validate_symbol(symbol)
         return cached_call(self.name, "intraday", "NEXUS_CACHE_TTL_INTRADAY",
-                           (symbol, minutes, limit, _minute(end), self._gen()),
+                           (symbol, minutes, limit, _minute(end) or _minute(_now(self.inner)), self._gen()),
                            lambda: self.inner.intraday_bars(symbol, minutes=minutes, limit=limit, end=end))
 
     def latest_price(self, symbol: str, at: datetime | None = None) -> float:

@@ -12,6 +12,7 @@ Market data
   (seeded by symbol and session), so intraday and daily data agree on open and close.
 * ``latest_price(at)`` interpolates the minute path inside a session; outside a session it is the
   last close. ``ticks()`` is a seeded per-second random walk starting from that price.
+* The clock is real time unless ``NEXUS_SIM_NOW`` pins it (``sim_now()``).
 * ``VIX`` is a mean-reverting (Ornstein-Uhlenbeck) series around 18 rather than a random walk.
 
 Injections (for tests, demos and triggers; stored in the Django cache, so every process sees them):
@@ -27,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import math
 import zlib
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import lru_cache
 
 import numpy as np
@@ -61,9 +62,18 @@ def _schedule() -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray]:
     return sched.index, opens, closes
 
 
+def sim_now() -> datetime:
+    """The simulator's clock: NEXUS_SIM_NOW (ISO time, pins the simulation for demos and tests) or now."""
+    pinned = conf.get("NEXUS_SIM_NOW")
+    if pinned:
+        ts = pd.Timestamp(str(pinned))
+        return (ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")).to_pydatetime()
+    return datetime.now(UTC)
+
+
 def _ts(at: datetime | None) -> pd.Timestamp:
     if at is None:
-        at = datetime.now(UTC)
+        at = sim_now()
     ts = pd.Timestamp(at)
     if ts.tzinfo is None:
         ts = ts.tz_localize("UTC")
@@ -252,6 +262,7 @@ class _Injected:
 # --- market data provider ------------------------------------------------------------------------
 class SimulatedMarketData:
     name = "simulated"
+    now = staticmethod(sim_now)
 
     def __init__(self):
         self._items: list[dict] | None = None
@@ -473,7 +484,7 @@ def inject_headline(headline: str, symbols: list[str] | None = None, source: str
                     breaking: bool = False, at: datetime | None = None, summary: str = "") -> dict:
     """Add a headline the simulated news provider returns (all processes; bumps the generation)."""
     item = {
-        "id": "inj-" + hashlib.sha1(f"{headline}{at}{symbols}".encode()).hexdigest()[:16],
+        "id": "inj-" + hashlib.sha1(f"{headline}{source}{at}{symbols}".encode()).hexdigest()[:16],
         "headline": headline, "summary": summary, "source": source,
         "symbols": [validate_simulated(s) for s in (symbols or [])],
         "published_at": _ts(at).isoformat(), "breaking": bool(breaking),
@@ -501,6 +512,7 @@ class SimulatedNews:
 
     name = "simulated"
     rate_per_hour = 0.5
+    now = staticmethod(sim_now)
 
     def generation(self) -> int:
         return generation()
@@ -554,9 +566,3 @@ class SimulatedNews:
         return items[: int(limit)]
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
-def days_ago(n: float) -> datetime:
-    return now() - timedelta(days=n)
