@@ -1,0 +1,296 @@
+"""The MCP face: every call of the specification, replayed with its exact arguments, through the
+official SDK's client, in-process and over stdio (``python manage.py mcp_server`` as a subprocess),
+against a real Celery worker."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import anyio
+import pytest
+from django.conf import settings
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+
+from workflows_app import operations
+from workflows_app.mcp_server import available_tools, build_server, call_operation
+from workflows_app.registry import registry
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEC_TOOLS = {"workflow_create", "workflow_execute", "workflow_status", "workflow_list", "workflow_agent_assign",
+              "workflow_queue_status", "workflow_audit_trail", "workflow_update", "workflow_metrics"}
+TRADING_TYPES = {"news_analysis", "technical_analysis", "signal_generation", "trade_execution"}
+MARKET_TRIGGERS = {"price_change", "volume_spike", "volatility", "news_sentiment", "breaking_news"}
+
+
+def spec_steps() -> list[dict]:
+    """The specification's four steps (test step types stand in while trading's are not registered)."""
+    steps = [
+        {"name": "analyze_news", "type": "news_analysis", "params": {"symbols": ["AAPL", "MSFT"]}},
+        {"name": "market_analysis", "type": "technical_analysis", "params": {"indicators": ["RSI", "MACD"]}},
+        {"name": "generate_signals", "type": "signal_generation", "params": {"threshold": 0.7}},
+        {"name": "execute_trades", "type": "trade_execution", "params": {"risk_limit": 0.02}},
+    ]
+    if TRADING_TYPES <= set(registry.step_types):
+        return steps
+    return [{"name": s["name"], "type": "test_echo", "params": {"value": s["params"]}} for s in steps]
+
+
+class Session:
+    """Calls tools through an MCP client and decodes their JSON replies."""
+
+    def __init__(self, client: Client):
+        self.client = client
+
+    async def call(self, name: str, arguments: dict) -> dict:
+        result = await self.client.call_tool(name, arguments)
+        body = json.loads(result.content[0].text)
+        assert result.structured_content == body
+        if result.is_error:
+            raise ToolError(body)
+        assert body["success"] is True, body
+        return body
+
+
+class ToolError(Exception):
+    def __init__(self, body: dict):
+        super().__init__(json.dumps(body))
+        self.body = body
+
+
+async def replay_specification(session: Session, suffix: str = "") -> dict:
+    """Each tool call of the specification, with its arguments, in its order."""
+    names = {t.name for t in (await session.client.list_tools()).tools}
+    assert SPEC_TOOLS - {"workflow_queue_status"} <= names
+    steps = spec_steps()
+    trading = steps[0]["type"] == "news_analysis"
+
+    # Basic workflow creation.
+    created = await session.call("workflow_create", {
+        "name": f"alpaca-trading-workflow{suffix}",
+        "description": "Automated trading workflow with news analysis",
+        "steps": steps,
+        "triggers": [{"type": "schedule", "cron": "0 9 * * 1-5"}],
+    })
+    workflow_id = created["workflow_id"]
+    assert created["status"] == "active" and created["priority"] == 5
+    assert {"message_queues", "audit_trail", "agent_assignment", "scheduling"} <= set(created["features"])
+
+    # Execute immediately with test data, waiting for the result (async=False) on the real worker.
+    executed = await session.call("workflow_execute", {
+        "workflow_id": workflow_id, "input_data": {"symbols": ["AAPL"], "test_mode": True}, "async": False})
+    execution_id = executed["execution_id"]
+    assert executed["workflow_name"] == f"alpaca-trading-workflow{suffix}"
+    assert executed["status"] == "succeeded", executed
+    assert list(executed["steps"]) == [s["name"] for s in steps]
+    if trading:
+        assert executed["steps"]["generate_signals"]["result"]["signal"] in ("BUY", "SELL", "HOLD")
+
+    # Queue monitoring.
+    if "workflow_queue_status" in names:
+        queues = await session.call("workflow_queue_status", {"include_messages": True})
+        assert "queues" in queues and "total_messages" in queues and "processing_rate" in queues
+        dlq = await session.call("workflow_queue_status", {"queue_name": "dead-letter-queue"})
+        assert "queues" in dlq
+
+    # Troubleshooting: the workflow's triggers.
+    status = await session.call("workflow_status", {"workflow_id": workflow_id})
+    assert status["triggers"][0]["type"] == "schedule" and status["triggers"][0]["next_run_at"]
+    execution = await session.call("workflow_status", {"execution_id": execution_id})
+    assert execution["status"] == "succeeded" and execution["progress"] == 1.0
+
+    # Dynamic modification: high volatility, then back to normal.
+    cautious = await session.call("workflow_update", {"workflow_id": workflow_id, "updates": {
+        "steps[2].params.threshold": 0.9, "steps[3].params.risk_limit": 0.01}})
+    assert cautious["version"] == created["version"] + 1
+    normal = await session.call("workflow_update", {"workflow_id": workflow_id, "updates": {
+        "steps[2].params.threshold": 0.7, "steps[3].params.risk_limit": 0.02}})
+    assert normal["version"] == created["version"] + 2
+    assert sorted(normal["changed"]) == ["steps[2].params.threshold", "steps[3].params.risk_limit"]
+
+    # The audit trail of the execution.
+    trail = await session.call("workflow_audit_trail", {"execution_id": execution_id})
+    events = [e["event"] for e in trail["events"]]
+    started = next(e for e in trail["events"] if e["event"] == "workflow_started")
+    assert started["trigger"] == "manual"
+    assert events.count("step_completed") == 4
+    assert [e["step"] for e in trail["events"] if e["event"] == "step_completed"] == [s["name"] for s in steps]
+
+    # Performance statistics.
+    metrics = await session.call("workflow_metrics", {"workflow_id": workflow_id})
+    assert metrics["executions"] == 1 and metrics["success_rate"] == 1.0
+    assert set(metrics["steps_performance"]) == {s["name"] for s in steps}
+
+    # Agent assignment and listing.
+    assigned = await session.call("workflow_agent_assign", {"workflow_id": workflow_id, "task_id": "execute_trades",
+                                                            "agent_type": "trader"})
+    assert assigned["assignment"]["queue"] == "agent.trader"
+    listed = await session.call("workflow_list", {})
+    assert any(w["workflow_id"] == workflow_id for w in listed["workflows"])
+
+    # Production patterns: circuit breaker, saga, composition; event-driven triggers when registered.
+    await session.call("workflow_create", {"name": f"protected-trader{suffix}", "steps": [
+        {"name": "check_circuit", "type": "circuit_breaker",
+         "params": {"failure_threshold": 5, "timeout_duration": 60, "reset_timeout": 300}},
+        {"name": "execute_if_open", "type": "conditional", "condition": "circuit_status == 'closed'",
+         "actions": ["trade"]}]})
+    if {"reserve_funds", "release_funds"} <= set(registry.step_types):
+        saga = await session.call("workflow_create", {"name": f"trading-saga{suffix}", "steps": [
+            {"name": "reserve_funds", "compensate": "release_funds"},
+            {"name": "place_order", "compensate": "cancel_order"},
+            {"name": "update_portfolio", "compensate": "revert_portfolio"},
+            {"name": "send_notification", "compensate": "send_failure_alert"}]})
+        assert "saga_compensation" in saga["features"]
+    for child in ("scanner-workflow", "analyzer-workflow", "executor-workflow"):
+        await session.call("workflow_create", {"name": f"{child}{suffix}", "steps": [{"name": "s", "type": "transform"}]})
+    parent = await session.call("workflow_create", {"name": f"master-trader{suffix}", "steps": [
+        {"name": "market_scan", "type": "subprocess", "workflow_id": f"scanner-workflow{suffix}"},
+        {"name": "analyze_opportunities", "type": "subprocess", "workflow_id": f"analyzer-workflow{suffix}"},
+        {"name": "execute_best", "type": "subprocess", "workflow_id": f"executor-workflow{suffix}"}]})
+    assert "subprocess" in parent["features"]
+    if MARKET_TRIGGERS <= set(registry.trigger_types):
+        market = [{"type": "price_change", "symbol": "AAPL", "threshold": 0.02, "direction": "any"},
+                  {"type": "volume_spike", "symbol": "AAPL", "multiplier": 2.0},
+                  {"type": "volatility", "symbol": "AAPL", "vix_threshold": 30}]
+        news = [{"type": "news_sentiment", "keywords": ["earnings", "FDA", "acquisition"], "sentiment_threshold": 0.7},
+                {"type": "breaking_news", "sources": ["Reuters", "Bloomberg"], "priority": "high"}]
+        schedule = [{"type": "schedule", "cron": "0 9 * * 1-5", "timezone": "America/New_York"},
+                    {"type": "schedule", "cron": "30 15 * * 1-5", "timezone": "America/New_York"}]
+        event_driven = await session.call("workflow_create", {
+            "name": f"event-driven-trader{suffix}", "description": "Responds to multiple market events", "steps": [
+                {"name": "event_classifier", "type": "classify", "params": {"categories": ["urgent", "normal", "ignore"]}},
+                {"name": "urgent_handler", "type": "conditional", "condition": "category == 'urgent'",
+                 "actions": ["immediate_hedge", "alert_user"]},
+                {"name": "normal_handler", "type": "conditional", "condition": "category == 'normal'",
+                 "actions": ["analyze", "queue_for_execution"]}],
+            "triggers": [*market, *news, *schedule]})
+        assert event_driven["triggers"] == 7
+
+    # A refused call is an MCP tool error carrying the OperationError body, naming the field.
+    with pytest.raises(ToolError) as refused:
+        await session.call("workflow_update", {"workflow_id": workflow_id,
+                                               "updates": {"steps[2].params.threshold": "very high"}})
+    assert refused.value.body["success"] is False
+    error = refused.value.body["error"]
+    assert error["code"] == "INVALID_DEFINITION"
+    assert error["details"]["errors"][0]["field"] == "steps[2].params.threshold"
+    with pytest.raises(ToolError) as missing:
+        await session.call("workflow_status", {"execution_id": "068487ca-a19d-43c0-bee1-df64c5fb6e9d"})
+    assert missing.value.body["error"]["code"] == "EXECUTION_NOT_FOUND"
+    return {"workflow_id": workflow_id, "execution_id": execution_id}
+
+
+def test_tools_have_the_specification_names_and_validator_schemas():
+    tools = {t.name: t for t in available_tools()}
+    assert SPEC_TOOLS - {"workflow_queue_status"} <= set(tools)
+    assert {"dead_letters", "dead_letter_redrive", "workflow_pause", "workflow_resume", "execution_cancel",
+            "execution_retry"} <= set(tools)
+    models = {t.name: t for t in __import__("workflows_app.mcp_server", fromlist=["x"]).list_tool_models()}
+    execute = models["workflow_execute"].input_schema
+    assert execute["properties"]["async"]["type"] == "boolean" and execute["required"] == ["workflow_id"]
+    create = models["workflow_create"].input_schema
+    step_rules = create["properties"]["steps"]["items"]["allOf"]
+    assert any(r["if"]["properties"]["type"]["const"] == "test_echo" for r in step_rules)
+    assert "trigger__schedule" in create["$defs"] and "cron" in create["$defs"]["trigger__schedule"]["properties"]
+
+
+def test_in_process_session_replays_the_specification(celery_worker):
+    async def scenario():
+        async with Client(build_server()) as client:
+            return await replay_specification(Session(client))
+
+    ids = anyio.run(scenario)
+    assert operations.workflow_status(execution_id=ids["execution_id"])["status"] == "succeeded"
+
+
+def test_in_process_legacy_jsonrpc_session(celery_worker):
+    async def scenario():
+        async with Client(build_server(), mode="legacy") as client:
+            session = Session(client)
+            created = await session.call("workflow_create", {"name": "legacy-wf", "steps": [
+                {"name": "a", "type": "test_noop"}]})
+            done = await session.call("workflow_execute", {"workflow_id": created["workflow_id"], "async": False})
+            assert done["status"] == "succeeded"
+            result = await client.call_tool("workflow_execute", {"workflow_id": created["workflow_id"], "bogus": 1})
+            assert result.is_error
+            assert result.structured_content["error"] == {"code": "INVALID_INPUT_DATA", "message": "unknown argument 'bogus'",
+                                                          "details": {"field": "bogus"}}
+
+    anyio.run(scenario)
+
+
+def test_call_operation_refuses_a_user_argument_and_unknown_tools():
+    ok, body = call_operation("workflow_list", {"user": 1})
+    assert not ok and body["error"]["code"] == "INVALID_INPUT_DATA"
+    ok, body = call_operation("no_such_tool", {})
+    assert not ok and body["error"]["code"] == "TOOL_NOT_FOUND"
+
+
+def _server_env() -> dict:
+    return {**os.environ, "DJANGO_SETTINGS_MODULE": "nexus_project.test_settings", "NEXUS_USE_TEST_DB": "1",
+            "REDIS_URL": os.environ.get("REDIS_URL", settings.REDIS_URL.rsplit("/", 1)[0] + "/0"),
+            "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.mark.slow
+def test_stdio_subprocess_session_replays_the_specification(celery_worker):
+    params = StdioServerParameters(command=sys.executable, args=["manage.py", "mcp_server"], env=_server_env(),
+                                   cwd=str(ROOT))
+
+    async def scenario():
+        async with Client(params, read_timeout_seconds=60) as client:
+            return await replay_specification(Session(client), suffix="-stdio")
+
+    ids = anyio.run(scenario)
+    assert operations.workflow_status(execution_id=ids["execution_id"])["status"] == "succeeded"
+
+
+@pytest.mark.slow
+def test_stdio_stdout_carries_nothing_but_protocol():
+    process = subprocess.Popen([sys.executable, "manage.py", "mcp_server", "--log-level", "DEBUG"], cwd=ROOT,
+                               env=_server_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    messages = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+        {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "workflow_list", "arguments": {}}},
+        {"jsonrpc": "2.0", "id": 4, "method": "tools/call",
+         "params": {"name": "workflow_status", "arguments": {"workflow_id": "no-such-workflow"}}},
+    ]
+    try:
+        for message in messages:
+            process.stdin.write(json.dumps(message) + "\n")
+        process.stdin.flush()
+        replies = {}
+        deadline = time.monotonic() + 60
+        lines = []
+        while len(replies) < 4 and time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            reply = json.loads(line)  # anything but JSON-RPC on stdout fails here
+            assert reply["jsonrpc"] == "2.0"
+            replies[reply["id"]] = reply
+        process.stdin.close()
+        process.wait(20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    rest = process.stdout.read()
+    assert rest.strip() == "", rest
+    stderr = process.stderr.read()
+    assert set(replies) == {1, 2, 3, 4}, (lines, stderr[-2000:])
+    assert {t["name"] for t in replies[2]["result"]["tools"]} >= SPEC_TOOLS - {"workflow_queue_status"}
+    assert replies[3]["result"]["isError"] is False
+    assert replies[4]["result"]["isError"] is True
+    assert replies[4]["result"]["structuredContent"]["error"]["code"] == "WORKFLOW_NOT_FOUND"
+    assert "nexus.trading" in stderr or stderr  # the startup log went to stderr, not stdout
