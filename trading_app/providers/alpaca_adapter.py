@@ -209,7 +209,8 @@ class AlpacaBroker(_Caller):
 
     def __init__(self, client, market_data=None):
         self.client = _no_sdk_retry(client)
-        base = str(getattr(client, "_base_url", "") or "")
+        base = getattr(client, "_base_url", "") or ""
+        base = str(getattr(base, "value", base))
         if not conf.live_trading_enabled() and not base.startswith(PAPER_URL):
             raise PermanentStepError(f"refusing a non-paper Alpaca endpoint ({base}) while live trading is disabled",
                                      error_class="config_error")

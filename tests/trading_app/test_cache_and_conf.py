@@ -1,0 +1,90 @@
+import pytest
+
+from trading_app import conf
+from trading_app.providers import cache as pcache
+from trading_app.providers import get_broker, get_market_data, get_news_provider, simulated
+from workflows_app.registry import registry
+
+
+class CountingProvider:
+    name = "counting"
+
+    def __init__(self):
+        self.calls = 0
+
+    def validate_symbol(self, s):
+        return s
+
+    def daily_bars(self, symbol, limit=300, end=None):
+        self.calls += 1
+        return {"symbol": symbol, "limit": limit}
+
+    def latest_price(self, symbol, at=None):
+        self.calls += 1
+        return 1.0
+
+
+def test_cached_provider_fetches_once_within_ttl_and_counts():
+    hits0, misses0 = pcache.cache_hits(), pcache.cache_misses()
+    inner = CountingProvider()
+    md = pcache.CachedMarketData(inner, "counting")
+    assert md.daily_bars("AAPL", 10) == md.daily_bars("AAPL", 10)
+    md.daily_bars("MSFT", 10)
+    assert inner.calls == 2
+    assert pcache.cache_hits() - hits0 == 1 and pcache.cache_misses() - misses0 == 2
+    assert registry.counters["provider_cache_hits"](None) >= 1
+    md.latest_price("AAPL")
+    md.latest_price("AAPL")
+    assert inner.calls == 3  # quotes have their own (short) TTL: second call is a hit
+
+
+def test_ttl_zero_disables_cache(settings):
+    settings.NEXUS_CACHE_TTL_BARS = 0
+    inner = CountingProvider()
+    md = pcache.CachedMarketData(inner, "counting")
+    md.daily_bars("AAPL")
+    md.daily_bars("AAPL")
+    assert inner.calls == 2
+
+
+def test_simulated_cache_invalidated_by_injection(settings):
+    settings.NEXUS_SIM_NOW = "2025-09-17T17:00:00Z"
+    md = get_market_data(test_mode=True)
+    before = md.daily_bars("AAPL", 5)["close"].iloc[-1]
+    simulated.inject_jump("AAPL", 0.1)
+    after = get_market_data(test_mode=True).daily_bars("AAPL", 5)["close"].iloc[-1]
+    assert after == pytest.approx(before * 1.1, rel=1e-6)
+
+
+def test_settings_fallback_to_environment(settings, monkeypatch):
+    if hasattr(settings, "NEXUS_MAX_POSITION_PCT"):
+        del settings.NEXUS_MAX_POSITION_PCT
+    monkeypatch.setenv("NEXUS_MAX_POSITION_PCT", "0.25")
+    assert conf.get("NEXUS_MAX_POSITION_PCT") == 0.25
+    settings.NEXUS_MAX_POSITION_PCT = 0.3
+    assert conf.get("NEXUS_MAX_POSITION_PCT") == 0.3
+
+
+@pytest.mark.django_db
+def test_trading_mode_for_health(settings):
+    mode = conf.trading_mode()
+    assert mode["mode"] == "paper" and mode["live_trading_enabled"] is False and mode["kill_switch_active"] is False
+    settings.NEXUS_BROKER = "alpaca"
+    settings.ALPACA_PAPER = False
+    mode = conf.trading_mode()
+    assert mode["mode"] == "alpaca-paper" and "warning" in mode
+    settings.NEXUS_ALLOW_LIVE_TRADING = True
+    assert conf.trading_mode()["mode"] == "live"
+
+
+def test_factories_default_offline():
+    assert get_market_data().name == "simulated"
+    assert get_news_provider().name == "simulated"
+    assert get_broker().name == "paper"
+
+
+def test_unknown_provider_name(settings):
+    settings.NEXUS_BROKER = "robinhood"
+    with pytest.raises(ValueError):
+        get_broker()
+    assert get_broker(test_mode=True).name == "paper"
