@@ -1,0 +1,78 @@
+"""Shared plumbing of the CLI face: call an operation, print its dict (--json) or a human summary.
+
+Commands add no logic: they parse options, call ``workflows_app.operations`` as a trusted local
+caller (user=None) and print. A refused operation prints its error body and exits with status 1.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+from django.core.serializers.json import DjangoJSONEncoder
+
+from workflows_app import operations
+from workflows_app.errors import OperationError
+
+
+def dumps(value, *, indent: int | None = 2) -> str:
+    return json.dumps(value, cls=DjangoJSONEncoder, indent=indent)
+
+
+def parse_json_option(value: str | None, option: str):
+    if value in (None, ""):
+        return None
+    if value.startswith("@"):
+        try:
+            with open(value[1:], encoding="utf-8") as handle:
+                value = handle.read()
+        except OSError as exc:
+            raise CommandError(f"{option}: cannot read {value[1:]}: {exc}") from None
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise CommandError(f"{option} is not valid JSON: {exc}") from None
+
+
+class OperationCommand(BaseCommand):
+    """Base: --json prints exactly the operation's dict; errors print the error body and exit 1."""
+
+    def add_arguments(self, parser):
+        parser.add_argument("--json", action="store_true", help="Print the operation's reply as JSON.")
+
+    def operation(self, name: str):
+        fn = getattr(operations, name, None)
+        if not callable(fn):
+            raise CommandError(f"operation '{name}' is not available in this version of Nexus")
+        return fn
+
+    def call(self, name: str, **kwargs) -> dict:
+        try:
+            return self.operation(name)(user=None, **kwargs)
+        except OperationError as exc:
+            self.fail(exc)
+
+    def fail(self, exc: OperationError):
+        if self.options.get("json"):
+            self.stdout.write(dumps(exc.as_dict()))
+        else:
+            detail = exc.details.get("errors") if isinstance(exc.details, dict) else None
+            self.stderr.write(f"error {exc.code}: {exc.message}")
+            for item in detail or []:
+                self.stderr.write(f"  {item.get('field')}: {item.get('message')}")
+        sys.exit(1)
+
+    def execute(self, *args, **options):
+        self.options = options
+        return super().execute(*args, **options)
+
+    def emit(self, reply: dict, human) -> None:
+        if self.options.get("json"):
+            self.stdout.write(dumps(reply))
+        else:
+            human(reply)
+
+    def progress(self, message: str) -> None:
+        """Progress goes to stderr, so --json output stays parseable."""
+        self.stderr.write(message)
+        self.stderr.flush()
