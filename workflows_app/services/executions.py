@@ -575,13 +575,16 @@ def reconcile(now=None, margin: int | None = None) -> list[str]:
     margin = settings.NEXUS_RECONCILE_MARGIN_SECONDS if margin is None else margin
     floor = now - timezone.timedelta(seconds=margin)
     candidates = list(Execution.objects.filter(
-        status__in=[S.QUEUED, S.RUNNING, S.COMPENSATING], heartbeat_at__lt=floor).values_list("pk", flat=True)[:500])
+        status__in=[S.QUEUED, S.RUNNING, S.COMPENSATING], heartbeat_at__lt=floor
+    ).values_list("pk", "heartbeat_at", "dispatch_count")[:500])
     resumed = []
-    for pk in candidates:
+    for pk, seen_heartbeat, seen_generation in candidates:
         with transaction.atomic():
             execution = Execution.objects.select_for_update().select_related("version").filter(pk=pk).first()
             if execution is None or execution.is_final:
                 continue
+            if (execution.heartbeat_at, execution.dispatch_count) != (seen_heartbeat, seen_generation):
+                continue  # progress or another reconciler since we looked: not lost
             steps = execution.version.definition["steps"]
             groups = execution_groups(steps)
             current = groups[min(execution.cursor, len(groups) - 1)]

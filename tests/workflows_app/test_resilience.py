@@ -1,0 +1,78 @@
+"""Priority, worker loss and the reconciler, with worker subprocesses on their own queues."""
+import threading
+import time
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from tests.conftest import wait_for
+from tests.workflows_app.helpers import create
+from tests.workflows_app.support import client
+from workflows_app import operations
+from workflows_app.models import Execution, StepRun
+from workflows_app.services.executions import reconcile, wait_until_final
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+def test_higher_priority_workflow_is_consumed_first(worker_process):
+    tag = f"prio-{time.monotonic_ns()}"
+    low = create("low", [{"name": "s", "type": "test_record", "params": {"tag": tag, "sleep": 0.05}}],
+                 priority=1, queue="prio-test")
+    high = create("high", [{"name": "s", "type": "test_record", "params": {"tag": tag, "sleep": 0.05}}],
+                  priority=9, queue="prio-test")
+    low_ids = [operations.workflow_execute(workflow_id=low)["execution_id"] for _ in range(5)]
+    high_id = operations.workflow_execute(workflow_id=high)["execution_id"]
+    time.sleep(0.3)  # all six messages are waiting in the queue before any worker consumes it
+    worker_process(queues="prio-test", concurrency=1)
+    for pk in [*low_ids, high_id]:
+        assert wait_until_final(pk, 30).status == "succeeded"
+    order = sorted(StepRun.objects.filter(execution_id__in=[*low_ids, high_id]), key=lambda r: r.started_at)
+    assert str(order[0].execution_id) == high_id
+
+
+def test_worker_killed_mid_step_execution_completes_and_side_effect_happens_once(worker_process, settings):
+    tag = f"kill-{time.monotonic_ns()}"
+    wf = create("killed", [
+        {"name": "effect", "type": "test_side_effect", "params": {"tag": tag, "sleep": 2}, "timeout": 3},
+        {"name": "after", "type": "test_noop"},
+    ], queue="kill-test")
+    first = worker_process(queues="kill-test", concurrency=1)
+    execution_id = operations.workflow_execute(workflow_id=wf)["execution_id"]
+    r = client()
+    wait_for(lambda: r.llen(f"test:attempts:{tag}") == 1, message="first attempt started")
+    first.kill()  # SIGKILL mid-step: the message is never acked
+    assert Execution.objects.get(pk=execution_id).status == "running"
+
+    worker_process(queues="kill-test", concurrency=1)
+    # Lost messages are found by the reconciler once the step's timeout plus a margin passed.
+    assert reconcile(margin=1) == []  # not yet: the step may still be running
+    later = timezone.now() + timezone.timedelta(seconds=3 + 2)
+    assert reconcile(now=later, margin=1) == [execution_id]
+    execution = wait_until_final(execution_id, 30)
+    assert execution.status == "succeeded", execution.error
+    assert int(r.get(f"test:effects:{tag}")) == 1          # the side effect happened exactly once
+    assert r.lrange(f"test:attempts:{tag}", 0, -1) == ["1", "2"]
+    assert execution.dispatch_count == 2
+
+
+def test_two_reconcilers_at_once_dispatch_once():
+    wf = create("stale", [{"name": "s", "type": "test_noop"}], queue="nobody-consumes-this")
+    execution_id = operations.workflow_execute(workflow_id=wf)["execution_id"]
+    later = timezone.now() + timezone.timedelta(seconds=600)
+    results = []
+
+    def reconcile_in_thread():
+        try:
+            results.append(reconcile(now=later, margin=1))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=reconcile_in_thread) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(len(r) for r in results) == [0, 1]
+    assert Execution.objects.get(pk=execution_id).dispatch_count == 2
