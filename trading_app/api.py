@@ -21,7 +21,6 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
 from rest_framework.pagination import LimitOffsetPagination
-from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -31,6 +30,7 @@ from trading_app.models import Order
 from workflows_app.api.metrics import register_collector
 from workflows_app.api.serializers import ErrorResponse, Strict
 from workflows_app.api.throttles import WriteRateThrottle
+from workflows_app.api.views import JSONBodyParser
 from workflows_app.errors import OperationError, StepError
 from workflows_app.models import Execution
 
@@ -52,7 +52,7 @@ def _broker_call(method: str, *args, **kwargs):
 
 
 class TradingView(APIView):
-    parser_classes = [JSONParser]
+    parser_classes = [JSONBodyParser]
     renderer_classes = [JSONRenderer]
     throttle_classes = [WriteRateThrottle]
 

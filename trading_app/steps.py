@@ -304,9 +304,10 @@ def execute_one(ctx: StepContext, broker, md, sym: str, side_signal: str, p: Tra
                            execution_id=ctx.execution_id, step_name=ctx.step_name, test_mode=ctx.test_mode)
         return {**broker.submit_order(req), "intent": "close_short"}
     side = "buy" if side_signal == "BUY" else "sell"
-    if bars is None:
-        bars = md.daily_bars(sym, limit=60)
-    atr_value = indicators.atr(bars) if len(bars) > 1 else None
+    atr_value = _find(ctx, sym, "atr")  # from a technical_analysis step, when there was one
+    if atr_value is None:
+        bars = md.daily_bars(sym, limit=60) if bars is None else bars
+        atr_value = indicators.atr(bars) if len(bars) > 1 else None
     stop = risk.stop_price_for(side, entry, atr=atr_value, atr_multiple=p.atr_multiple, stop_loss_pct=p.stop_loss_pct)
     take_profit = None
     if p.take_profit_ratio:

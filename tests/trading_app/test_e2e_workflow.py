@@ -1,0 +1,67 @@
+"""The specification's first workflow, end to end on a real Celery worker (Redis broker, no eager mode)."""
+import pytest
+
+from trading_app.models import Order
+from trading_app.providers import simulated
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+SPEC_STEPS = [
+    {"name": "analyze_news", "type": "news_analysis", "params": {"symbols": ["AAPL", "MSFT"]}},
+    {"name": "market_analysis", "type": "technical_analysis", "params": {"indicators": ["RSI", "MACD"]}},
+    {"name": "generate_signals", "type": "signal_generation", "params": {"threshold": 0.7}},
+    {"name": "execute_trades", "type": "trade_execution", "params": {"risk_limit": 0.02}},
+]
+
+
+@pytest.fixture
+def bullish_market(settings):
+    """Pin the simulator's clock and make AAPL a clear BUY (positive news, +8% jump): deterministic."""
+    settings.NEXUS_SIM_NOW = "2025-09-17T17:00:00Z"
+    for h in ("Apple beats earnings estimates, shares surge to record", "Apple upgraded to buy, bullish rally",
+              "Apple posts record profit, stock soars", "Apple raises guidance, analysts bullish",
+              "Apple stock rallies after strong iPhone sales beat"):
+        for source in ("Reuters", "Bloomberg"):
+            simulated.inject_headline(h, ["AAPL"], source=source, summary=f"{source} report")
+    simulated.inject_jump("AAPL", 0.08)
+
+
+def test_spec_trading_workflow_end_to_end(celery_worker, bullish_market):
+    from workflows_app import operations
+
+    created = operations.workflow_create(
+        name="alpaca-trading-workflow", description="Automated trading workflow with news analysis",
+        steps=SPEC_STEPS, triggers=[{"type": "schedule", "cron": "0 9 * * 1-5"}])
+    assert created["success"] and created["status"] == "active"
+    reply = operations.workflow_execute(workflow_id=created["workflow_id"],
+                                        input_data={"symbols": ["AAPL"], "test_mode": True}, **{"async": False})
+    assert reply["status"] == "succeeded", reply
+    assert list(reply["steps"]) == ["analyze_news", "market_analysis", "generate_signals", "execute_trades"]
+
+    trail = operations.workflow_audit_trail(execution_id=reply["execution_id"], limit=100)
+    completed = {e["step"]: e["result"] for e in trail["events"] if e["event"] == "step_completed"}
+    assert -1.0 <= completed["analyze_news"]["sentiment"] <= 1.0
+    assert isinstance(completed["market_analysis"]["rsi"], float)
+    assert completed["market_analysis"]["macd"] in ("bullish", "bearish")
+    assert completed["generate_signals"]["signal"] == "BUY"
+    assert completed["generate_signals"]["confidence"] >= 0.7
+    trade = completed["execute_trades"]
+    assert trade["status"] == "filled" and trade["order_id"]
+    assert any(e["event"] == "workflow_started" for e in trail["events"])
+
+    order = Order.objects.get(pk=trade["order_id"])
+    assert order.test_mode and order.execution_id == reply["execution_id"] and order.broker == "paper"
+    assert order.client_order_id == trade["client_order_id"]
+    assert Order.objects.filter(parent__isnull=True).count() == 1
+
+    metrics = operations.workflow_metrics(workflow_id=created["workflow_id"])
+    assert metrics["system"]["trades_executed"] >= 1
+    misses = metrics["system"]["provider_cache_misses"]
+    assert misses >= 2
+
+    # a second execution within the TTLs fetches news and bars from the cache
+    again = operations.workflow_execute(workflow_id=created["workflow_id"],
+                                        input_data={"symbols": ["AAPL"], "test_mode": True}, **{"async": False})
+    assert again["status"] == "succeeded", again
+    system = operations.workflow_metrics(workflow_id=created["workflow_id"])["system"]
+    assert system["provider_cache_hits"] >= 2 and system["provider_cache_misses"] == misses
