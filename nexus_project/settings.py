@@ -148,7 +148,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "EXCEPTION_HANDLER": "workflows_app.api.errors.exception_handler",
 }
+# Throttles of the REST face (workflows_app.api.throttles): writes per user, the webhook per address.
+NEXUS_API_WRITE_RATE = env("NEXUS_API_WRITE_RATE", default="120/min")
+NEXUS_API_WEBHOOK_RATE = env("NEXUS_API_WEBHOOK_RATE", default="600/min")
 SPECTACULAR_SETTINGS = {"TITLE": "Nexus API", "VERSION": "1.0.0"}
 
 # --- Static ---------------------------------------------------------------------------------

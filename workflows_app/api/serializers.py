@@ -1,0 +1,155 @@
+"""Request shapes of the REST face: they check types and document the API (OpenAPI); the
+operations check everything else (definitions against step/trigger schemas, ownership, ranges).
+"""
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from workflows_app.models import DeadLetter, Workflow
+
+MAX_TEXT = 10_000
+
+
+class Strict(serializers.Serializer):
+    """Unknown fields are refused (as the operations refuse unknown arguments)."""
+
+    def validate(self, attrs):
+        if isinstance(self.initial_data, dict):
+            unknown = sorted(set(self.initial_data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({unknown[0][:100]: ["unknown field"]})
+        return attrs
+
+    def args(self) -> dict:
+        """Validated data, only the fields the client gave (operations keep their own defaults)."""
+        return dict(self.validated_data)
+
+
+class AnyJSON(serializers.JSONField):
+    pass
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+class ErrorDetail(serializers.Serializer):
+    code = serializers.CharField(help_text="Machine-readable, e.g. WORKFLOW_NOT_FOUND, INVALID_INPUT_DATA.")
+    message = serializers.CharField()
+    details = serializers.JSONField(help_text="Object; `field` names the offending field when there is one.")
+
+
+class ErrorResponse(serializers.Serializer):
+    success = serializers.BooleanField(default=False)
+    error = ErrorDetail()
+
+
+# --- workflows --------------------------------------------------------------------------------
+
+
+class WorkflowCreateRequest(Strict):
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(max_length=MAX_TEXT, required=False, allow_blank=True)
+    steps = serializers.ListField(child=serializers.DictField(), max_length=200,
+                                  help_text="Steps: {name, type, params, condition, actions, group, retry, "
+                                            "timeout, compensate, agent, workflow_id}.")
+    triggers = serializers.ListField(child=serializers.DictField(), max_length=100, required=False,
+                                     help_text='Triggers, e.g. {"type": "schedule", "cron": "0 9 * * 1-5"}.')
+    priority = serializers.IntegerField(min_value=0, max_value=10, required=False)
+    metadata = serializers.DictField(required=False)
+    queue = serializers.CharField(max_length=100, required=False)
+
+
+class WorkflowListQuery(Strict):
+    limit = serializers.IntegerField(min_value=1, max_value=500, required=False)
+    offset = serializers.IntegerField(min_value=0, max_value=10**9, required=False)
+    status = serializers.ChoiceField(choices=Workflow.Status.choices, required=False)
+
+
+class WorkflowPatchRequest(Strict):
+    """Whole fields of the definition; each becomes a path of ``workflow_update``."""
+
+    description = serializers.CharField(max_length=MAX_TEXT, required=False, allow_blank=True)
+    priority = serializers.IntegerField(min_value=0, max_value=10, required=False)
+    steps = serializers.ListField(child=serializers.DictField(), max_length=200, required=False)
+    triggers = serializers.ListField(child=serializers.DictField(), max_length=100, required=False)
+    metadata = serializers.DictField(required=False)
+    queue = serializers.CharField(max_length=100, required=False)
+
+
+class WorkflowExecuteRequest(Strict):
+    input_data = serializers.DictField(required=False, help_text="The execution's input, e.g. "
+                                       '{"symbols": ["AAPL"], "test_mode": true}.')
+    trigger = serializers.CharField(max_length=50, required=False)
+    timeout = serializers.IntegerField(min_value=1, max_value=600, required=False,
+                                       help_text="With async=false: seconds to wait for the final status.")
+
+
+# `async` is a Python keyword: declared after the class body.
+WorkflowExecuteRequest._declared_fields["async"] = serializers.BooleanField(
+    required=False, help_text="false: wait (bounded) for the final status and each step's result. Default true.")
+
+
+class WorkflowUpdateRequest(Strict):
+    updates = serializers.DictField(help_text='Path -> value, e.g. {"steps[2].params.threshold": 0.9, '
+                                              '"steps[generate_signals].params.threshold": 0.9, "priority": 7}.')
+
+
+class StatusQuery(Strict):
+    include_metrics = serializers.BooleanField(required=False)
+
+
+class MetricsQuery(Strict):
+    window = serializers.CharField(max_length=20, required=False, help_text="e.g. 24h, 7d, 30m.")
+
+
+class AuditQuery(Strict):
+    limit = serializers.IntegerField(min_value=1, max_value=1000, required=False)
+    offset = serializers.IntegerField(min_value=0, max_value=10**9, required=False)
+    start_time = serializers.DateTimeField(required=False)
+
+
+class AgentAssignRequest(Strict):
+    task_id = serializers.CharField(max_length=100, help_text="The step's name.")
+    agent_type = serializers.CharField(max_length=50, required=False)
+    use_vector_similarity = serializers.BooleanField(required=False)
+
+
+# --- queues and dead letters ------------------------------------------------------------------
+
+
+class QueueStatusQuery(Strict):
+    queue_name = serializers.CharField(max_length=100, required=False)
+    include_messages = serializers.BooleanField(required=False)
+
+
+class QueueMessagesQuery(Strict):
+    include_messages = serializers.BooleanField(required=False)
+
+
+class QueueSendRequest(Strict):
+    """A message; the operation decides which of these it needs (``body`` at least)."""
+
+    body = AnyJSON(help_text="The message payload (any JSON).")
+    message_group = serializers.CharField(max_length=200, required=False,
+                                          help_text="FIFO ordering group.")
+    deduplication_id = serializers.CharField(max_length=200, required=False)
+    delay = serializers.IntegerField(min_value=0, max_value=86400, required=False)
+
+
+class DeadLetterQuery(Strict):
+    status = serializers.ChoiceField(choices=DeadLetter.Status.choices, required=False)
+    error_class = serializers.CharField(max_length=100, required=False)
+    queue_name = serializers.CharField(max_length=100, required=False)
+    limit = serializers.IntegerField(min_value=1, max_value=1000, required=False)
+    offset = serializers.IntegerField(min_value=0, max_value=10**9, required=False)
+    include_traceback = serializers.BooleanField(required=False)
+
+
+class DeadLetterRedriveRequest(Strict):
+    dead_letter_ids = serializers.ListField(child=serializers.UUIDField(format="hex_verbose"), min_length=1,
+                                            max_length=500)
+
+
+class DeadLetterProcessRequest(Strict):
+    limit = serializers.IntegerField(min_value=1, max_value=10_000, required=False)
+    dry_run = serializers.BooleanField(required=False)

@@ -1,0 +1,329 @@
+"""REST views: parse the request, call the operation with ``user=request.user``, return its dict.
+
+No logic lives here: every rule (ownership, validation of definitions, state changes) is in
+``workflows_app.operations``; errors become the one error body in ``workflows_app.api.errors``.
+"""
+from __future__ import annotations
+
+import json
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from workflows_app import operations
+from workflows_app.api import serializers as s
+from workflows_app.api.throttles import WebhookRateThrottle, WriteRateThrottle
+from workflows_app.errors import OperationError
+
+OK = OpenApiResponse(OpenApiTypes.OBJECT, description='The operation\'s reply: `{"success": true, ...}`.')
+
+
+def errors(*codes: int) -> dict:
+    """Error responses documented for an endpoint (all share the one error body)."""
+    text = {400: "Invalid input (INVALID_INPUT_DATA).", 401: "Not authenticated.", 403: "Permission denied.",
+            404: "Not found (or not yours).", 409: "Conflict with the current state.",
+            413: "Request body too large.", 415: "Unsupported media type.",
+            422: "The workflow definition does not validate (INVALID_DEFINITION).",
+            429: "Throttled, or the queue is full (QUEUE_FULL).",
+            504: "async=false gave up waiting (EXECUTION_TIMEOUT); the execution keeps running."}
+    return {code: OpenApiResponse(s.ErrorResponse, description=text.get(code, "")) for code in (400, 401, *codes)}
+
+
+READ_ERRORS = errors(404)
+WRITE_ERRORS = errors(403, 404, 409, 413, 415, 429)
+
+WORKFLOW_ID = OpenApiParameter("workflow_id", OpenApiTypes.STR, OpenApiParameter.PATH,
+                               description="The workflow's uuid or its name.")
+EXECUTION_ID = OpenApiParameter("execution_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
+
+
+class JSONBodyParser(JSONParser):
+    """JSON only; pathological nesting is a 400, not a crash."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            data = super().parse(stream, media_type, parser_context)
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except RecursionError:
+            raise ParseError("JSON parse error - nested too deeply") from None
+        except UnicodeEncodeError:
+            raise ParseError("JSON parse error - strings must be valid Unicode (no lone surrogates)") from None
+        return data
+
+
+def _operation(name: str):
+    """Operations are looked up at call time (some are added by other parts of the engine)."""
+    fn = getattr(operations, name, None)
+    if fn is None:
+        raise OperationError("NOT_FOUND", f"operation {name} is not available", {"operation": name})
+    return fn
+
+
+class OperationView(APIView):
+    parser_classes = [JSONBodyParser]
+    renderer_classes = [JSONRenderer]
+    throttle_classes = [WriteRateThrottle]
+
+    def call(self, operation: str, status: int = 200, /, **kwargs) -> Response:
+        return Response(_operation(operation)(user=self.request.user, **kwargs), status=status)
+
+    def body(self, serializer_class) -> dict:
+        serializer = serializer_class(data=self.request.data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.args()
+
+    def query(self, serializer_class) -> dict:
+        serializer = serializer_class(data=self.request.query_params.dict())
+        serializer.is_valid(raise_exception=True)
+        return serializer.args()
+
+
+# --- workflows --------------------------------------------------------------------------------
+
+
+class WorkflowListView(OperationView):
+    @extend_schema(operation_id="workflow_list", tags=["workflows"], parameters=[s.WorkflowListQuery],
+                   responses={200: OK, **errors()}, summary="List workflows (limit/offset pagination, status filter)")
+    def get(self, request):
+        args = self.query(s.WorkflowListQuery)
+        reply = _operation("workflow_list")(user=request.user, **args)
+        # Pagination links for convenience; the counts come from the operation.
+        limit, offset, total = reply["limit"], reply["offset"], reply["total"]
+        base = request.build_absolute_uri(request.path)
+        extra = f"&status={args['status']}" if args.get("status") else ""
+        reply["next"] = f"{base}?limit={limit}&offset={offset + limit}{extra}" if offset + limit < total else None
+        reply["previous"] = f"{base}?limit={limit}&offset={max(offset - limit, 0)}{extra}" if offset > 0 else None
+        return Response(reply)
+
+    @extend_schema(operation_id="workflow_create", tags=["workflows"], request=s.WorkflowCreateRequest,
+                   responses={201: OK, **errors(403, 409, 413, 415, 422, 429)}, summary="Create a workflow")
+    def post(self, request):
+        return self.call("workflow_create", 201, **self.body(s.WorkflowCreateRequest))
+
+
+class WorkflowDetailView(OperationView):
+    @extend_schema(operation_id="workflow_get", tags=["workflows"], parameters=[WORKFLOW_ID],
+                   responses={200: OK, **READ_ERRORS})
+    def get(self, request, workflow_id):
+        return self.call("workflow_get", workflow_id=workflow_id)
+
+    @extend_schema(operation_id="workflow_patch", tags=["workflows"], parameters=[WORKFLOW_ID],
+                   request=s.WorkflowPatchRequest, responses={200: OK, **WRITE_ERRORS, **errors(422)},
+                   summary="Change whole fields (each is a workflow_update path; a new version)")
+    def patch(self, request, workflow_id):
+        return self.call("workflow_update", workflow_id=workflow_id, updates=self.body(s.WorkflowPatchRequest))
+
+    @extend_schema(operation_id="workflow_delete", tags=["workflows"], parameters=[WORKFLOW_ID],
+                   request=None, responses={200: OK, **WRITE_ERRORS})
+    def delete(self, request, workflow_id):
+        return self.call("workflow_delete", workflow_id=workflow_id)
+
+
+class WorkflowExecuteView(OperationView):
+    @extend_schema(operation_id="workflow_execute", tags=["workflows"], parameters=[WORKFLOW_ID],
+                   request=s.WorkflowExecuteRequest,
+                   responses={200: OK, 202: OpenApiResponse(OpenApiTypes.OBJECT, description="Started (async)."),
+                              **WRITE_ERRORS, **errors(504)},
+                   summary="Execute a workflow (async by default; async=false waits for the result)")
+    def post(self, request, workflow_id):
+        args = self.body(s.WorkflowExecuteRequest)
+        reply = _operation("workflow_execute")(user=request.user, workflow_id=workflow_id, **args)
+        return Response(reply, status=202 if reply.get("async", True) else 200)
+
+
+class WorkflowStatusView(OperationView):
+    @extend_schema(operation_id="workflow_status", tags=["workflows"], parameters=[WORKFLOW_ID, s.StatusQuery],
+                   responses={200: OK, **READ_ERRORS})
+    def get(self, request, workflow_id):
+        return self.call("workflow_status", workflow_id=workflow_id, **self.query(s.StatusQuery))
+
+
+class WorkflowUpdateView(OperationView):
+    @extend_schema(operation_id="workflow_update", tags=["workflows"], parameters=[WORKFLOW_ID],
+                   request=s.WorkflowUpdateRequest, responses={200: OK, **WRITE_ERRORS, **errors(422)},
+                   summary="Update by paths (atomic, validated, a new version)")
+    def post(self, request, workflow_id):
+        return self.call("workflow_update", workflow_id=workflow_id, **self.body(s.WorkflowUpdateRequest))
+
+
+class WorkflowPauseView(OperationView):
+    @extend_schema(operation_id="workflow_pause", tags=["workflows"], parameters=[WORKFLOW_ID], request=None,
+                   responses={200: OK, **WRITE_ERRORS})
+    def post(self, request, workflow_id):
+        return self.call("workflow_pause", workflow_id=workflow_id)
+
+
+class WorkflowResumeView(OperationView):
+    @extend_schema(operation_id="workflow_resume", tags=["workflows"], parameters=[WORKFLOW_ID], request=None,
+                   responses={200: OK, **WRITE_ERRORS})
+    def post(self, request, workflow_id):
+        return self.call("workflow_resume", workflow_id=workflow_id)
+
+
+class WorkflowMetricsView(OperationView):
+    @extend_schema(operation_id="workflow_metrics", tags=["workflows"], parameters=[WORKFLOW_ID, s.MetricsQuery],
+                   responses={200: OK, **READ_ERRORS})
+    def get(self, request, workflow_id):
+        return self.call("workflow_metrics", workflow_id=workflow_id, **self.query(s.MetricsQuery))
+
+
+class WorkflowAuditView(OperationView):
+    @extend_schema(operation_id="workflow_audit_trail", tags=["workflows"], parameters=[WORKFLOW_ID, s.AuditQuery],
+                   responses={200: OK, **READ_ERRORS})
+    def get(self, request, workflow_id):
+        return self.call("workflow_audit_trail", workflow_id=workflow_id, **self.query(s.AuditQuery))
+
+
+class WorkflowAgentsView(OperationView):
+    @extend_schema(operation_id="workflow_agent_assign", tags=["workflows"], parameters=[WORKFLOW_ID],
+                   request=s.AgentAssignRequest, responses={200: OK, **WRITE_ERRORS})
+    def post(self, request, workflow_id):
+        return self.call("workflow_agent_assign", workflow_id=workflow_id, **self.body(s.AgentAssignRequest))
+
+
+# --- executions -------------------------------------------------------------------------------
+
+
+class ExecutionDetailView(OperationView):
+    @extend_schema(operation_id="execution_status", tags=["executions"], parameters=[EXECUTION_ID, s.StatusQuery],
+                   responses={200: OK, **READ_ERRORS})
+    def get(self, request, execution_id):
+        return self.call("workflow_status", execution_id=execution_id, **self.query(s.StatusQuery))
+
+
+class ExecutionAuditView(OperationView):
+    @extend_schema(operation_id="execution_audit_trail", tags=["executions"],
+                   parameters=[EXECUTION_ID, s.AuditQuery], responses={200: OK, **READ_ERRORS})
+    def get(self, request, execution_id):
+        return self.call("workflow_audit_trail", execution_id=execution_id, **self.query(s.AuditQuery))
+
+
+class ExecutionCancelView(OperationView):
+    @extend_schema(operation_id="execution_cancel", tags=["executions"], parameters=[EXECUTION_ID], request=None,
+                   responses={200: OK, **WRITE_ERRORS})
+    def post(self, request, execution_id):
+        return self.call("execution_cancel", execution_id=execution_id)
+
+
+class ExecutionRetryView(OperationView):
+    @extend_schema(operation_id="execution_retry", tags=["executions"], parameters=[EXECUTION_ID], request=None,
+                   responses={200: OK, **WRITE_ERRORS})
+    def post(self, request, execution_id):
+        return self.call("execution_retry", execution_id=execution_id)
+
+
+# --- queues -----------------------------------------------------------------------------------
+
+QUEUE_NAME = OpenApiParameter("queue_name", OpenApiTypes.STR, OpenApiParameter.PATH)
+
+
+class QueueStatusView(OperationView):
+    @extend_schema(operation_id="workflow_queue_status", tags=["queues"], parameters=[s.QueueStatusQuery],
+                   responses={200: OK, **READ_ERRORS})
+    def get(self, request):
+        return self.call("workflow_queue_status", **self.query(s.QueueStatusQuery))
+
+
+class QueueDetailView(OperationView):
+    @extend_schema(operation_id="queue_status", tags=["queues"], parameters=[QUEUE_NAME, s.QueueMessagesQuery],
+                   responses={200: OK, **READ_ERRORS})
+    def get(self, request, queue_name):
+        return self.call("workflow_queue_status", queue_name=queue_name, **self.query(s.QueueMessagesQuery))
+
+
+class QueueMessagesView(OperationView):
+    @extend_schema(operation_id="queue_messages", tags=["queues"], parameters=[QUEUE_NAME],
+                   responses={200: OK, **READ_ERRORS}, summary="The queue's status with its messages")
+    def get(self, request, queue_name):
+        return self.call("workflow_queue_status", queue_name=queue_name, include_messages=True)
+
+    @extend_schema(operation_id="queue_send", tags=["queues"], parameters=[QUEUE_NAME], request=s.QueueSendRequest,
+                   responses={201: OK, **WRITE_ERRORS}, summary="Send a message to the queue")
+    def post(self, request, queue_name):
+        return self.call("queue_send", 201, queue_name=queue_name, **self.body(s.QueueSendRequest))
+
+
+# --- dead letters -----------------------------------------------------------------------------
+
+
+class DeadLetterListView(OperationView):
+    @extend_schema(operation_id="dead_letters", tags=["dead-letters"], parameters=[s.DeadLetterQuery],
+                   responses={200: OK, **errors()})
+    def get(self, request):
+        return self.call("dead_letters", **self.query(s.DeadLetterQuery))
+
+
+class DeadLetterRedriveView(OperationView):
+    @extend_schema(operation_id="dead_letter_redrive", tags=["dead-letters"],
+                   parameters=[OpenApiParameter("dead_letter_id", OpenApiTypes.UUID, OpenApiParameter.PATH)],
+                   request=None, responses={200: OK, **WRITE_ERRORS})
+    def post(self, request, dead_letter_id):
+        return self.call("dead_letter_redrive", dead_letter_id=str(dead_letter_id))
+
+
+class DeadLetterBulkRedriveView(OperationView):
+    @extend_schema(operation_id="dead_letter_redrive_many", tags=["dead-letters"], request=s.DeadLetterRedriveRequest,
+                   responses={200: OK, **WRITE_ERRORS})
+    def post(self, request):
+        args = self.body(s.DeadLetterRedriveRequest)
+        return self.call("dead_letter_redrive", dead_letter_ids=[str(i) for i in args["dead_letter_ids"]])
+
+
+class DeadLetterProcessView(OperationView):
+    @extend_schema(operation_id="process_dead_letters", tags=["dead-letters"], request=s.DeadLetterProcessRequest,
+                   responses={200: OK, **WRITE_ERRORS},
+                   summary="Apply the per-error-class policies (retry / discard / alert) now")
+    def post(self, request):
+        return self.call("process_dead_letters", **self.body(s.DeadLetterProcessRequest))
+
+
+# --- events (the signed webhook), agents, system metrics --------------------------------------
+
+
+class EventWebhookView(OperationView):
+    """HMAC-signed webhook: no user; the signature over the raw body is the authentication."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes = [WebhookRateThrottle]
+    parser_classes: list = []  # the raw body is read as bytes: the signature covers it exactly
+
+    @extend_schema(
+        operation_id="webhook_receive", tags=["events"], auth=[],
+        parameters=[
+            OpenApiParameter("X-Nexus-Source", OpenApiTypes.STR, OpenApiParameter.HEADER, required=True,
+                             description="Which configured webhook source sent this."),
+            OpenApiParameter("X-Nexus-Timestamp", OpenApiTypes.STR, OpenApiParameter.HEADER, required=True,
+                             description="Unix seconds; old timestamps are refused (replay window)."),
+            OpenApiParameter("X-Nexus-Signature", OpenApiTypes.STR, OpenApiParameter.HEADER, required=True,
+                             description='"sha256=" + hex HMAC-SHA256 of "<timestamp>.<raw body>" with the '
+                                         "source's secret."),
+        ],
+        request={"application/json": OpenApiTypes.OBJECT},
+        responses={202: OK, **errors(403, 404, 409, 413, 429)},
+    )
+    def post(self, request):
+        reply = _operation("webhook_receive")(
+            source=request.headers.get("X-Nexus-Source", ""), body=request.body,
+            signature=request.headers.get("X-Nexus-Signature", ""),
+            timestamp=request.headers.get("X-Nexus-Timestamp", ""))
+        return Response(reply, status=202)
+
+
+class AgentListView(OperationView):
+    @extend_schema(operation_id="agent_list", tags=["agents"], responses={200: OK, **errors()})
+    def get(self, request):
+        return self.call("agent_list")
+
+
+class SystemMetricsView(OperationView):
+    @extend_schema(operation_id="system_metrics", tags=["metrics"], parameters=[s.MetricsQuery],
+                   responses={200: OK, **errors()}, summary="workflow_metrics across all (visible) workflows")
+    def get(self, request):
+        return self.call("workflow_metrics", **self.query(s.MetricsQuery))
