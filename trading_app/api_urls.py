@@ -1,11 +1,11 @@
-"""/api/v1/trading/... (included from nexus_project/urls.py)."""
+"""REST face of the trading operations, mounted at /api/v1/trading/ (nexus_project.urls)."""
 from django.urls import path
 
-from trading_app import api
+from trading_app import api_views as v
 
 urlpatterns = [
-    path("account/", api.AccountView.as_view(), name="trading-account"),
-    path("positions/", api.PositionsView.as_view(), name="trading-positions"),
-    path("orders/", api.OrdersView.as_view(), name="trading-orders"),
-    path("kill-switch/", api.KillSwitchView.as_view(), name="trading-kill-switch"),
+    path("account/", v.AccountView.as_view(), name="trading-account"),
+    path("positions/", v.PositionsView.as_view(), name="trading-positions"),
+    path("orders/", v.OrdersView.as_view(), name="trading-orders"),
+    path("kill-switch/", v.KillSwitchView.as_view(), name="trading-kill-switch"),
 ]
