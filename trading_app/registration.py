@@ -76,3 +76,12 @@ def register_all() -> None:
     registry.register_counter("trades_executed", trades_executed)
     registry.register_counter("provider_cache_hits", provider_cache.cache_hits)
     registry.register_counter("provider_cache_misses", provider_cache.cache_misses)
+    if hasattr(registry, "register_health_check"):
+        registry.register_health_check("trading", trading_health)
+
+
+def trading_health() -> dict:
+    """/health/ part: the trading mode (paper / alpaca-paper / live), providers and the kill switch."""
+    from trading_app.conf import trading_mode
+
+    return {"ok": True, **trading_mode()}

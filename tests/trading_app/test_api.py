@@ -1,0 +1,76 @@
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
+
+from trading_app import operations
+from trading_app.brokers import OrderRequest
+from trading_app.paper import PaperBroker
+from workflows_app.errors import OperationError
+from workflows_app.registry import registry
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def client():
+    user = get_user_model().objects.create_user("trader", password="pw", is_staff=False)
+    c = APIClient()
+    c.force_authenticate(user)
+    return c
+
+
+@pytest.fixture
+def staff_client():
+    user = get_user_model().objects.create_user("ops", password="pw", is_staff=True)
+    c = APIClient()
+    c.force_authenticate(user)
+    return c
+
+
+@pytest.fixture
+def filled_order(settings):
+    settings.NEXUS_SIM_NOW = "2025-09-17T17:00:00Z"
+    return PaperBroker().submit_order(OrderRequest(symbol="AAPL", side="buy", qty=3, client_order_id="api-1"))
+
+
+def test_account_positions_orders(client, filled_order):
+    acct = client.get("/api/v1/trading/account/").json()
+    assert acct["success"] and acct["account"]["broker"] == "paper" and acct["mode"]["mode"] == "paper"
+    pos = client.get("/api/v1/trading/positions/").json()
+    assert pos["count"] == 1 and pos["positions"][0]["symbol"] == "AAPL"
+    orders = client.get("/api/v1/trading/orders/", {"status": "filled", "symbol": "aapl"}).json()
+    assert orders["total"] == 1 and orders["orders"][0]["client_order_id"] == "api-1"
+    bad = client.get("/api/v1/trading/orders/", {"status": "nope"})
+    assert bad.status_code == 400 and bad.json()["error"]["details"]["field"] == "status"
+
+
+def test_kill_switch_staff_only(client, staff_client):
+    assert client.get("/api/v1/trading/kill-switch/").json()["kill_switch"]["active"] is False
+    denied = client.post("/api/v1/trading/kill-switch/", {"active": True}, format="json")
+    assert denied.status_code == 403
+    ok = staff_client.post("/api/v1/trading/kill-switch/", {"active": True, "reason": "drill"}, format="json").json()
+    assert ok["kill_switch"]["active"] is True and ok["kill_switch"]["updated_by"] == "ops"
+    bad = staff_client.post("/api/v1/trading/kill-switch/", {"active": "yes"}, format="json")
+    assert bad.status_code == 400
+    staff_client.post("/api/v1/trading/kill-switch/", {"active": False}, format="json")
+
+
+def test_unauthenticated_refused():
+    assert APIClient().get("/api/v1/trading/account/").status_code in (401, 403)
+
+
+def test_operations_refuse_unknown_arguments():
+    with pytest.raises(OperationError) as err:
+        operations.trading_orders(colour="red")
+    assert err.value.code == "INVALID_INPUT_DATA"
+
+
+def test_health_part_and_tasks(filled_order):
+    part = registry.health_checks["trading"]()
+    assert part["ok"] and part["mode"] == "paper"
+    from trading_app import tasks
+
+    assert tasks.process_open_orders.name == "nexus.trading.process_open_orders"
+    assert tasks.process_open_orders.run()["fills"] == 0
+    assert tasks.snapshot_account.run()["equity"] > 0
+    assert tasks.sync_broker_orders.run()["synced"] == 0

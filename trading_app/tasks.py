@@ -1,0 +1,50 @@
+"""Trading housekeeping tasks (thin: they call the broker services). Routed to the `trading` queue
+by name (``nexus.trading.*``). Suggested beat entries: process_open_orders every 15 s during market
+hours (the paper broker's limit/stop orders and bracket exits fire on the current price),
+sync_broker_orders every 30 s (Alpaca fills), snapshot_account every 15 min."""
+from __future__ import annotations
+
+from celery import shared_task
+
+from trading_app import conf
+from workflows_app.errors import TransientStepError
+
+TASK = {"acks_late": True, "reject_on_worker_lost": True, "time_limit": 120, "soft_time_limit": 100,
+        "autoretry_for": (TransientStepError,), "retry_backoff": 2, "retry_backoff_max": 60, "retry_jitter": True,
+        "max_retries": 3}
+
+
+@shared_task(name="nexus.trading.process_open_orders", **TASK)
+def process_open_orders() -> dict:
+    """Paper broker: check every open order (limits, stops, bracket legs) against the current price."""
+    from trading_app.paper import PaperBroker
+
+    fills = PaperBroker().process_open_orders()
+    return {"fills": len(fills), "detail": fills}
+
+
+@shared_task(name="nexus.trading.sync_broker_orders", **TASK)
+def sync_broker_orders() -> dict:
+    """Alpaca: refresh the status / fills of orders still open in our records."""
+    from trading_app.models import Order
+    from trading_app.providers import get_broker
+
+    if conf.provider_name("broker") != "alpaca":
+        return {"synced": 0, "reason": "broker is not alpaca"}
+    broker = get_broker()
+    synced = 0
+    for coid in Order.objects.filter(broker="alpaca", status__in=Order.OPEN_STATUSES).values_list(
+            "client_order_id", flat=True)[:200]:
+        if broker.get_order_by_client_id(coid) is not None:
+            synced += 1
+    return {"synced": synced}
+
+
+@shared_task(name="nexus.trading.snapshot_account", **TASK)
+def snapshot_account() -> dict:
+    from trading_app.providers import get_broker
+
+    broker = get_broker()
+    if broker.name == "paper":
+        broker.mark_to_market()
+    return broker.snapshot(reason="scheduled")
