@@ -65,3 +65,29 @@ def test_spec_trading_workflow_end_to_end(celery_worker, bullish_market):
     assert again["status"] == "succeeded", again
     system = operations.workflow_metrics(workflow_id=created["workflow_id"])["system"]
     assert system["provider_cache_hits"] >= 2 and system["provider_cache_misses"] == misses
+
+
+def test_trading_saga_compensates_in_reverse_on_a_real_worker(celery_worker, settings):
+    """The specification's saga (steps named only by name + compensate), then a step that fails for good."""
+    from trading_app.models import FundsReservation, Notification, PaperAccount, PortfolioEntry, Position
+    from workflows_app import operations
+
+    settings.NEXUS_SIM_NOW = "2025-09-17T17:00:00Z"
+    created = operations.workflow_create(name="trading-saga", steps=[
+        {"name": "reserve_funds", "compensate": "release_funds", "params": {"amount": 5000}},
+        {"name": "place_order", "compensate": "cancel_order"},
+        {"name": "update_portfolio", "compensate": "revert_portfolio"},
+        {"name": "send_notification", "compensate": "send_failure_alert"},
+        {"name": "broker_confirmation", "type": "test_fail", "params": {"transient": False}},
+    ])
+    reply = operations.workflow_execute(workflow_id=created["workflow_id"],
+                                        input_data={"symbols": ["MSFT"], "test_mode": True}, **{"async": False})
+    assert reply["status"] == "compensated", reply
+    trail = operations.workflow_audit_trail(execution_id=reply["execution_id"], limit=200)["events"]
+    comps = [e["step"] for e in trail if e["event"] == "compensation_completed"]
+    assert comps == ["send_notification", "update_portfolio", "place_order", "reserve_funds"]
+    assert Position.objects.get(symbol="MSFT").qty == 0  # the filled order was flattened
+    assert PortfolioEntry.objects.get().status == "reverted"
+    assert Notification.objects.filter(kind="failure_alert").count() == 1
+    assert FundsReservation.objects.get().status == "consumed"
+    assert PaperAccount.objects.get().reserved_cash == 0
