@@ -10,7 +10,7 @@ custom collector queries the source of truth on each scrape.
 - ``nexus_broker_queue_length{queue}``: Celery's Redis lists (all priority levels).
 - ``nexus_dead_letters{status,error_class}``.
 - ``nexus_<counter>_total``: the registry's counters (e.g. ``nexus_trades_executed_total``: orders
-  filled), plus collectors other apps register with ``register_collector`` (orders by status).
+  filled), plus the collectors listed in ``settings.NEXUS_METRICS_COLLECTORS`` (orders by status).
 - ``nexus_scrape_error{part}``: 1 when a part could not be read (the rest is still served).
 
 Access: token or session authentication, staff only (Prometheus: ``authorization: {type: Token,
@@ -24,6 +24,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Sum
 from django.http import HttpResponse
+from django.utils.module_loading import import_string
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -36,13 +37,6 @@ logger = logging.getLogger("nexus.metrics")
 STEP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 PRIORITY_SEP = "\x06\x16"
 
-_extra_collectors: list = []
-
-
-def register_collector(collector) -> None:
-    """Another app adds its own scrape-time collector (an object with ``collect()``)."""
-    if all(type(c) is not type(collector) for c in _extra_collectors):
-        _extra_collectors.append(collector)
 
 
 def _clean(name: str) -> str:
@@ -62,12 +56,12 @@ class NexusCollector:
             except Exception:  # noqa: BLE001 - one broken part must not hide the others
                 logger.exception("metrics: %s failed", part.__name__)
                 self.errors[part.__name__] = 1
-        for collector in list(_extra_collectors):
+        for path in getattr(settings, "NEXUS_METRICS_COLLECTORS", []):
             try:
-                yield from collector.collect()
+                yield from import_string(path)().collect()
             except Exception:  # noqa: BLE001
-                logger.exception("metrics: %s failed", type(collector).__name__)
-                self.errors[type(collector).__name__] = 1
+                logger.exception("metrics: %s failed", path)
+                self.errors[path.rsplit(".", 1)[-1]] = 1
         failed = GaugeMetricFamily("nexus_scrape_error", "1 when a part of the scrape failed", labels=["part"])
         for part, value in self.errors.items():
             failed.add_metric([part], value)

@@ -1,0 +1,23 @@
+"""Trading figures for /metrics (Prometheus), read from the database at scrape time.
+
+Listed in settings ``NEXUS_METRICS_COLLECTORS``; the engine's /metrics view instantiates it
+(the engine never imports trading_app).
+"""
+from __future__ import annotations
+
+from django.db.models import Count
+from prometheus_client.core import GaugeMetricFamily
+
+from trading_app import risk
+from trading_app.models import Order
+
+
+class OrdersCollector:
+    def collect(self):
+        family = GaugeMetricFamily("nexus_orders", "Orders by status, side and broker",
+                                   labels=["status", "side", "broker"])
+        for row in Order.objects.values("status", "side", "broker").annotate(n=Count("id")).order_by():
+            family.add_metric([row["status"], row["side"], row["broker"]], row["n"])
+        yield family
+        yield GaugeMetricFamily("nexus_kill_switch_active", "1 while the kill switch stops new orders",
+                                value=1 if risk.kill_switch_state()["active"] else 0)
