@@ -11,4 +11,5 @@ class TradingAppConfig(AppConfig):
         from trading_app import conf, registration
 
         registration.register_all()
+        from trading_app import triggers; triggers.register()  # noqa: E702,I001 - market/news triggers
         conf.log_mode()

@@ -18,6 +18,7 @@ of the same name, then the environment variable, then the default below.
 | NEXUS_PAPER_SLIPPAGE_BPS | 5 | paper fills: price moved against the order by this many basis points |
 | NEXUS_PAPER_COMMISSION_PER_SHARE | 0.005 | paper fills: commission per share |
 | NEXUS_PAPER_COMMISSION_MIN | 1.0 | paper fills: minimum commission per fill |
+| NEXUS_PAPER_FILL_OUTSIDE_HOURS | true | paper: fill outside market hours at the last price (false: wait for the open) |
 | NEXUS_MAX_POSITION_PCT | 0.10 | per-symbol exposure cap, fraction of equity |
 | NEXUS_MAX_GROSS_EXPOSURE | 1.0 | gross exposure cap, multiple of equity |
 | NEXUS_CACHE_TTL_BARS / _INTRADAY / _QUOTE / _NEWS / _CLOCK | 3600 / 60 / 5 / 300 / 30 | provider cache TTLs (s) |
@@ -51,6 +52,7 @@ DEFAULTS: dict[str, Any] = {
     "NEXUS_PAPER_SLIPPAGE_BPS": 5.0,
     "NEXUS_PAPER_COMMISSION_PER_SHARE": 0.005,
     "NEXUS_PAPER_COMMISSION_MIN": 1.0,
+    "NEXUS_PAPER_FILL_OUTSIDE_HOURS": True,
     "NEXUS_MAX_POSITION_PCT": 0.10,
     "NEXUS_MAX_GROSS_EXPOSURE": 1.0,
     "NEXUS_CACHE_TTL_BARS": 3600,

@@ -123,7 +123,7 @@ class Order(models.Model):
             "reject_reason": self.reject_reason or None,
             "created_at": self.created_at.isoformat() if self.created_at else None,
             "filled_at": self.filled_at.isoformat() if self.filled_at else None,
-            "legs": [leg.id.hex for leg in self.legs.all()] if self.pk and self.order_class == "bracket" else [],
+            "legs": [str(leg.id) for leg in self.legs.all()] if self.pk and self.order_class == "bracket" else [],
         }
 
 

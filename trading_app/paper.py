@@ -12,7 +12,9 @@ Bracket exits (stop-loss and take-profit legs, OCO) are created when the entry f
 triggered by ``on_price(symbol, price)``; a trailing stop (``trail_percent``) ratchets up with the
 high-water mark. Every change runs in one ``transaction.atomic()`` block with the account row
 locked (``select_for_update``); a duplicate ``client_order_id`` returns the existing order.
-Every new order first checks the kill switch.
+Every new order first checks the kill switch. Outside regular market hours (XNYS calendar) orders
+fill at the last price when ``NEXUS_PAPER_FILL_OUTSIDE_HOURS`` is true (the default); set it false
+and they stay ``accepted`` until the open (``process_open_orders`` / ``on_price`` fills them then).
 """
 from __future__ import annotations
 
@@ -232,7 +234,7 @@ class PaperBroker:
                 rejected = order
             else:
                 order.save()
-                fill_price = self._marketable(order, market, acct)
+                fill_price = self._marketable(order, market, acct) if self._can_fill_now() else None
                 if fill_price is not None:
                     self._fill(acct, order, market, price=fill_price)
         if rejected is not None:
@@ -264,13 +266,26 @@ class PaperBroker:
                 return f"short selling is disabled: sell {order.qty} but {held - open_sells} held"
         return None
 
+    def _can_fill_now(self) -> bool:
+        """Orders fill while the market is open; outside regular hours only if
+        NEXUS_PAPER_FILL_OUTSIDE_HOURS (default true: at the last price). Otherwise they wait for the open."""
+        if conf.get("NEXUS_PAPER_FILL_OUTSIDE_HOURS"):
+            return True
+        try:
+            return bool(self.market_data.market_clock().get("is_open", True))
+        except Exception:  # noqa: BLE001 - no clock: behave like the simple broker
+            return True
+
     def on_price(self, symbol: str, price, at: datetime | None = None) -> list[dict]:
         """A price update: mark positions, trigger limit/stop orders and bracket legs; returns fills."""
         market = D(price).quantize(Q_PRICE, ROUND_HALF_UP)
         fills: list[dict] = []
+        can_fill = self._can_fill_now()
         with transaction.atomic():
             acct = PaperAccount.objects.select_for_update().get(pk=self._account().pk)
             Position.objects.filter(account=acct, symbol=symbol).update(last_price=market)
+            if not can_fill:
+                return fills
             for order in Order.objects.select_for_update().filter(
                     account=acct, symbol=symbol, status__in=("new", "accepted", "partially_filled")
             ).order_by("created_at"):

@@ -74,3 +74,27 @@ def test_health_part_and_tasks(filled_order):
     assert tasks.process_open_orders.run()["fills"] == 0
     assert tasks.snapshot_account.run()["equity"] > 0
     assert tasks.sync_broker_orders.run()["synced"] == 0
+
+
+def test_admin_read_only_records_and_editable_kill_switch(filled_order):
+    from django.test import Client
+
+    from trading_app.models import KillSwitch
+
+    admin_user = get_user_model().objects.create_superuser("admin", "a@example.com", "pw")
+    c = Client()
+    c.force_login(admin_user)
+    for model in ("order", "fill", "position", "accountsnapshot", "newsitem", "paperaccount", "notification"):
+        page = c.get(f"/admin/trading_app/{model}/")
+        assert page.status_code == 200, model
+        assert c.get(f"/admin/trading_app/{model}/add/").status_code == 403, model
+    from trading_app.models import Order
+
+    order = Order.objects.get(client_order_id="api-1")
+    change = c.post(f"/admin/trading_app/order/{order.pk}/change/", {"qty": 999})
+    assert change.status_code == 403
+    assert c.get("/admin/trading_app/killswitch/add/").status_code == 200
+    resp = c.post("/admin/trading_app/killswitch/add/", {"active": "on", "reason": "admin drill"})
+    assert resp.status_code == 302
+    ks = KillSwitch.objects.get(pk=1)
+    assert ks.active and ks.updated_by == "admin"

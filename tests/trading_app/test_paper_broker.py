@@ -188,3 +188,19 @@ def test_accounting_identity_holds_after_every_fill(broker, md, seq):
         identity(broker)
     for f in Fill.objects.all():
         assert f.equity_after == pytest.approx(f.cash_after + f.positions_value_after)
+
+
+@pytest.mark.django_db
+def test_orders_wait_for_the_open_when_configured(settings):
+    from trading_app.providers import get_market_data
+
+    settings.NEXUS_PAPER_FILL_OUTSIDE_HOURS = False
+    settings.NEXUS_SIM_NOW = "2025-09-20T17:00:00Z"  # a Saturday
+    broker = PaperBroker(market_data=get_market_data(test_mode=True))
+    o = broker.submit_order(req(qty=2, cid="weekend"))
+    assert o["status"] == "accepted"
+    assert broker.process_open_orders() == []
+    settings.NEXUS_SIM_NOW = "2025-09-22T13:31:00Z"  # Monday, just after the open
+    fills = broker.process_open_orders()
+    assert len(fills) == 1 and Order.objects.get(client_order_id="weekend").status == "filled"
+    identity(broker)

@@ -139,7 +139,7 @@ class CachedMarketData:
                            lambda: self.inner.latest_price(symbol))
 
     def market_clock(self, at: datetime | None = None) -> dict:
-        return cached_call(self.name, "clock", "NEXUS_CACHE_TTL_CLOCK", (_minute(at),),
+        return cached_call(self.name, "clock", "NEXUS_CACHE_TTL_CLOCK", (_minute(at or _now(self.inner)),),
                            lambda: self.inner.market_clock(at=at))
 
     def __getattr__(self, item):

@@ -1,0 +1,432 @@
+"""Market and news trigger types, their evaluators, and the beat-driven pollers that feed them.
+
+Trigger types (params accept the specification's shapes, plus ``cooldown`` seconds):
+
+- ``price_change`` {symbol, threshold, direction up/down/any, window}: the move of the tick price
+  against the reference price ``window`` ago (a few samples per window are kept per trigger).
+- ``volume_spike`` {symbol, multiplier, window}: volume >= multiplier x the rolling average volume
+  (the poller's 20-bar average when the event carries it, else the trigger's own last ``window``).
+- ``volatility`` {symbol, vix_threshold | realised_threshold, window}: VIX level (carried by every
+  tick) or realised annualised volatility of the symbol's last ``window`` tick returns.
+- ``news_sentiment`` {keywords, sentiment_threshold, symbols?, direction?}: an article mentioning
+  one of the keywords whose |VADER compound| >= threshold.
+- ``breaking_news`` {sources, priority, symbols?, keywords?}: an article from one of the sources
+  with at least that priority (breaking -> high).
+
+The engine calls ``evaluator(params, event, state)``; it fires on the edge with the cooldown.
+Pollers (``nexus.events.poll_market`` / ``poll_news``) run on beat, only when such triggers exist,
+and put their events on the ``events`` queue (deduplicated by bar / article id).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Literal
+
+from celery import shared_task
+from pydantic import Field, field_validator, model_validator
+
+from workflows_app.registry import registry
+from workflows_app.trigger_types import TriggerParams
+
+log = logging.getLogger(__name__)
+
+MARKET_TYPES = ("price_change", "volume_spike", "volatility")
+NEWS_TYPES = ("news_sentiment", "breaking_news")
+PRIORITY_RANK = {"low": 0, "normal": 1, "high": 2}
+_WINDOW = re.compile(r"^(\d{1,7})([smhd]?)$")
+_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+SESSION_SECONDS_PER_YEAR = 252 * 6.5 * 3600
+
+
+def window_seconds(value) -> int:
+    if isinstance(value, bool):
+        raise ValueError("window must be seconds or a duration such as 5m, 1h, 1d")
+    if isinstance(value, int | float):
+        seconds = int(value)
+    else:
+        match = _WINDOW.match(str(value).strip().lower())
+        if not match:
+            raise ValueError("window must be seconds or a duration such as 5m, 1h, 1d")
+        seconds = int(match.group(1)) * _UNIT[match.group(2)]
+    if not 1 <= seconds <= 30 * 86400:
+        raise ValueError("window must be between 1 second and 30 days")
+    return seconds
+
+
+class SymbolParams(TriggerParams):
+    symbol: str = Field(min_length=1, max_length=32)
+
+    @field_validator("symbol")
+    @classmethod
+    def _upper(cls, value: str) -> str:
+        value = value.strip().upper()
+        if not re.fullmatch(r"[A-Z0-9.\-^/]{1,32}", value):
+            raise ValueError("symbol must look like AAPL or BRK.B")
+        return value
+
+
+class PriceChangeParams(SymbolParams):
+    threshold: float = Field(gt=0, le=1, description="Relative move, 0.02 = 2%.")
+    direction: Literal["up", "down", "any"] = "any"
+    window: int | str = Field("1d", description="Reference is the price this long ago (seconds or 5m/1h/1d).")
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value) -> int:
+        return window_seconds(value)
+
+
+class VolumeSpikeParams(SymbolParams):
+    multiplier: float = Field(2.0, gt=1, le=1000)
+    window: int = Field(20, ge=2, le=500, description="Observations in the rolling average.")
+
+
+class VolatilityParams(SymbolParams):
+    vix_threshold: float | None = Field(None, gt=0, le=200)
+    realised_threshold: float | None = Field(None, gt=0, le=20, description="Annualised, 0.4 = 40%.")
+    window: int = Field(20, ge=2, le=500, description="Returns in the realised-volatility estimate.")
+
+    @model_validator(mode="after")
+    def _one_threshold(self):
+        if self.vix_threshold is None and self.realised_threshold is None:
+            raise ValueError("give vix_threshold or realised_threshold")
+        return self
+
+
+class NewsSentimentParams(TriggerParams):
+    keywords: list[str] = Field(min_length=1, max_length=50)
+    sentiment_threshold: float = Field(0.5, ge=0, le=1)
+    direction: Literal["positive", "negative", "any"] = "any"
+    symbols: list[str] = Field(default_factory=list, max_length=100)
+
+    @field_validator("keywords")
+    @classmethod
+    def _keywords(cls, value: list[str]) -> list[str]:
+        cleaned = [k.strip() for k in value if isinstance(k, str) and k.strip()]
+        if not cleaned or any(len(k) > 100 for k in cleaned):
+            raise ValueError("keywords must be non-empty words (at most 100 characters)")
+        return cleaned
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbols(cls, value: list[str]) -> list[str]:
+        return [s.strip().upper() for s in value]
+
+
+class BreakingNewsParams(TriggerParams):
+    sources: list[str] = Field(default_factory=list, max_length=50, description="Empty: any source.")
+    priority: Literal["high", "normal", "low"] = "high"
+    symbols: list[str] = Field(default_factory=list, max_length=100)
+    keywords: list[str] = Field(default_factory=list, max_length=50)
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbols(cls, value: list[str]) -> list[str]:
+        return [s.strip().upper() for s in value]
+
+
+# --- helpers ------------------------------------------------------------------------------------
+def event_time(event: dict) -> float:
+    ts = event.get("ts")
+    if isinstance(ts, int | float):
+        return float(ts)
+    raw = event.get("timestamp")
+    try:
+        value = datetime.fromisoformat(str(raw).replace("Z", "+00:00")).timestamp()
+    except (TypeError, ValueError):
+        value = datetime.now(UTC).timestamp()
+    event["ts"] = value
+    return value
+
+
+def _number(event: dict, key: str) -> float | None:
+    value = event.get(key)
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+@lru_cache(maxsize=1024)
+def _keyword_pattern(keywords: tuple[str, ...]) -> re.Pattern:
+    return re.compile(r"(?<![A-Za-z0-9])(" + "|".join(re.escape(k) for k in keywords) + r")(?![A-Za-z0-9])",
+                      re.IGNORECASE)
+
+
+def article_text(event: dict) -> str:
+    return f"{event.get('headline') or ''} {event.get('summary') or ''}".strip()
+
+
+def article_sentiment(event: dict) -> float:
+    value = _number(event, "sentiment")
+    if value is None:
+        from trading_app import sentiment
+
+        value = sentiment.score(article_text(event))
+        event["sentiment"] = value
+    return value
+
+
+def article_priority(event: dict) -> str:
+    if event.get("priority") in PRIORITY_RANK:
+        return event["priority"]
+    if event.get("breaking"):
+        return "high"
+    return "normal" if abs(article_sentiment(event)) >= 0.5 else "low"
+
+
+def _symbols_match(wanted: list[str], event: dict) -> bool:
+    if not wanted:
+        return True
+    have = {str(s).upper() for s in (event.get("symbols") or ([event["symbol"]] if event.get("symbol") else []))}
+    return bool(have & set(wanted))
+
+
+# --- evaluators ---------------------------------------------------------------------------------
+def price_change(params: PriceChangeParams, event: dict, state: dict) -> tuple[bool, dict]:
+    price = _number(event, "price")
+    if price is None or price <= 0:
+        return False, {}
+    now = event_time(event)
+    window = int(params.window)
+    samples = state.setdefault("samples", [])
+    cutoff = now - window
+    # keep the newest sample at or before the cutoff (the price `window` ago) and the later ones
+    while len(samples) > 1 and samples[1][0] <= cutoff:
+        samples.pop(0)
+    if not samples or now - samples[-1][0] >= window / 20:
+        samples.append([now, price])
+    reference = samples[0][1]
+    change = price / reference - 1.0
+    if params.direction == "up":
+        holds = change >= params.threshold
+    elif params.direction == "down":
+        holds = change <= -params.threshold
+    else:
+        holds = abs(change) >= params.threshold
+    detail = {"price": price, "reference_price": reference, "change": round(change, 6),
+              "threshold": params.threshold, "direction": "up" if change >= 0 else "down",
+              "window": window, "severity": min(1.0, 0.5 * abs(change) / params.threshold)}
+    return holds, detail
+
+
+def volume_spike(params: VolumeSpikeParams, event: dict, state: dict) -> tuple[bool, dict]:
+    volume = _number(event, "volume")
+    if volume is None:
+        return False, {}
+    history = state.setdefault("volumes", [])
+    average = _number(event, "avg_volume")
+    if average is None and len(history) >= min(5, params.window):
+        average = sum(history) / len(history)
+    history.append(volume)
+    del history[:-params.window]
+    if not average:
+        return False, {}
+    ratio = volume / average
+    return ratio >= params.multiplier, {
+        "volume": volume, "average_volume": round(average, 2), "ratio": round(ratio, 4),
+        "multiplier": params.multiplier, "severity": min(1.0, 0.5 * ratio / params.multiplier)}
+
+
+def volatility(params: VolatilityParams, event: dict, state: dict) -> tuple[bool, dict]:
+    detail: dict = {}
+    holds = False
+    vix = _number(event, "vix")
+    if params.vix_threshold is not None and vix is not None:
+        detail.update(vix=vix, vix_threshold=params.vix_threshold)
+        holds = vix >= params.vix_threshold
+        detail["severity"] = min(1.0, 0.5 * vix / params.vix_threshold)
+    if params.realised_threshold is not None:
+        realised = _number(event, "realised_vol")
+        price = _number(event, "price")
+        if realised is None and price:
+            now = event_time(event)
+            last = state.get("last")
+            returns = state.setdefault("returns", [])
+            if last and now > last[0] and last[1] > 0:
+                returns.append([now - last[0], math.log(price / last[1])])
+                del returns[:-params.window]
+            state["last"] = [now, price]
+            if len(returns) >= min(5, params.window):
+                seconds = sum(r[0] for r in returns)
+                variance = sum(r[1] * r[1] for r in returns) / seconds
+                realised = math.sqrt(variance * SESSION_SECONDS_PER_YEAR)
+        if realised is not None:
+            detail.update(realised_vol=round(realised, 6), realised_threshold=params.realised_threshold)
+            if realised >= params.realised_threshold:
+                holds = True
+                detail["severity"] = max(detail.get("severity", 0), min(1.0, 0.5 * realised / params.realised_threshold))
+    return holds, detail
+
+
+def news_sentiment(params: NewsSentimentParams, event: dict, state: dict) -> tuple[bool, dict]:
+    if not _symbols_match(params.symbols, event):
+        return False, {}
+    found = _keyword_pattern(tuple(params.keywords)).findall(article_text(event))
+    if not found:
+        return False, {}
+    score = article_sentiment(event)
+    if params.direction == "positive" and score < 0 or params.direction == "negative" and score > 0:
+        return False, {}
+    holds = abs(score) >= params.sentiment_threshold
+    return holds, {"keywords": sorted({f.lower() for f in found}), "sentiment": round(score, 4),
+                   "sentiment_threshold": params.sentiment_threshold, "severity": abs(score)}
+
+
+def breaking_news(params: BreakingNewsParams, event: dict, state: dict) -> tuple[bool, dict]:
+    source = str(event.get("source") or "")
+    if params.sources and source.lower() not in {s.lower() for s in params.sources}:
+        return False, {}
+    if not _symbols_match(params.symbols, event):
+        return False, {}
+    if params.keywords and not _keyword_pattern(tuple(params.keywords)).search(article_text(event)):
+        return False, {}
+    priority = article_priority(event)
+    holds = PRIORITY_RANK[priority] >= PRIORITY_RANK[params.priority]
+    return holds, {"source": source, "priority": priority, "breaking": bool(event.get("breaking")),
+                   "severity": {"high": 0.9, "normal": 0.5, "low": 0.2}[priority]}
+
+
+TRIGGER_TYPES = {
+    "price_change": (PriceChangeParams, ("tick",), price_change, "A relative price move over a window."),
+    "volume_spike": (VolumeSpikeParams, ("tick",), volume_spike, "Volume above a multiple of its average."),
+    "volatility": (VolatilityParams, ("tick",), volatility, "VIX level or realised volatility above a threshold."),
+    "news_sentiment": (NewsSentimentParams, ("news",), news_sentiment,
+                       "An article with the keywords and strong sentiment."),
+    "breaking_news": (BreakingNewsParams, ("news",), breaking_news, "Breaking news from the given sources."),
+}
+
+
+# --- pollers ------------------------------------------------------------------------------------
+def _active_triggers(types):
+    from workflows_app.models import Trigger, Workflow
+
+    return Trigger.objects.filter(type__in=types, enabled=True, workflow__status=Workflow.Status.ACTIVE)
+
+
+def market_event(symbol: str, bars, vix: float | None = None) -> dict | None:
+    """A tick event from a symbol's latest minute bars (last bar + 20-bar averages)."""
+    from workflows_app.services.events import make_event
+
+    if bars is None or len(bars) == 0:
+        return None
+    last = bars.iloc[-1]
+    stamp = bars.index[-1]
+    previous = bars["volume"].iloc[:-1]
+    closes = [float(c) for c in bars["close"]]
+    returns = [math.log(b / a) for a, b in zip(closes, closes[1:], strict=False) if a > 0 and b > 0]
+    payload = {"symbol": symbol, "price": round(float(last["close"]), 4), "volume": float(last["volume"]),
+               "timestamp": stamp.isoformat(), "ts": stamp.timestamp()}
+    if len(previous):
+        payload["avg_volume"] = round(float(previous.mean()), 2)
+    if len(returns) >= 5:
+        variance = sum(r * r for r in returns) / len(returns)
+        payload["realised_vol"] = round(math.sqrt(variance * 252 * 390), 6)
+    if vix is not None:
+        payload["vix"] = vix
+    return make_event("tick", payload, source="market_data", event_id=f"{symbol}:{stamp.isoformat()}")
+
+
+def poll_market_data(market_data=None) -> dict:
+    from trading_app.providers import get_market_data
+    from workflows_app.services import events
+
+    symbols = sorted(set(_active_triggers(MARKET_TYPES).exclude(symbol="").values_list("symbol", flat=True)))
+    if not symbols:
+        return {"symbols": 0, "events": 0}
+    provider = market_data or get_market_data()
+    vix = None
+    try:
+        vix = float(provider.vix())
+    except Exception:  # noqa: BLE001 - not every provider has a VIX
+        vix = None
+    batch, errors = [], {}
+    for symbol in symbols:
+        try:
+            event = market_event(symbol, provider.intraday_bars(symbol, minutes=1, limit=21), vix)
+        except Exception as exc:  # noqa: BLE001 - one bad symbol must not stop the others
+            errors[symbol] = str(exc)[:200]
+            continue
+        if event:
+            batch.append(event)
+    replies = events.ingest_many(batch) if batch else []
+    return {"symbols": len(symbols), "events": len(batch), "new": sum(1 for r in replies if not r["deduplicated"]),
+            "errors": errors}
+
+
+NEWS_CURSOR_KEY = "nexus:poll:news:cursor"
+
+
+def news_event(article: dict) -> dict:
+    from workflows_app.services.events import make_event
+
+    payload = {k: article.get(k) for k in ("headline", "summary", "source", "symbols", "breaking", "url",
+                                           "provider")}
+    payload["symbols"] = [str(s).upper() for s in (article.get("symbols") or [])]
+    payload["timestamp"] = article.get("published_at")
+    payload["sentiment"] = article.get("sentiment") if article.get("sentiment") is not None else article_sentiment(
+        {"headline": article.get("headline"), "summary": article.get("summary")})
+    payload["priority"] = article_priority(payload)
+    payload["severity"] = round(abs(payload["sentiment"]), 4)
+    return make_event("news", payload, source=str(article.get("provider") or "news"),
+                      event_id=f"news:{article.get('id') or article.get('url')}")
+
+
+def poll_news(news=None, now: datetime | None = None) -> dict:
+    from trading_app import sentiment
+    from trading_app.providers import get_news_provider
+    from workflows_app.circuit import redis_client
+    from workflows_app.services import events
+
+    rows = list(_active_triggers(NEWS_TYPES).values_list("params", flat=True))
+    if not rows:
+        return {"articles": 0, "events": 0}
+    symbols = sorted({str(s).upper() for p in rows for s in (p or {}).get("symbols", [])})
+    if not symbols:
+        symbols = [s.strip().upper() for s in os.environ.get(
+            "NEXUS_NEWS_WATCHLIST", "AAPL,MSFT,GOOGL,AMZN,TSLA,NVDA,META,JPM").split(",") if s.strip()]
+    now = now or datetime.now(UTC)
+    client = redis_client()
+    cursor = client.get(NEWS_CURSOR_KEY)
+    start = datetime.fromisoformat(cursor) if cursor else now - timedelta(hours=1)
+    provider = news or get_news_provider()
+    articles = provider.get_news(symbols, limit=200, start=start - timedelta(minutes=5), end=now)
+    sentiment.score_articles(articles)
+    batch = [news_event(a) for a in articles]
+    replies = events.ingest_many(batch) if batch else []
+    client.set(NEWS_CURSOR_KEY, now.isoformat())
+    return {"articles": len(articles), "events": len(batch),
+            "new": sum(1 for r in replies if not r["deduplicated"])}
+
+
+@shared_task(name="nexus.events.poll_market", max_retries=0, acks_late=True, time_limit=120, soft_time_limit=100)
+def poll_market_task():
+    return poll_market_data()
+
+
+@shared_task(name="nexus.events.poll_news", max_retries=0, acks_late=True, time_limit=120, soft_time_limit=100)
+def poll_news_task():
+    return poll_news()
+
+
+BEAT_JOBS = {
+    "nexus-poll-market": {"task": "nexus.events.poll_market",
+                          "schedule": float(os.environ.get("NEXUS_MARKET_POLL_SECONDS", 15))},
+    "nexus-poll-news": {"task": "nexus.events.poll_news",
+                        "schedule": float(os.environ.get("NEXUS_NEWS_POLL_SECONDS", 60))},
+}
+
+
+def register() -> None:
+    for name, (model, kinds, evaluator, description) in TRIGGER_TYPES.items():
+        registry.register_trigger_type(name, model, event_kinds=kinds, evaluator=evaluator, description=description)
+    try:
+        from workflows_app.eventing import install_beat_jobs
+
+        install_beat_jobs(BEAT_JOBS)
+    except ImportError:  # pragma: no cover - the engine without its eventing module
+        log.warning("beat jobs for market/news polling not installed")
