@@ -8,4 +8,4 @@ class WorkflowsAppConfig(AppConfig):
 
     def ready(self) -> None:
         # Engine step types and signal handlers register themselves on import.
-        from workflows_app import signals, steps, trigger_types  # noqa: F401
+        from workflows_app import eventing, signals, steps, trigger_types  # noqa: F401

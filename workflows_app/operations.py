@@ -428,3 +428,169 @@ def redrive_letter(letter: DeadLetter) -> dict:
         audit.record("dead_letter_redriven", workflow_id=letter.workflow_id, execution_id=letter.execution_id,
                      step=letter.step_name, dead_letter_id=str(letter.id), error_class=letter.error_class)
     return {"id": str(letter.id), "status": letter.status, "target": target}
+
+
+# =================================================================================================
+# --- triggers, events, named queues, dead-letter processing (issue 5) ----------------------------
+# =================================================================================================
+
+
+def _queue_name(value, field: str = "queue_name") -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise OperationError("INVALID_INPUT_DATA", f"{field} is required", {"field": field})
+    return value.strip()
+
+
+def queue_send(*, queue_name=None, message=None, group_id=None, deduplication_id=None, delay=None, user=None,
+               message_group_id=None, **extra) -> dict:
+    """Send a message to a named queue (FIFO per group_id, deduplicated within the queue's window)."""
+    from workflows_app.services import queues
+
+    _no_extra(extra)
+    name = _queue_name(queue_name)
+    if message is None:
+        raise OperationError("INVALID_INPUT_DATA", "message is required", {"field": "message"})
+    if not isinstance(message, dict | list | str | int | float | bool):
+        raise OperationError("INVALID_INPUT_DATA", "message must be JSON", {"field": "message"})
+    group = group_id if group_id is not None else message_group_id
+    if group is not None and (not isinstance(group, str | int) or len(str(group)) > 100):
+        raise OperationError("INVALID_INPUT_DATA", "group_id must be a short string", {"field": "group_id"})
+    if deduplication_id is not None and (not isinstance(deduplication_id, str | int) or len(str(deduplication_id)) > 200):
+        raise OperationError("INVALID_INPUT_DATA", "deduplication_id must be a short string",
+                             {"field": "deduplication_id"})
+    seconds = None
+    if delay not in (None, 0, "0"):
+        try:
+            seconds = float(delay)
+        except (TypeError, ValueError):
+            raise OperationError("INVALID_INPUT_DATA", "delay must be a number of seconds", {"field": "delay"}) from None
+    reply = queues.send(name, message, group_id=group, dedup_id=deduplication_id, delay=seconds)
+    return {"success": True, **reply}
+
+
+def workflow_queue_status(*, queue_name=None, include_messages=False, limit=100, user=None, **extra) -> dict:
+    """Live figures per named queue: messages_available, messages_in_flight, oldest_message_age,
+    processing_rate (messages/minute over the last minute), dead_lettered, config."""
+    from workflows_app.services import queues
+
+    _no_extra(extra)
+    include = _bool(include_messages, "include_messages", False)
+    limit = _int(limit, "limit", 100, 1, 1000)
+    name = _queue_name(queue_name) if queue_name not in (None, "") else None
+    return {"success": True, **queues.status(name, include_messages=include, limit=limit),
+            "measured_at": selectors.iso(timezone.now())}
+
+
+_QUEUE_FIELDS = {"max_retries": (0, 100), "visibility_timeout": (0.1, 43_200), "message_retention": (1, 30 * 86_400),
+                 "batch_size": (1, 1000), "deduplication_window": (1, 7 * 86_400), "max_messages": (1, 10_000_000)}
+
+
+def queue_create(*, name=None, max_retries=3, visibility_timeout=30, message_retention=86_400, batch_size=10,
+                 ordering="FIFO", deduplication=True, deduplication_window=300, max_messages=100_000, description="",
+                 workflow_id=None, user=None, **extra) -> dict:
+    """Create (or reconfigure) a named queue with the specification's queue_config fields."""
+    import re as _re
+
+    from workflows_app.models import MessageQueue
+    from workflows_app.models.queues import QUEUE_NAME_PATTERN
+
+    _no_extra(extra)
+    name = _queue_name(name, "name")
+    if not _re.match(QUEUE_NAME_PATTERN, name):
+        raise OperationError("INVALID_INPUT_DATA", "name may hold letters, digits, '.', '_' and '-' (max 100)",
+                             {"field": "name"})
+    values = {}
+    for field, raw in (("max_retries", max_retries), ("visibility_timeout", visibility_timeout),
+                       ("message_retention", message_retention), ("batch_size", batch_size),
+                       ("deduplication_window", deduplication_window), ("max_messages", max_messages)):
+        low, high = _QUEUE_FIELDS[field]
+        try:
+            number = float(raw)
+        except (TypeError, ValueError):
+            raise OperationError("INVALID_INPUT_DATA", f"{field} must be a number", {"field": field}) from None
+        if isinstance(raw, bool) or not low <= number <= high:
+            raise OperationError("INVALID_INPUT_DATA", f"{field} must be between {low} and {high}", {"field": field})
+        values[field] = number if field == "visibility_timeout" else int(number)
+    if str(ordering).upper() == "FIFO":
+        values["ordering"] = MessageQueue.Ordering.FIFO
+    elif str(ordering).lower() == "standard":
+        values["ordering"] = MessageQueue.Ordering.STANDARD
+    else:
+        raise OperationError("INVALID_INPUT_DATA", "ordering must be FIFO or standard", {"field": "ordering"})
+    values["deduplication"] = _bool(deduplication, "deduplication", True)
+    values["description"] = str(description or "")[:300]
+    if workflow_id:
+        values["workflow"] = _workflow(workflow_id, user)
+    existing = MessageQueue.objects.filter(name=name).first()
+    if existing is not None and existing.kind != MessageQueue.Kind.STREAM:
+        raise OperationError("CONFLICT", f"queue '{name}' is the dead-letter store", {"field": "name"})
+    queue, created = MessageQueue.objects.update_or_create(name=name, defaults=values)
+    audit.record("queue_created" if created else "queue_updated", queue=name, config=queue.config())
+    return {"success": True, "created": created, "queue": queue.config()}
+
+
+def queue_list(*, user=None, **extra) -> dict:
+    from workflows_app.models import MessageQueue
+
+    _no_extra(extra)
+    items = [q.config() for q in MessageQueue.objects.all()]
+    return {"success": True, "queues": items, "count": len(items)}
+
+
+def queue_receive(*, queue_name=None, max_messages=None, consumer="api", user=None, **extra) -> dict:
+    """Pull messages (each stays invisible for visibility_timeout; ack with queue_ack)."""
+    from workflows_app.services import queues
+
+    _no_extra(extra)
+    name = _queue_name(queue_name)
+    count = _int(max_messages, "max_messages", 0, 0, 1000) or None
+    if not isinstance(consumer, str) or not _re_consumer.fullmatch(consumer):
+        raise OperationError("INVALID_INPUT_DATA", "consumer must be a short name", {"field": "consumer"})
+    messages = [m.as_dict() for m in queues.receive(name, consumer=consumer, count=count)]
+    return {"success": True, "queue": name, "messages": messages, "count": len(messages)}
+
+
+_re_consumer = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")
+
+
+def queue_ack(*, queue_name=None, message_ids=None, message_id=None, user=None, **extra) -> dict:
+    from workflows_app.services import queues
+
+    _no_extra(extra)
+    name = _queue_name(queue_name)
+    ids = message_ids if message_ids is not None else ([message_id] if message_id else [])
+    if not isinstance(ids, list) or not ids or len(ids) > 1000 or not all(isinstance(i, str) for i in ids):
+        raise OperationError("INVALID_INPUT_DATA", "give message_id or a list message_ids", {"field": "message_ids"})
+    acked = queues.ack(queues.get_queue(name).name, ids)
+    return {"success": True, "queue": name, "acknowledged": acked}
+
+
+def event_ingest(*, kind="event", payload=None, source="manual", event_id=None, user=None, **extra) -> dict:
+    """A manual event: it goes through the events queue and is matched against triggers."""
+    from workflows_app.services import events
+
+    _no_extra(extra)
+    reply = events.ingest(kind, _dict(payload, "payload"), source=str(source or "manual"), event_id=event_id)
+    return {"success": True, **reply}
+
+
+def webhook_receive(*, source=None, body=b"", signature=None, timestamp=None, user=None, **extra) -> dict:
+    """A signed webhook (REST face: POST /api/v1/events/ with X-Nexus-Source, X-Nexus-Timestamp and
+    X-Nexus-Signature = hex HMAC-SHA256(secret, f"{timestamp}." + raw body))."""
+    from workflows_app.services import events
+
+    _no_extra(extra)
+    if not isinstance(source, str) or not source:
+        raise OperationError("INVALID_INPUT_DATA", "source is required", {"field": "source"})
+    return {"success": True, **events.receive_webhook(source, body, signature, timestamp)}
+
+
+def process_dead_letters(*, limit=100, user=None, **extra) -> dict:
+    """Apply the dead-letter policies now (beat also runs them): rate_limit -> retry with backoff,
+    invalid_symbol -> discard (audited), otherwise -> alert an operator and keep."""
+    from workflows_app.services import deadletters
+
+    _no_extra(extra)
+    if user is not None and not getattr(user, "is_staff", False):
+        raise OperationError("PERMISSION_DENIED", "only staff may process dead letters", {"field": "user"})
+    return {"success": True, **deadletters.process_dead_letters(limit=_int(limit, "limit", 100, 1, 5000))}

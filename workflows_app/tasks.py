@@ -58,3 +58,6 @@ def reconcile():
 def noop(*args, **kwargs):
     """The benchmark floor: a plain Celery task that does nothing."""
     return None
+
+
+from workflows_app import event_tasks  # noqa: E402,F401 - triggers, events, queues, dead letters

@@ -1,5 +1,6 @@
 from workflows_app.models.audit import AuditEvent, DeadLetter
 from workflows_app.models.definitions import Agent, Step, Trigger, Workflow, WorkflowVersion
+from workflows_app.models.queues import MessageQueue
 from workflows_app.models.runs import Execution, StepRun
 
 __all__ = [
@@ -7,6 +8,7 @@ __all__ = [
     "AuditEvent",
     "DeadLetter",
     "Execution",
+    "MessageQueue",
     "Step",
     "StepRun",
     "Trigger",

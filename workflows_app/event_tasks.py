@@ -1,0 +1,50 @@
+"""Celery tasks for triggers, events, named queues and dead letters: thin wrappers over services.
+
+Routed by name: ``nexus.events.*`` to the ``events`` queue, ``nexus.maintenance.*`` to
+``maintenance`` (settings.CELERY_TASK_ROUTES). Beat runs the sweep and the dead-letter job.
+"""
+from __future__ import annotations
+
+from celery import shared_task
+
+EVENTS = {"acks_late": True, "reject_on_worker_lost": True, "time_limit": 120, "soft_time_limit": 100}
+
+
+@shared_task(name="nexus.events.fire_schedule", autoretry_for=(ConnectionError,), retry_backoff=True,
+             max_retries=3, **EVENTS)
+def fire_schedule(trigger_id: int):
+    from workflows_app.services import events
+
+    return events.fire_schedule(int(trigger_id))
+
+
+@shared_task(bind=True, name="nexus.events.drain_queue", max_retries=0, **EVENTS)
+def drain_queue(self, queue_name: str):
+    """Drain a named queue through its push consumer. Clears the queue's 'drain scheduled' flag
+    first, so a message sent while this runs schedules another drain."""
+    from workflows_app.circuit import redis_client
+    from workflows_app.services import queues
+
+    redis_client().delete(queues._k(queue_name, "drain"))
+    result = queues.process(queue_name, time_budget=20.0, max_batches=1000)
+    if result["batches"] >= 1000:
+        queues.schedule_drain(queues.get_queue(queue_name))
+    return result
+
+
+@shared_task(name="nexus.maintenance.sweep_queues", max_retries=0, acks_late=True, time_limit=60,
+             soft_time_limit=50)
+def sweep_queues():
+    from workflows_app.services import queues
+
+    return queues.sweep()
+
+
+@shared_task(name="nexus.maintenance.process_dead_letters", max_retries=0, acks_late=True, time_limit=300,
+             soft_time_limit=240)
+def process_dead_letters(limit: int = 200):
+    from workflows_app.services import deadletters
+
+    result = deadletters.process_dead_letters(limit=limit)
+    result.pop("results", None)
+    return result

@@ -1,0 +1,59 @@
+"""Named message queues: their configuration (the messages themselves live in Redis Streams).
+
+The settings are the specification's ``queue_config``; every one takes effect in
+``workflows_app.services.queues``.
+"""
+from __future__ import annotations
+
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+
+QUEUE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
+
+
+class MessageQueue(models.Model):
+    class Ordering(models.TextChoices):
+        FIFO = "FIFO"  # in order within a message group, one group member in flight at a time
+        STANDARD = "standard"  # best effort order, any number in flight
+
+    class Kind(models.TextChoices):
+        STREAM = "stream"  # a Redis stream with a consumer group
+        DEAD_LETTER = "dead_letter"  # a view over the dead-letter store (DeadLetter rows)
+
+    name = models.CharField(max_length=100, unique=True, validators=[RegexValidator(QUEUE_NAME_PATTERN)])
+    description = models.CharField(max_length=300, blank=True, default="")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.STREAM)
+    max_retries = models.PositiveIntegerField(default=3, validators=[MaxValueValidator(100)],
+                                              help_text="Deliveries beyond 1 + max_retries go to the dead-letter store.")
+    visibility_timeout = models.FloatField(default=30, validators=[MinValueValidator(0.1), MaxValueValidator(43_200)],
+                                           help_text="Seconds an unacknowledged message stays invisible.")
+    message_retention = models.PositiveIntegerField(default=86_400, validators=[MinValueValidator(1)],
+                                                    help_text="Seconds a message is kept (XTRIM MINID).")
+    batch_size = models.PositiveIntegerField(default=10, validators=[MinValueValidator(1), MaxValueValidator(1000)])
+    ordering = models.CharField(max_length=16, choices=Ordering.choices, default=Ordering.FIFO)
+    deduplication = models.BooleanField(default=True)
+    deduplication_window = models.PositiveIntegerField(default=300, validators=[MinValueValidator(1)],
+                                                       help_text="Seconds a deduplication id is remembered.")
+    max_messages = models.PositiveIntegerField(default=100_000, validators=[MinValueValidator(1)],
+                                               help_text="Capacity: sending to a full queue is refused (QUEUE_FULL).")
+    # Push consumers: a registered handler name (e.g. "events"), or a workflow started per message.
+    handler = models.CharField(max_length=100, blank=True, default="")
+    workflow = models.ForeignKey("workflows_app.Workflow", null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="consumed_queues")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def config(self) -> dict:
+        return {
+            "name": self.name, "max_retries": self.max_retries, "visibility_timeout": self.visibility_timeout,
+            "message_retention": self.message_retention, "batch_size": self.batch_size, "ordering": self.ordering,
+            "deduplication": self.deduplication, "deduplication_window": self.deduplication_window,
+            "max_messages": self.max_messages, "kind": self.kind, "handler": self.handler or None,
+            "workflow_id": str(self.workflow_id) if self.workflow_id else None,
+        }

@@ -1,0 +1,180 @@
+"""Event ingestion: every event (poller tick or article, signed webhook, schedule, manual) is put on
+the ``events`` named queue, deduplicated there by its id, and matched against triggers by the
+queue's consumer (``handle_batch``), in order per symbol (the message group).
+
+Webhooks: ``X-Nexus-Signature`` is ``hex(HMAC-SHA256(secret, f"{timestamp}." + body))`` (a
+``sha256=`` prefix is accepted); the secret is per source (``NEXUS_WEBHOOK_SECRETS`` =
+``"source:secret,..."`` or a dict); the timestamp must be within ``NEXUS_WEBHOOK_TOLERANCE``
+seconds of now; a signature already seen is refused (``SET NX`` in Redis), so a captured request
+cannot be replayed.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import time
+import uuid
+from datetime import UTC, datetime
+
+from django.conf import settings
+
+from workflows_app.circuit import redis_client
+from workflows_app.errors import OperationError
+from workflows_app.services import queues
+
+log = logging.getLogger(__name__)
+EVENTS_QUEUE = "events"
+KIND_PATTERN_MAX = 50
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def make_event(kind: str, payload: dict, *, source: str = "manual", event_id: str | None = None) -> dict:
+    if not isinstance(kind, str) or not kind or len(kind) > KIND_PATTERN_MAX or not kind.replace("_", "").isalnum():
+        raise OperationError("INVALID_INPUT_DATA", "kind must be a short word such as tick, news or event",
+                             {"field": "kind"})
+    if not isinstance(payload, dict):
+        raise OperationError("INVALID_INPUT_DATA", "payload must be an object", {"field": "payload"})
+    event = dict(payload)
+    event["kind"] = kind
+    event["source"] = str(source or "manual")[:100]
+    event["id"] = str(event_id or payload.get("id") or uuid.uuid4())[:200]
+    event.setdefault("timestamp", _now_iso())
+    if event.get("symbol"):
+        event["symbol"] = str(event["symbol"]).upper()
+    if "severity" in event:
+        try:
+            event["severity"] = max(0.0, min(1.0, float(event["severity"])))
+        except (TypeError, ValueError):
+            raise OperationError("INVALID_INPUT_DATA", "severity must be a number in 0..1",
+                                 {"field": "payload.severity"}) from None
+    if "priority" in event and event["priority"] not in ("high", "normal", "low"):
+        raise OperationError("INVALID_INPUT_DATA", "priority must be high, normal or low",
+                             {"field": "payload.priority"})
+    return event
+
+
+def _group(event: dict) -> str:
+    return str(event.get("symbol") or event.get("name") or event["kind"])[:100]
+
+
+def ingest(kind: str, payload: dict, *, source: str = "manual", event_id: str | None = None) -> dict:
+    """Put one event on the events queue (deduplicated by its id within the queue's window)."""
+    event = make_event(kind, payload, source=source, event_id=event_id)
+    reply = queues.send(EVENTS_QUEUE, event, group_id=_group(event), dedup_id=f"{event['kind']}:{event['id']}")
+    return {"event_id": event["id"], "kind": event["kind"], "message_id": reply["message_id"],
+            "deduplicated": reply["deduplicated"], "queue": EVENTS_QUEUE}
+
+
+def ingest_many(events: list[dict], *, notify: bool = True) -> list[dict]:
+    """Put many already-built events (``make_event``) on the events queue in one round trip."""
+    items = [{"body": e, "group_id": _group(e), "dedup_id": f"{e['kind']}:{e['id']}"} for e in events]
+    return queues.send_many(EVENTS_QUEUE, items, notify=notify)
+
+
+def handle_batch(messages: list[queues.Message]) -> None:
+    """The events queue's consumer: match the batch against triggers and fire."""
+    from workflows_app.services import triggers
+
+    events = [m.body for m in messages if isinstance(m.body, dict)]
+    if events:
+        triggers.evaluate(events)
+
+
+handle_batch.batch = True  # type: ignore[attr-defined]
+
+
+# --- schedules ----------------------------------------------------------------------------------
+def fire_schedule(trigger_id: int, now: datetime | None = None) -> dict:
+    """Beat fired a schedule trigger: ingest a schedule event, at most once per local wall-clock
+    minute (a repeated hour when DST ends, or a second beat, cannot fire it twice)."""
+    import zoneinfo
+
+    from workflows_app.models import Trigger
+
+    trigger = Trigger.objects.filter(pk=trigger_id, type="schedule").first()
+    if trigger is None:
+        return {"fired": False, "reason": "no such schedule trigger"}
+    tz_name = (trigger.params or {}).get("timezone") or "UTC"
+    local = (now or datetime.now(UTC)).astimezone(zoneinfo.ZoneInfo(tz_name))
+    wall = local.strftime("%Y-%m-%dT%H:%M")
+    if not redis_client().set(f"nexus:schedule:{trigger_id}:{wall}", 1, nx=True, ex=3 * 24 * 3600):
+        return {"fired": False, "reason": "already fired at this wall-clock time", "wall_clock": wall}
+    reply = ingest("schedule", {"trigger_id": trigger_id, "workflow_id": str(trigger.workflow_id),
+                                "cron": trigger.params.get("cron"), "timezone": tz_name, "wall_clock": wall,
+                                "scheduled_for": local.isoformat(), "priority": "normal"},
+                   source="beat", event_id=f"schedule:{trigger_id}:{wall}")
+    return {"fired": True, "wall_clock": wall, **reply}
+
+
+# --- webhooks -----------------------------------------------------------------------------------
+def webhook_secrets() -> dict[str, str]:
+    raw = getattr(settings, "NEXUS_WEBHOOK_SECRETS", None)
+    if raw is None:
+        raw = os.environ.get("NEXUS_WEBHOOK_SECRETS", "")
+    if isinstance(raw, dict):
+        return {str(k): str(v) for k, v in raw.items() if v}
+    secrets = {}
+    for part in str(raw).split(","):
+        source, sep, secret = part.strip().partition(":")
+        if sep and source and secret:
+            secrets[source.strip()] = secret.strip()
+    return secrets
+
+
+def tolerance() -> int:
+    return int(getattr(settings, "NEXUS_WEBHOOK_TOLERANCE", os.environ.get("NEXUS_WEBHOOK_TOLERANCE", 300)))
+
+
+def sign(secret: str, timestamp: int | str, body: bytes) -> str:
+    return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+def _refuse(reason: str, message: str) -> OperationError:
+    return OperationError("PERMISSION_DENIED", message, {"field": "signature", "reason": reason})
+
+
+def verify_webhook(source: str, body: bytes, signature: str, timestamp, *, now: float | None = None) -> None:
+    secret = webhook_secrets().get(str(source or ""))
+    if not secret:
+        raise _refuse("unknown_source", f"no webhook secret configured for source '{source}'")
+    try:
+        ts = int(str(timestamp).strip())
+    except (TypeError, ValueError):
+        raise _refuse("bad_timestamp", "timestamp must be Unix seconds") from None
+    now = time.time() if now is None else now
+    if abs(now - ts) > tolerance():
+        raise _refuse("stale", f"timestamp is outside the {tolerance()} s tolerance window")
+    given = str(signature or "").strip()
+    if given.startswith("sha256="):
+        given = given[len("sha256="):]
+    expected = sign(secret, ts, body)
+    if not hmac.compare_digest(given.lower(), expected):
+        raise _refuse("bad_signature", "signature does not match")
+    if not redis_client().set(f"nexus:webhook:seen:{source}:{expected}", ts, nx=True, ex=2 * tolerance() + 60):
+        raise _refuse("replayed", "this signature was already used")
+
+
+def receive_webhook(source: str, body: bytes, signature: str, timestamp) -> dict:
+    if isinstance(body, str):
+        body = body.encode()
+    if not isinstance(body, bytes | bytearray) or len(body) > 256 * 1024:
+        raise OperationError("INVALID_INPUT_DATA", "body must be at most 256 KiB of bytes", {"field": "body"})
+    verify_webhook(source, bytes(body), signature, timestamp)
+    try:
+        data = json.loads(body or b"{}")
+    except ValueError:
+        raise OperationError("INVALID_INPUT_DATA", "body must be JSON", {"field": "body"}) from None
+    if not isinstance(data, dict):
+        raise OperationError("INVALID_INPUT_DATA", "body must be a JSON object", {"field": "body"})
+    name = data.get("event") or data.get("name") or data.get("type")
+    payload = {k: v for k, v in data.items() if k not in ("kind", "source")}
+    if name:
+        payload["event"] = str(name)[:100]
+    event_id = str(data.get("id") or f"{source}:{timestamp}:{hashlib.sha256(body).hexdigest()[:16]}")
+    return ingest("webhook", payload, source=source, event_id=event_id)
