@@ -237,7 +237,7 @@ def test_queue_full_is_429(api_a, monkeypatch):
         raise operations.OperationError("QUEUE_FULL", "queue events is full", {"queue": "events"})
 
     monkeypatch.setattr(operations, "queue_send", full, raising=False)
-    response = api_a.post(f"{API}/queues/events/messages/", {"body": {"a": 1}}, format="json")
+    response = api_a.post(f"{API}/queues/events/messages/", {"message": {"a": 1}}, format="json")
     assert_error(response, 429, "QUEUE_FULL")
     assert response["Retry-After"]
 

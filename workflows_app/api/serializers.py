@@ -120,20 +120,54 @@ class AgentAssignRequest(Strict):
 class QueueStatusQuery(Strict):
     queue_name = serializers.CharField(max_length=100, required=False)
     include_messages = serializers.BooleanField(required=False)
+    limit = serializers.IntegerField(min_value=1, max_value=1000, required=False,
+                                     help_text="At most this many messages per queue with include_messages.")
 
 
 class QueueMessagesQuery(Strict):
     include_messages = serializers.BooleanField(required=False)
+    limit = serializers.IntegerField(min_value=1, max_value=1000, required=False)
+
+
+class QueueCreateRequest(Strict):
+    """The specification's queue_config."""
+
+    name = serializers.CharField(max_length=100)
+    max_retries = serializers.IntegerField(min_value=0, max_value=100, required=False)
+    visibility_timeout = serializers.FloatField(min_value=0.1, max_value=43_200, required=False,
+                                                help_text="Seconds a received message stays invisible.")
+    message_retention = serializers.IntegerField(min_value=1, max_value=30 * 86_400, required=False)
+    batch_size = serializers.IntegerField(min_value=1, max_value=1000, required=False)
+    ordering = serializers.ChoiceField(choices=["FIFO", "standard"], required=False)
+    deduplication = serializers.BooleanField(required=False)
+    deduplication_window = serializers.IntegerField(min_value=1, max_value=7 * 86_400, required=False)
+    max_messages = serializers.IntegerField(min_value=1, max_value=10_000_000, required=False)
+    description = serializers.CharField(max_length=300, required=False, allow_blank=True)
+    workflow_id = serializers.CharField(max_length=200, required=False)
 
 
 class QueueSendRequest(Strict):
-    """A message; the operation decides which of these it needs (``body`` at least)."""
-
-    body = AnyJSON(help_text="The message payload (any JSON).")
-    message_group = serializers.CharField(max_length=200, required=False,
-                                          help_text="FIFO ordering group.")
+    message = AnyJSON(help_text="The message payload (any JSON).")
+    group_id = serializers.CharField(max_length=100, required=False, help_text="FIFO ordering group.")
     deduplication_id = serializers.CharField(max_length=200, required=False)
-    delay = serializers.IntegerField(min_value=0, max_value=86400, required=False)
+    delay = serializers.FloatField(min_value=0, max_value=86_400, required=False, help_text="Seconds.")
+
+
+class QueueReceiveRequest(Strict):
+    max_messages = serializers.IntegerField(min_value=1, max_value=1000, required=False,
+                                            help_text="Default: the queue's batch_size.")
+    consumer = serializers.RegexField(r"^[A-Za-z0-9_.:\-]{1,100}$", required=False)
+
+
+class QueueAckRequest(Strict):
+    message_ids = serializers.ListField(child=serializers.CharField(max_length=100), min_length=1, max_length=1000)
+
+
+class EventIngestRequest(Strict):
+    kind = serializers.CharField(max_length=50, required=False)
+    payload = serializers.DictField()
+    source = serializers.CharField(max_length=100, required=False)
+    event_id = serializers.CharField(max_length=200, required=False)
 
 
 class DeadLetterQuery(Strict):
@@ -151,5 +185,4 @@ class DeadLetterRedriveRequest(Strict):
 
 
 class DeadLetterProcessRequest(Strict):
-    limit = serializers.IntegerField(min_value=1, max_value=10_000, required=False)
-    dry_run = serializers.BooleanField(required=False)
+    limit = serializers.IntegerField(min_value=1, max_value=5000, required=False)

@@ -11,7 +11,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, IsAdminUser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -225,9 +225,15 @@ QUEUE_NAME = OpenApiParameter("queue_name", OpenApiTypes.STR, OpenApiParameter.P
 
 class QueueStatusView(OperationView):
     @extend_schema(operation_id="workflow_queue_status", tags=["queues"], parameters=[s.QueueStatusQuery],
-                   responses={200: OK, **READ_ERRORS})
+                   responses={200: OK, **READ_ERRORS},
+                   summary="Live status of every named queue (or one, with queue_name)")
     def get(self, request):
         return self.call("workflow_queue_status", **self.query(s.QueueStatusQuery))
+
+    @extend_schema(operation_id="queue_create", tags=["queues"], request=s.QueueCreateRequest,
+                   responses={200: OK, **WRITE_ERRORS}, summary="Create or reconfigure a named queue")
+    def post(self, request):
+        return self.call("queue_create", **self.body(s.QueueCreateRequest))
 
 
 class QueueDetailView(OperationView):
@@ -238,15 +244,32 @@ class QueueDetailView(OperationView):
 
 
 class QueueMessagesView(OperationView):
-    @extend_schema(operation_id="queue_messages", tags=["queues"], parameters=[QUEUE_NAME],
-                   responses={200: OK, **READ_ERRORS}, summary="The queue's status with its messages")
+    @extend_schema(operation_id="queue_messages", tags=["queues"], parameters=[QUEUE_NAME, s.QueueMessagesQuery],
+                   responses={200: OK, **READ_ERRORS},
+                   summary="The queue's status with its messages (a read: nothing is received)")
     def get(self, request, queue_name):
-        return self.call("workflow_queue_status", queue_name=queue_name, include_messages=True)
+        args = {"include_messages": True, **self.query(s.QueueMessagesQuery)}
+        return self.call("workflow_queue_status", queue_name=queue_name, **args)
 
     @extend_schema(operation_id="queue_send", tags=["queues"], parameters=[QUEUE_NAME], request=s.QueueSendRequest,
                    responses={201: OK, **WRITE_ERRORS}, summary="Send a message to the queue")
     def post(self, request, queue_name):
         return self.call("queue_send", 201, queue_name=queue_name, **self.body(s.QueueSendRequest))
+
+
+class QueueReceiveView(OperationView):
+    @extend_schema(operation_id="queue_receive", tags=["queues"], parameters=[QUEUE_NAME],
+                   request=s.QueueReceiveRequest, responses={200: OK, **WRITE_ERRORS},
+                   summary="Receive messages (invisible for visibility_timeout until acknowledged)")
+    def post(self, request, queue_name):
+        return self.call("queue_receive", queue_name=queue_name, **self.body(s.QueueReceiveRequest))
+
+
+class QueueAckView(OperationView):
+    @extend_schema(operation_id="queue_ack", tags=["queues"], parameters=[QUEUE_NAME], request=s.QueueAckRequest,
+                   responses={200: OK, **WRITE_ERRORS}, summary="Acknowledge received messages")
+    def post(self, request, queue_name):
+        return self.call("queue_ack", queue_name=queue_name, **self.body(s.QueueAckRequest))
 
 
 # --- dead letters -----------------------------------------------------------------------------
@@ -302,8 +325,8 @@ class EventWebhookView(OperationView):
             OpenApiParameter("X-Nexus-Timestamp", OpenApiTypes.STR, OpenApiParameter.HEADER, required=True,
                              description="Unix seconds; old timestamps are refused (replay window)."),
             OpenApiParameter("X-Nexus-Signature", OpenApiTypes.STR, OpenApiParameter.HEADER, required=True,
-                             description='"sha256=" + hex HMAC-SHA256 of "<timestamp>.<raw body>" with the '
-                                         "source's secret."),
+                             description='Hex HMAC-SHA256 of "<timestamp>.<raw body>" with the source\'s '
+                                         'secret (an optional "sha256=" prefix is accepted).'),
         ],
         request={"application/json": OpenApiTypes.OBJECT},
         responses={202: OK, **errors(403, 404, 409, 413, 429)},
@@ -314,6 +337,16 @@ class EventWebhookView(OperationView):
             signature=request.headers.get("X-Nexus-Signature", ""),
             timestamp=request.headers.get("X-Nexus-Timestamp", ""))
         return Response(reply, status=202)
+
+
+class EventIngestView(OperationView):
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(operation_id="event_ingest", tags=["events"], request=s.EventIngestRequest,
+                   responses={202: OK, **WRITE_ERRORS},
+                   summary="A manual event (staff): through the events queue, matched against triggers")
+    def post(self, request):
+        return self.call("event_ingest", 202, **self.body(s.EventIngestRequest))
 
 
 class AgentListView(OperationView):
