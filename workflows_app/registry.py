@@ -98,6 +98,8 @@ class Registry:
         self.dead_letter_redrivers: dict[str, Callable[[Any], dict]] = {}
         # name -> fn() -> {"ok": bool, ...}; shown in /health/
         self.health_checks: dict[str, Callable[[], dict]] = {}
+        # name -> fn(since) -> panel dict; shown on the staff dashboard (see workflows_app.ui.data)
+        self.dashboard_panels: dict[str, Callable[[Any], dict]] = {}
 
     # --- registration ---
     def register_step_type(self, name: str, handler: Handler, **options: Any) -> StepType:
@@ -128,6 +130,11 @@ class Registry:
 
     def register_health_check(self, name: str, fn: Callable[[], dict]) -> None:
         self.health_checks[name] = fn
+
+    def register_dashboard_panel(self, name: str, fn: Callable[[Any], dict]) -> None:
+        """fn(since: datetime) -> {"title", "metrics": {label: number}, "columns": [...], "rows": [[...]],
+        "series": [{"t": iso, "value": number}]} (every key but title optional); a dashboard panel."""
+        self.dashboard_panels[name] = fn
 
     def register_dead_letter_redriver(self, source: str, fn: Callable[[Any], dict]) -> None:
         self.dead_letter_redrivers[source] = fn
