@@ -25,6 +25,9 @@ of the same name, then the environment variable, then the default below.
 | NEXUS_PROVIDER_RETRY_ATTEMPTS | 1 | in-adapter retries of a 429/503 before raising a transient error |
 | NEXUS_PROVIDER_RETRY_MAX_WAIT | 2.0 | longest in-adapter wait (s); longer Retry-After goes to the engine |
 | NEXUS_PROVIDER_TIMEOUT | 10 | HTTP timeout (s) for NewsAPI |
+| NEXUS_PAPER_PROCESS_SECONDS | 15 | beat: paper broker checks open orders / bracket exits this often |
+| NEXUS_BROKER_SYNC_SECONDS | 30 | beat: Alpaca order statuses refreshed this often |
+| NEXUS_ACCOUNT_SNAPSHOT_SECONDS | 900 | beat: account snapshot this often |
 """
 from __future__ import annotations
 
@@ -63,6 +66,9 @@ DEFAULTS: dict[str, Any] = {
     "NEXUS_PROVIDER_RETRY_ATTEMPTS": 1,
     "NEXUS_PROVIDER_RETRY_MAX_WAIT": 2.0,
     "NEXUS_PROVIDER_TIMEOUT": 10.0,
+    "NEXUS_PAPER_PROCESS_SECONDS": 15.0,
+    "NEXUS_BROKER_SYNC_SECONDS": 30.0,
+    "NEXUS_ACCOUNT_SNAPSHOT_SECONDS": 900.0,
 }
 
 

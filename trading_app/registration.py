@@ -78,6 +78,29 @@ def register_all() -> None:
     registry.register_counter("provider_cache_misses", provider_cache.cache_misses)
     if hasattr(registry, "register_health_check"):
         registry.register_health_check("trading", trading_health)
+    install_beat_jobs()
+
+
+def beat_jobs() -> dict:
+    """Trading housekeeping on beat (periods in seconds, from settings / environment)."""
+    from trading_app import conf
+
+    return {
+        "nexus-trading-process-open-orders": {"task": "nexus.trading.process_open_orders",
+                                              "schedule": float(conf.get("NEXUS_PAPER_PROCESS_SECONDS"))},
+        "nexus-trading-sync-broker-orders": {"task": "nexus.trading.sync_broker_orders",
+                                             "schedule": float(conf.get("NEXUS_BROKER_SYNC_SECONDS"))},
+        "nexus-trading-snapshot-account": {"task": "nexus.trading.snapshot_account",
+                                           "schedule": float(conf.get("NEXUS_ACCOUNT_SNAPSHOT_SECONDS"))},
+    }
+
+
+def install_beat_jobs() -> None:
+    try:
+        from workflows_app.eventing import install_beat_jobs as install
+    except ImportError:  # pragma: no cover - an engine without beat-job installation
+        return
+    install(beat_jobs())
 
 
 def trading_health() -> dict:

@@ -318,3 +318,19 @@ def test_registered_classifier_maps_library_errors():
         assert (info.error_class, info.transient) == (cls, transient), exc
     assert errors.body_message("") == ("", None)
     assert re.search("Bad Gateway", errors.body_message("<html><h1>502 Bad Gateway</h1></html>")[0])
+
+
+def test_every_provider_request_has_a_timeout(settings):
+    from unittest import mock
+
+    from trading_app.providers.alpaca_adapter import TimeoutAdapter
+
+    settings.NEXUS_PROVIDER_TIMEOUT = 3
+    broker = AlpacaBroker.from_settings()
+    adapter = broker.client._session.get_adapter("https://paper-api.alpaca.markets/v2/account")
+    assert isinstance(adapter, TimeoutAdapter)
+    with mock.patch("requests.adapters.HTTPAdapter.send", return_value="sent") as send:
+        adapter.send(mock.Mock(), timeout=None)
+        adapter.send(mock.Mock(), timeout=30)
+    assert [c.kwargs["timeout"] for c in send.call_args_list] == [3.0, 3.0]
+    assert isinstance(NewsApiNews("k").session.get_adapter("https://newsapi.org/v2/everything"), TimeoutAdapter)

@@ -74,6 +74,10 @@ def test_health_part_and_tasks(filled_order):
     assert tasks.process_open_orders.run()["fills"] == 0
     assert tasks.snapshot_account.run()["equity"] > 0
     assert tasks.sync_broker_orders.run()["synced"] == 0
+    from nexus_project.celery import app
+
+    for name in ("nexus-trading-process-open-orders", "nexus-trading-snapshot-account"):
+        assert app.conf.beat_schedule[name]["task"].startswith("nexus.trading.")
 
 
 def test_admin_read_only_records_and_editable_kill_switch(filled_order):

@@ -36,8 +36,29 @@ def _api_error():
     return APIError
 
 
+class TimeoutAdapter(requests.adapters.HTTPAdapter):
+    """Every request gets a timeout (NEXUS_PROVIDER_TIMEOUT): the SDK sets none, a hung socket would
+    hold a worker until the task's hard time limit."""
+
+    def send(self, request, **kwargs):
+        limit = float(conf.get("NEXUS_PROVIDER_TIMEOUT"))
+        given = kwargs.get("timeout")
+        kwargs["timeout"] = limit if given is None else min(float(given) if not isinstance(given, tuple)
+                                                            else max(given), limit)
+        return super().send(request, **kwargs)
+
+
+def with_timeouts(session: requests.Session) -> requests.Session:
+    adapter = TimeoutAdapter()
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
 def _no_sdk_retry(client):
     client._retry = 0  # one attempt per call: retries are ours (bounded) or the engine's
+    if isinstance(getattr(client, "_session", None), requests.Session):
+        with_timeouts(client._session)
     return client
 
 

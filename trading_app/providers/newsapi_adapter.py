@@ -23,7 +23,9 @@ class NewsApiNews:
     def __init__(self, api_key: str, session: requests.Session | None = None):
         from newsapi import NewsApiClient
 
-        self.session = session or requests.Session()
+        from trading_app.providers.alpaca_adapter import with_timeouts
+
+        self.session = with_timeouts(session or requests.Session())
         self.last_status: int | None = None
         self.session.hooks["response"].append(self._hook)
         self.client = NewsApiClient(api_key=api_key, session=self.session)
