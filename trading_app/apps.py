@@ -8,8 +8,9 @@ class TradingAppConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from trading_app import conf, registration
+        from trading_app import adaptive, conf, registration, triggers
 
         registration.register_all()
-        from trading_app import triggers; triggers.register()  # noqa: E702,I001 - market/news triggers
+        triggers.register()  # market and news trigger types
+        adaptive.register()  # the specification's adaptive example
         conf.log_mode()

@@ -35,7 +35,7 @@ from trading_app.models import FundsReservation, Notification, Order, PaperAccou
 from trading_app.paper import default_account
 from trading_app.providers import get_broker, get_market_data
 from trading_app.steps import Params, SymbolsParams
-from workflows_app.errors import PermanentStepError, TransientStepError
+from workflows_app.errors import OperationError, PermanentStepError, TransientStepError
 from workflows_app.registry import StepContext
 
 logger = logging.getLogger("nexus.trading.saga")
@@ -339,8 +339,13 @@ def queue_for_execution(ctx: StepContext) -> dict:
         send = operations.queue_send
     except (ImportError, AttributeError) as exc:
         raise TransientStepError("message queues are not available", error_class="queue_unavailable") from exc
-    reply = send(queue_name=p.queue, message=message, deduplication_id=f"{ctx.idempotency_key}:queued",
-                 message_group_id=message.get("symbol") or "default")
+    try:
+        reply = send(queue_name=p.queue, message=message, deduplication_id=f"{ctx.idempotency_key}:queued",
+                     message_group_id=message.get("symbol") or "default")
+    except OperationError as exc:
+        if exc.code == "QUEUE_FULL":
+            raise TransientStepError(exc.message, error_class="queue_full") from exc
+        raise PermanentStepError(exc.message, error_class=exc.code.lower()) from exc
     return {"queued": True, "queue": p.queue, "message": message,
             **{k: v for k, v in reply.items() if k in ("message_id", "deduplicated")}}
 

@@ -253,3 +253,15 @@ def test_make_ctx_idempotency_key_is_stable():
     assert client_order_id_for(ctx.idempotency_key, "AAPL") == client_order_id_for("e1:s", "AAPL")
     long = client_order_id_for("x" * 200, "AAPL")
     assert len(long) <= 48 and long == client_order_id_for("x" * 200, "AAPL")
+
+
+@pytest.mark.django_db
+def test_queue_for_execution_sends_the_signal_once():
+    from workflows_app.services.queues import ensure_default_queues
+
+    ensure_default_queues()
+    ctx = {"signal": "BUY", "confidence": 0.8, "symbol": "AAPL"}
+    first = run_step("queue_for_execution", context=ctx, execution_id="e-q", step_name="normal_handler")
+    assert first["queued"] and first["queue"] == "trading-signals" and first["message"]["signal"] == "BUY"
+    again = run_step("queue_for_execution", context=ctx, execution_id="e-q", step_name="normal_handler")
+    assert again["deduplicated"] is True
