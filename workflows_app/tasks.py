@@ -54,7 +54,7 @@ def reconcile():
     return {"resumed": executions.reconcile()}
 
 
-@shared_task(name="nexus.engine.noop", acks_late=True, time_limit=30, max_retries=0)
+@shared_task(name="nexus.engine.noop", acks_late=True, time_limit=30, soft_time_limit=25, max_retries=0)
 def noop(*args, **kwargs):
     """The benchmark floor: a plain Celery task that does nothing."""
     return None

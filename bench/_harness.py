@@ -1,0 +1,67 @@
+"""Shared benchmark plumbing: a bench database and Redis db, a worker subprocess, percentiles.
+
+Benchmarks run against the real stack: DATABASE_URL if set (PostgreSQL in production), else
+SQLite at var/bench.sqlite3; Redis database 14 of the Redis the project resolves.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def configure() -> dict:
+    from nexus_project.runtime import resolve_redis_url, with_db
+
+    env = {"DJANGO_SETTINGS_MODULE": "nexus_project.settings", "LOG_LEVEL": "WARNING"}
+    env.setdefault("DATABASE_URL", os.environ.get("DATABASE_URL") or f"sqlite:///{ROOT / 'var' / 'bench.sqlite3'}")
+    env["REDIS_URL"] = with_db(os.environ.get("REDIS_URL") or resolve_redis_url()[0], int(os.environ.get("BENCH_REDIS_DB", 14)))
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    import redis
+
+    redis.Redis.from_url(env["REDIS_URL"]).flushdb()
+    return env
+
+
+class Worker:
+    def __init__(self, concurrency: int = 4, queues: str = "workflows,events,trading,maintenance"):
+        self.log = ROOT / "var" / "bench-worker.log"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "nexus_project", "worker", "-P", "prefork", "-c", str(concurrency),
+             "-Q", queues, "--without-gossip", "--without-mingle", "-l", "INFO", "-n", f"bench-{os.getpid()}@%h"],
+            cwd=ROOT, env=dict(os.environ), stdout=self.log.open("w"), stderr=subprocess.STDOUT,
+            start_new_session=True)
+        deadline = time.monotonic() + 60
+        while "ready." not in self.log.read_text():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError(self.log.read_text()[-2000:])
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    rank = max(1, -(-int(fraction * len(ordered) * 1000) // 1000))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
