@@ -62,7 +62,17 @@ class NewsItemAdmin(ReadOnlyAdmin):
 
 @admin.register(models.PaperAccount)
 class PaperAccountAdmin(ReadOnlyAdmin):
-    list_display = ["name", "cash", "reserved_cash", "realized_pnl", "total_commission", "updated_at"]
+    """Balances are read-only (only fills move them); the simulation knobs are editable."""
+
+    list_display = ["name", "cash", "reserved_cash", "realized_pnl", "total_commission", "slippage_bps",
+                    "commission_per_share", "updated_at"]
+    fields = ["name", "starting_cash", "cash", "reserved_cash", "realized_pnl", "total_commission", "slippage_bps",
+              "commission_per_share", "commission_min", "allow_short", "updated_at"]
+    readonly_fields = ["name", "starting_cash", "cash", "reserved_cash", "realized_pnl", "total_commission",
+                       "updated_at"]
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser
 
 
 @admin.register(models.Notification)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+from datetime import timedelta
 from typing import Literal
 
 from django.utils import timezone
@@ -105,7 +106,7 @@ def news_analysis(ctx: StepContext) -> dict:
     symbols = _symbols(ctx, p.symbols)
     provider = get_news_provider(ctx.test_mode)
     now = provider.now() if hasattr(provider.inner, "now") else timezone.now()
-    start = now - timezone.timedelta(hours=p.lookback_hours)
+    start = now - timedelta(hours=p.lookback_hours)
     articles = provider.get_news(symbols, limit=p.limit, start=start, keywords=p.keywords)
     if p.sources:
         wanted = {s.lower() for s in p.sources}

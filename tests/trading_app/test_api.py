@@ -88,6 +88,14 @@ def test_admin_read_only_records_and_editable_kill_switch(filled_order):
     admin_user = get_user_model().objects.create_superuser("admin", "a@example.com", "pw")
     c = Client()
     c.force_login(admin_user)
+    from trading_app.models import PaperAccount
+
+    acct = PaperAccount.objects.get()
+    resp = c.post(f"/admin/trading_app/paperaccount/{acct.pk}/change/",
+                  {"slippage_bps": "20", "commission_per_share": "0.01", "commission_min": "0.5", "cash": "1"})
+    assert resp.status_code == 302
+    acct.refresh_from_db()
+    assert float(acct.slippage_bps) == 20 and float(acct.cash) != 1  # knobs editable, balances not
     for model in ("order", "fill", "position", "accountsnapshot", "newsitem", "paperaccount", "notification"):
         page = c.get(f"/admin/trading_app/{model}/")
         assert page.status_code == 200, model
