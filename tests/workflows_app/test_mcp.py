@@ -22,6 +22,14 @@ from workflows_app.registry import registry
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+
+@pytest.fixture(autouse=True)
+def default_queues(db):
+    """The specification's named queues (events, trading-signals, risk-alerts, dead-letter-queue)."""
+    from workflows_app.services.queues import ensure_default_queues
+
+    ensure_default_queues()
+
 ROOT = Path(__file__).resolve().parents[2]
 SPEC_TOOLS = {"workflow_create", "workflow_execute", "workflow_status", "workflow_list", "workflow_agent_assign",
               "workflow_queue_status", "workflow_audit_trail", "workflow_update", "workflow_metrics"}
@@ -67,7 +75,7 @@ class ToolError(Exception):
 async def replay_specification(session: Session, suffix: str = "") -> dict:
     """Each tool call of the specification, with its arguments, in its order."""
     names = {t.name for t in (await session.client.list_tools()).tools}
-    assert SPEC_TOOLS - {"workflow_queue_status"} <= names
+    assert SPEC_TOOLS <= names
     steps = spec_steps()
     trading = steps[0]["type"] == "news_analysis"
 
@@ -92,12 +100,22 @@ async def replay_specification(session: Session, suffix: str = "") -> dict:
     if trading:
         assert executed["steps"]["generate_signals"]["result"]["signal"] in ("BUY", "SELL", "HOLD")
 
-    # Queue monitoring.
-    if "workflow_queue_status" in names:
-        queues = await session.call("workflow_queue_status", {"include_messages": True})
-        assert "queues" in queues and "total_messages" in queues and "processing_rate" in queues
-        dlq = await session.call("workflow_queue_status", {"queue_name": "dead-letter-queue"})
-        assert "queues" in dlq
+    # Queue configuration, a message, and queue monitoring.
+    hft = await session.call("queue_create", {"name": f"hft-queue{suffix}", "max_retries": 3, "visibility_timeout": 30,
+                                              "message_retention": 86400, "batch_size": 10, "ordering": "FIFO",
+                                              "deduplication": True})
+    assert hft["success"] is True
+    await session.call("queue_send", {"queue_name": "trading-signals",
+                                      "message": {"type": "trade_signal", "symbol": "AAPL", "signal": "BUY"}})
+    queues = await session.call("workflow_queue_status", {"include_messages": True})
+    assert {"queues", "total_messages", "processing_rate"} <= set(queues)
+    signals = next(q for q in queues["queues"] if q["name"] == "trading-signals")
+    assert signals["messages_available"] >= 1 and signals["messages"]
+    assert {"messages_in_flight", "oldest_message_age"} <= set(signals)
+    dlq = await session.call("workflow_queue_status", {"queue_name": "dead-letter-queue"})
+    assert [q["name"] for q in dlq["queues"]] == ["dead-letter-queue"]
+    await session.call("process_dead_letters", {})
+    await session.call("dead_letters", {})
 
     # Troubleshooting: the workflow's triggers.
     status = await session.call("workflow_status", {"workflow_id": workflow_id})
@@ -188,8 +206,8 @@ async def replay_specification(session: Session, suffix: str = "") -> dict:
 
 def test_tools_have_the_specification_names_and_validator_schemas():
     tools = {t.name: t for t in available_tools()}
-    assert SPEC_TOOLS - {"workflow_queue_status"} <= set(tools)
-    assert {"dead_letters", "dead_letter_redrive", "workflow_pause", "workflow_resume", "execution_cancel",
+    assert SPEC_TOOLS <= set(tools)
+    assert {"queue_send", "dead_letters", "dead_letter_redrive", "workflow_pause", "workflow_resume", "execution_cancel",
             "execution_retry"} <= set(tools)
     models = {t.name: t for t in __import__("workflows_app.mcp_server", fromlist=["x"]).list_tool_models()}
     execute = models["workflow_execute"].input_schema
@@ -289,7 +307,7 @@ def test_stdio_stdout_carries_nothing_but_protocol():
     assert rest.strip() == "", rest
     stderr = process.stderr.read()
     assert set(replies) == {1, 2, 3, 4}, (lines, stderr[-2000:])
-    assert {t["name"] for t in replies[2]["result"]["tools"]} >= SPEC_TOOLS - {"workflow_queue_status"}
+    assert {t["name"] for t in replies[2]["result"]["tools"]} >= SPEC_TOOLS
     assert replies[3]["result"]["isError"] is False
     assert replies[4]["result"]["isError"] is True
     assert replies[4]["result"]["structuredContent"]["error"]["code"] == "WORKFLOW_NOT_FOUND"
