@@ -334,3 +334,24 @@ def test_every_provider_request_has_a_timeout(settings):
         adapter.send(mock.Mock(), timeout=30)
     assert [c.kwargs["timeout"] for c in send.call_args_list] == [3.0, 3.0]
     assert isinstance(NewsApiNews("k").session.get_adapter("https://newsapi.org/v2/everything"), TimeoutAdapter)
+
+
+SID = "0f6a3c7e-8d3e-4a5e-9b1e-2a3b4c5d6e7f"
+LID = "1f6a3c7e-8d3e-4a5e-9b1e-2a3b4c5d6e7f"
+
+
+@pytest.mark.django_db
+def test_alpaca_stops_replace_and_cancel(requests_mock):
+    stop = {"id": SID, "client_order_id": "x-sl", "symbol": "AAPL", "side": "sell", "order_type": "stop",
+            "qty": "10", "filled_qty": "0", "stop_price": "180", "status": "new", "legs": None}
+    parent = {**ORDER, "status": "filled", "legs": [{**stop, "id": LID, "status": "held"}]}
+    orders = requests_mock.get(f"{PAPER}/orders", json=[parent, stop])
+    broker = make_broker()
+    stops = broker.open_stop_orders("AAPL")
+    assert {s["order_id"] for s in stops} == {SID, LID} and stops[0]["stop_price"] == 180.0
+    assert orders.last_request.qs["status"] == ["open"] and orders.last_request.qs["nested"] == ["true"]
+    patch = requests_mock.patch(f"{PAPER}/orders/{SID}", json={**stop, "stop_price": "185"})
+    assert broker.replace_stop(SID, stop_price=185.0)["stop_price"] == 185.0
+    assert patch.last_request.json()["stop_price"] == 185.0
+    requests_mock.delete(f"{PAPER}/orders/{SID}", status_code=204, text="")
+    assert broker.cancel_order(order_id=SID)["canceled"] is True

@@ -48,9 +48,20 @@ BAR_COLUMNS = ["open", "high", "low", "close", "volume"]
 # --- calendar -----------------------------------------------------------------------------------
 @lru_cache(maxsize=1)
 def calendar():
+    import warnings
+
     import exchange_calendars as xcals
 
-    return xcals.get_calendar("XNYS")
+    with warnings.catch_warnings():  # exchange_calendars on pandas 3 warns about Series.values (its code)
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            from pandas.errors import Pandas4Warning
+
+            warnings.simplefilter("ignore", Pandas4Warning)
+        except ImportError:  # pandas < 3
+            pass
+        return xcals.get_calendar("XNYS")
 
 
 @lru_cache(maxsize=1)
