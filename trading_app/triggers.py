@@ -331,6 +331,16 @@ def market_event(symbol: str, bars, vix: float | None = None) -> dict | None:
     return make_event("tick", payload, source="market_data", event_id=f"{symbol}:{stamp.isoformat()}")
 
 
+def tick_event(tick: dict, **extra) -> dict:
+    """An event from a provider tick {symbol, timestamp, price, size}."""
+    from workflows_app.services.events import make_event
+
+    stamp = datetime.fromisoformat(str(tick["timestamp"]).replace("Z", "+00:00"))
+    payload = {"symbol": tick["symbol"], "price": float(tick["price"]), "volume": float(tick.get("size") or 0),
+               "timestamp": stamp.isoformat(), "ts": stamp.timestamp(), **extra}
+    return make_event("tick", payload, source="market_data", event_id=f"{tick['symbol']}:{stamp.isoformat()}")
+
+
 def poll_market_data(market_data=None) -> dict:
     from trading_app.providers import get_market_data
     from workflows_app.services import events
@@ -372,7 +382,7 @@ def news_event(article: dict) -> dict:
         {"headline": article.get("headline"), "summary": article.get("summary")})
     payload["priority"] = article_priority(payload)
     payload["severity"] = round(abs(payload["sentiment"]), 4)
-    return make_event("news", payload, source=str(article.get("provider") or "news"),
+    return make_event("news", payload, source=str(article.get("source") or article.get("provider") or "news"),
                       event_id=f"news:{article.get('id') or article.get('url')}")
 
 

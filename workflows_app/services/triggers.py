@@ -21,6 +21,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -166,6 +167,18 @@ def severity_priority(event: dict, detail: dict) -> tuple[float, str]:
     return round(severity, 4), priority
 
 
+def event_time(event: dict, default: float) -> float:
+    """When the event happened (its ``ts`` or ISO ``timestamp``): cooldowns run on event time, so a
+    replayed or back-filled feed behaves as it did live."""
+    ts = event.get("ts")
+    if isinstance(ts, int | float) and not isinstance(ts, bool):
+        return float(ts)
+    try:
+        return datetime.fromisoformat(str(event.get("timestamp")).replace("Z", "+00:00")).timestamp()
+    except (TypeError, ValueError):
+        return default
+
+
 def evaluate(events: list[dict], *, fire_triggers: bool = True, client=None) -> list[dict]:
     """Match events against the index, update trigger states, fire on edges. Returns the firings."""
     client = client or redis_client()
@@ -178,11 +191,12 @@ def evaluate(events: list[dict], *, fire_triggers: bool = True, client=None) -> 
             states[pk] = json.loads(raw) if raw else {}
     touched: set[int] = set()
     firings: list[dict] = []
-    now = time.time()
+    wall = time.time()
     for event, candidates in zip(events, per_event, strict=True):
         if event.get("kind") == "schedule":
             firings.append({"trigger_id": int(event["trigger_id"]), "event": event, "cooldown": 0})
             continue
+        now = event_time(event, wall)
         discrete = event.get("kind") in DISCRETE_KINDS
         for trig in candidates:
             state = states[trig.id]
