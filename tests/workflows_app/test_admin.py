@@ -154,5 +154,5 @@ def test_admin_pages_and_ops_links_render(client, staff, workflow, settings):
     assert "http://flower.example:5555/" in listing and "admin-flow" in listing
     change = client.get(change_url(workflow)).content.decode()
     assert "generate_signals" in change and "0 9 * * 1-5" in change
-    for name in ("execution", "deadletter", "agent", "auditevent"):
+    for name in ("execution", "deadletter", "agent", "auditevent", "messagequeue"):
         assert client.get(reverse(f"admin:workflows_app_{name}_changelist")).status_code == 200

@@ -78,19 +78,31 @@ def test_workflow_status_of_an_execution(celery_worker, workflow):
     assert code == 0 and "succeeded (100%)" in out and "first #1: succeeded" in out
 
 
-@pytest.mark.skipif(not hasattr(operations, "workflow_queue_status"), reason="workflow_queue_status not built yet")
 def test_queue_status_json_is_the_operation_reply():
+    import uuid
+
+    name = f"cli-{uuid.uuid4().hex[:8]}"  # Redis outlives each test's rows: a queue of this test's own
+    operations.queue_create(name=name)
+    operations.queue_send(queue_name=name, message={"type": "trade_signal", "symbol": "AAPL"})
     code, out, _ = run("queue_status", "--json", "--messages")
     assert code == 0
     reply = json.loads(out)
     assert reply["success"] is True and "queues" in reply and "total_messages" in reply
-    code, out, _ = run("queue_status")
-    assert code == 0 and "total messages" in out
+    assert next(q for q in reply["queues"] if q["name"] == name)["messages_available"] == 1
+    code, out, _ = run("queue_status", name, "--messages")
+    assert code == 0 and name in out and "total messages: 1" in out and "AAPL" in out
+    code, out, _ = run("queue_status", "no-such-queue", "--json")
+    assert code == 1 and json.loads(out)["error"]["code"] == "QUEUE_NOT_FOUND"
 
 
-@pytest.mark.skipif(not hasattr(operations, "process_dead_letters"), reason="process_dead_letters not built yet")
-def test_process_dead_letters_json_is_the_operation_reply():
+def test_process_dead_letters_applies_the_policies(celery_worker):
+    from workflows_app.models import DeadLetter
+
+    failed = operations.workflow_create(name="cli-dl", steps=[
+        {"name": "boom", "type": "test_fail", "params": {"transient": False, "error_class": "invalid_symbol"}}])
+    assert operations.workflow_execute(workflow_id=failed["workflow_id"], **{"async": False})["status"] == "failed"
     code, out, _ = run("process_dead_letters", "--json")
     assert code == 0 and json.loads(out)["success"] is True
+    assert DeadLetter.objects.get(workflow_id=failed["workflow_id"]).status == "discarded"
     code, out, _ = run("process_dead_letters")
     assert code == 0 and "processed dead letters" in out
