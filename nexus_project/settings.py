@@ -155,7 +155,11 @@ NEXUS_API_WRITE_RATE = env("NEXUS_API_WRITE_RATE", default="120/min")
 NEXUS_API_WEBHOOK_RATE = env("NEXUS_API_WEBHOOK_RATE", default="600/min")
 # Extra scrape-time collectors served at /metrics (the engine never imports trading_app itself).
 NEXUS_METRICS_COLLECTORS = ["trading_app.metrics.OrdersCollector"]
-SPECTACULAR_SETTINGS = {"TITLE": "Nexus API", "VERSION": "1.0.0"}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Nexus API", "VERSION": "1.0.0",
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "workflows_app.api.schema.add_error_responses"],
+}
 
 # --- Static ---------------------------------------------------------------------------------
 STATIC_URL = "static/"

@@ -43,8 +43,19 @@ WORKFLOW_ID = OpenApiParameter("workflow_id", OpenApiTypes.STR, OpenApiParameter
 EXECUTION_ID = OpenApiParameter("execution_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
 
 
+def has_nul(value) -> bool:
+    """NUL characters anywhere (keys included): PostgreSQL text and jsonb cannot store them."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(has_nul(v) for v in value)
+    return False
+
+
 class JSONBodyParser(JSONParser):
-    """JSON only; pathological nesting is a 400, not a crash."""
+    """JSON only; pathological nesting, lone surrogates and NUL characters are a 400, not a crash."""
 
     def parse(self, stream, media_type=None, parser_context=None):
         try:
@@ -54,6 +65,8 @@ class JSONBodyParser(JSONParser):
             raise ParseError("JSON parse error - nested too deeply") from None
         except UnicodeEncodeError:
             raise ParseError("JSON parse error - strings must be valid Unicode (no lone surrogates)") from None
+        if has_nul(data):
+            raise ParseError("JSON parse error - strings may not contain NUL characters")
         return data
 
 
@@ -69,6 +82,11 @@ class OperationView(APIView):
     parser_classes = [JSONBodyParser]
     renderer_classes = [JSONRenderer]
     throttle_classes = [WriteRateThrottle]
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        if has_nul(kwargs) or has_nul(dict(request.query_params.lists())):
+            raise ParseError("path and query parameters may not contain NUL characters")
 
     def call(self, operation: str, status: int = 200, /, **kwargs) -> Response:
         return Response(_operation(operation)(user=self.request.user, **kwargs), status=status)
