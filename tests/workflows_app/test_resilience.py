@@ -60,12 +60,13 @@ def test_worker_killed_mid_step_execution_completes_and_side_effect_happens_once
 def test_two_reconcilers_at_once_dispatch_once():
     wf = create("stale", [{"name": "s", "type": "test_noop"}], queue="nobody-consumes-this")
     execution_id = operations.workflow_execute(workflow_id=wf)["execution_id"]
-    later = timezone.now() + timezone.timedelta(seconds=600)
+    # Silent for an hour: lost, as far as any reconciler can tell.
+    Execution.objects.filter(pk=execution_id).update(heartbeat_at=timezone.now() - timezone.timedelta(hours=1))
     results = []
 
     def reconcile_in_thread():
         try:
-            results.append(reconcile(now=later, margin=1))
+            results.append(reconcile(margin=1))
         finally:
             connection.close()
 

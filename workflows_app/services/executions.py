@@ -105,7 +105,8 @@ def start_execution(
         )
         audit.record("execution_queued", workflow_id=workflow.id, execution_id=execution.id, trigger=trigger,
                      version=workflow.version, trigger_event=trigger_event, parent=str(parent.id) if parent else None)
-        transaction.on_commit(lambda: send_canvas(execution.id, 1, 0, workflow=workflow))
+        execution.version = workflow.current_version  # already loaded: no query when compiling
+        transaction.on_commit(lambda: send_canvas(execution, 1, 0, workflow=workflow))
     return execution
 
 
@@ -125,10 +126,16 @@ def dispatch(execution: Execution, *, reason: str) -> int:
     return generation
 
 
-def send_canvas(execution_id, generation: int, start_group: int, workflow: Workflow | None = None) -> None:
+def send_canvas(execution, generation: int, start_group: int, workflow: Workflow | None = None) -> None:
+    """Compile the version's steps from `start_group` into a canvas and send it.
+
+    Single steps don't store a Celery result (StepRun is the record); members of a parallel
+    group do, because the chord's join counts them through the result backend."""
     from workflows_app import tasks
 
-    execution = Execution.objects.select_related("version", "workflow").get(pk=execution_id)
+    if not isinstance(execution, Execution):
+        execution = Execution.objects.select_related("version", "workflow").get(pk=execution)
+    execution_id = execution.id
     workflow = workflow or execution.workflow
     steps = execution.version.definition["steps"]
     groups = execution_groups(steps)
@@ -148,13 +155,13 @@ def send_canvas(execution_id, generation: int, start_group: int, workflow: Workf
                 )
             )
         if len(signatures) == 1:
-            parts.append(signatures[0])
+            parts.append(signatures[0].set(ignore_result=True))
             if step_type_name(steps[members[0]]) == "subprocess":
                 break  # the child's completion resumes this execution
         else:
             parts.append(group(signatures))
             parts.append(tasks.join_group.si(str(execution_id), generation, group_index).set(
-                queue=workflow.queue, priority=priority))
+                queue=workflow.queue, priority=priority, ignore_result=True))
     if not parts:
         return
     (chain(*parts) if len(parts) > 1 else parts[0]).apply_async()
@@ -208,19 +215,19 @@ def run_step(execution_id, generation: int, group_index: int, step_index: int, *
     execution = _load(execution_id, generation)
     step = execution.version.definition["steps"][step_index]
     name = step["name"]
-    done = (StepRun.objects.filter(execution=execution, step_name=name, is_compensation=False,
-                                   status__in=[StepRun.Status.SUCCEEDED, StepRun.Status.SKIPPED])
-            .order_by("-id").first())
-    if done is not None:
-        return done.result or {}
-    if StepRun.objects.filter(execution=execution, step_name=name, status=StepRun.Status.WAITING).exists():
-        return {}  # a subprocess step already started its child
+    earlier = list(StepRun.objects.filter(execution=execution, step_name=name, is_compensation=False)
+                   .order_by("-id").values_list("status", "result"))
+    for status, result in earlier:
+        if status in (StepRun.Status.SUCCEEDED, StepRun.Status.SKIPPED):
+            return result or {}  # redelivered after success: the stored result, nothing re-run
+        if status == StepRun.Status.WAITING:
+            return {}  # a subprocess step already started its child
     now = timezone.now()
     if execution.status == S.QUEUED:
         if Execution.objects.filter(pk=execution.pk, status=S.QUEUED).update(status=S.RUNNING, started_at=now):
             audit.record("workflow_started", workflow_id=execution.workflow_id, execution_id=execution.id,
                          trigger=execution.trigger, version=execution.version.number)
-    attempt = StepRun.objects.filter(execution=execution, step_name=name, is_compensation=False).count() + 1
+    attempt = len(earlier) + 1
     type_name = step_type_name(step)
     run = StepRun.objects.create(
         execution=execution, step_name=name, step_type=type_name, step_index=step_index, attempt=attempt,
@@ -237,7 +244,7 @@ def run_step(execution_id, generation: int, group_index: int, step_index: int, *
             _fail_step(execution, step, run, ErrorInfo("invalid_expression", False), exc, traceback.format_exc())
             raise StepFailed(str(exc)) from exc
         if not matched:
-            _complete_step(execution.pk, step, run, {"matched": False, "condition": step["condition"]},
+            _complete_step(execution, step, run, {"matched": False, "condition": step["condition"]},
                            group_index, skipped=True)
             return {"matched": False}
 
@@ -260,14 +267,25 @@ def run_step(execution_id, generation: int, group_index: int, step_index: int, *
             raise RetryStep(delay, exc) from exc
         _fail_step(execution, step, run, info, exc, tb)
         raise StepFailed(str(exc)) from exc
-    _complete_step(execution.pk, step, run, output, group_index)
+    _complete_step(execution, step, run, output, group_index)
     return output
 
 
-def _complete_step(execution_pk, step: dict, run: StepRun, output: dict, group_index: int, *,
+def _complete_step(loaded: Execution, step: dict, run: StepRun, output: dict, group_index: int, *,
                    skipped: bool = False) -> None:
+    """Commit the step's result, the context merge, the cursor and the audit event together."""
+    groups = execution_groups(loaded.version.definition["steps"])
+    parallel = len(groups[group_index]) > 1
+    generation = loaded.dispatch_count
     with transaction.atomic():
-        execution = Execution.objects.select_for_update().select_related("version", "workflow").get(pk=execution_pk)
+        if parallel:  # siblings merge into the same context: serialise on the row
+            execution = Execution.objects.select_for_update().select_related("version", "workflow").get(pk=loaded.pk)
+        else:
+            # The previous step committed before this one started, so the loaded context is
+            # current; lock the row and re-read only what a cancel or re-dispatch changes.
+            execution = loaded
+            execution.status, execution.dispatch_count = (
+                Execution.objects.select_for_update().values_list("status", "dispatch_count").get(pk=loaded.pk))
         name = step["name"]
         execution.context[name] = output
         if not skipped:
@@ -279,8 +297,11 @@ def _complete_step(execution_pk, step: dict, run: StepRun, output: dict, group_i
         audit.record("step_skipped" if skipped else "step_completed", workflow_id=execution.workflow_id,
                      execution_id=execution.id, step=name, result=output,
                      duration=round(run.duration or 0, 6), attempt=run.attempt)
-        groups = execution_groups(execution.version.definition["steps"])
-        if len(groups[group_index]) == 1:
+        if execution.is_final or execution.dispatch_count != generation:
+            return  # cancelled or superseded while the step ran: record the step, move nothing
+        if execution.status == S.QUEUED:
+            execution.status = S.RUNNING
+        if not parallel:
             _advance(execution, group_index, groups)
         execution.heartbeat_at = timezone.now()
         execution.save(update_fields=["context", "cursor", "heartbeat_at", "status", "finished_at",
