@@ -117,7 +117,7 @@ def rsi_macd_frame(closes: pd.DataFrame) -> dict[str, pd.DataFrame]:
     down = pd.DataFrame(np.where(diff < 0, -diff, 0.0)).ewm(alpha=1.0 / RSI_PERIOD, adjust=True).mean().to_numpy()
     total = up + down
     with np.errstate(divide="ignore", invalid="ignore"):
-        rsi = np.where(total != 0, 100.0 * up / total, 50.0)
+        rsi = np.clip(np.where(total != 0, 100.0 * up / total, 50.0), 0.0, 100.0)
     rsi[0] = 50.0
     frame = pd.DataFrame(values)
     macd = (frame.ewm(span=MACD_FAST, adjust=True).mean() - frame.ewm(span=MACD_SLOW, adjust=True).mean())
@@ -128,6 +128,34 @@ def rsi_macd_frame(closes: pd.DataFrame) -> dict[str, pd.DataFrame]:
         "macd": pd.DataFrame(macd.to_numpy(), index=idx, columns=cols),
         "macds": pd.DataFrame(signal.to_numpy(), index=idx, columns=cols),
     }
+
+
+def atr_last(high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int = RSI_PERIOD) -> np.ndarray:
+    """Latest Wilder ATR of each column of (bars x symbols) arrays (same definition as ``atr``)."""
+    prev = np.vstack([close[:1], close[:-1]])
+    tr = np.maximum(np.maximum(high - low, np.abs(high - prev)), np.abs(low - prev))
+    return pd.DataFrame(tr).ewm(alpha=1.0 / period, adjust=True).mean().to_numpy()[-1]
+
+
+def batch_indicators(bars: Mapping[str, pd.DataFrame]) -> dict[str, dict]:
+    """What the multi-symbol step needs per symbol - RSI, MACD, ATR, last price - in vectorised passes."""
+    out = rsi_macd_many({s: b["close"] for s, b in bars.items()})
+    by_len: dict[int, list[str]] = {}
+    for sym, b in bars.items():
+        by_len.setdefault(len(b), []).append(sym)
+    for n, symbols in by_len.items():
+        if n < 2:
+            for sym in symbols:
+                out[sym]["atr"] = None
+                out[sym]["price"] = round(float(bars[sym]["close"].iloc[-1]), 4) if n else None
+            continue
+        cols = {c: np.column_stack([bars[s][c].to_numpy(dtype=float) for s in symbols])
+                for c in ("high", "low", "close")}
+        atrs = atr_last(cols["high"], cols["low"], cols["close"])
+        for j, sym in enumerate(symbols):
+            out[sym]["atr"] = round(float(atrs[j]), 4)
+            out[sym]["price"] = round(float(cols["close"][-1, j]), 4)
+    return out
 
 
 def rsi_macd_many(closes: Mapping[str, Iterable[float]]) -> dict[str, dict]:
@@ -236,7 +264,7 @@ class IncrementalIndicators:
         up = self._up.push(change if change > 0 else 0.0)
         down = self._down.push(-change if change < 0 else 0.0)
         total = up + down
-        self.rsi = 50.0 if prev is None else (100.0 * up / total if total else 50.0)
+        self.rsi = 50.0 if prev is None else (min(100.0, 100.0 * up / total) if total else 50.0)
         macd = self._fast.push(price) - self._slow.push(price)
         self.macd_line = macd
         self.macd_signal = self._signal.push(macd)
@@ -258,7 +286,7 @@ class IncrementalIndicators:
         up = self._up.peek(change if change > 0 else 0.0)
         down = self._down.peek(-change if change < 0 else 0.0)
         total = up + down
-        rsi = 50.0 if prev is None else (100.0 * up / total if total else 50.0)
+        rsi = 50.0 if prev is None else (min(100.0, 100.0 * up / total) if total else 50.0)
         macd = self._fast.peek(price) - self._slow.peek(price)
         signal = self._signal.peek(macd)
         return {"rsi": rsi, "macd_line": macd, "macd_signal": signal, "macd": macd_state(macd, signal)}

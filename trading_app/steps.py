@@ -182,19 +182,16 @@ def technical_analysis(ctx: StepContext) -> dict:
     symbols = _symbols(ctx, p.symbols)
     wanted = indicators.normalise_indicators(p.indicators)
     md = get_market_data(ctx.test_mode)
-    bars = {}
-    for sym in symbols:
-        if p.timeframe == "day":
-            bars[sym] = md.daily_bars(sym, limit=p.bars)
-        else:
-            bars[sym] = md.intraday_bars(sym, minutes=1, limit=p.bars)
-    fast = indicators.rsi_macd_many({s: b["close"] for s, b in bars.items()})
-    extra = [w for w in wanted if w not in ("rsi", "macd")]
+    if p.timeframe == "day":
+        bars = md.daily_bars_many(symbols, limit=p.bars)
+    else:
+        bars = {sym: md.intraday_bars(sym, minutes=1, limit=p.bars) for sym in symbols}
+    fast = indicators.batch_indicators(bars)
+    extra = [w for w in wanted if w not in ("rsi", "macd", "atr")]
     by_symbol = {}
     for sym in symbols:
         b = bars[sym]
-        row = {"price": round(float(b["close"].iloc[-1]), 4), "bars": len(b),
-               "atr": round(indicators.atr(b), 4) if len(b) > 1 else None}
+        row = {"price": fast[sym]["price"], "bars": len(b), "atr": fast[sym]["atr"]}
         if "rsi" in wanted:
             row["rsi"] = fast[sym]["rsi"]
         if "macd" in wanted:
@@ -409,7 +406,7 @@ def market_scan(ctx: StepContext) -> dict:
     p: MarketScanParams = ctx.params
     universe = resolve_symbols(p.symbols, None, default=DEFAULT_SCAN_UNIVERSE)
     md = get_market_data(ctx.test_mode)
-    bars = {s: md.daily_bars(s, limit=max(p.bars, 30)) for s in universe}
+    bars = md.daily_bars_many(universe, limit=max(p.bars, 30))
     ind = indicators.rsi_macd_many({s: b["close"] for s, b in bars.items()})
     rows = []
     for sym, b in bars.items():

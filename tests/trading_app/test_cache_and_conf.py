@@ -88,3 +88,15 @@ def test_unknown_provider_name(settings):
     with pytest.raises(ValueError):
         get_broker()
     assert get_broker(test_mode=True).name == "paper"
+
+
+def test_daily_bars_many_one_round_trip_counts_each_symbol():
+    hits0, misses0 = pcache.cache_hits(), pcache.cache_misses()
+    inner = CountingProvider()
+    md = pcache.CachedMarketData(inner, "counting")
+    first = md.daily_bars_many(["AAPL", "MSFT"], 10)
+    assert inner.calls == 2 and first["MSFT"] == {"symbol": "MSFT", "limit": 10}
+    again = md.daily_bars_many(["AAPL", "MSFT", "NVDA"], 10)
+    assert inner.calls == 3 and again["AAPL"] == first["AAPL"]
+    assert md.daily_bars("NVDA", 10) == {"symbol": "NVDA", "limit": 10} and inner.calls == 3  # same keys
+    assert pcache.cache_misses() - misses0 == 3 and pcache.cache_hits() - hits0 == 3

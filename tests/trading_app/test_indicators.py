@@ -89,3 +89,17 @@ def test_indicator_names():
     with pytest.raises(ValueError):
         indicators.normalise_indicators(["FOO"])
     assert np.isfinite(indicators.IncrementalIndicators().update(1.0).rsi)
+
+
+def test_batch_indicators_match_per_symbol():
+    from datetime import UTC, datetime
+
+    md = SimulatedMarketData()
+    end = datetime(2025, 6, 11, 21, tzinfo=UTC)
+    bars = {s: md.daily_bars(s, 300, end=end) for s in ["AAPL", "MSFT"]}
+    bars["ONE"] = bars["AAPL"].tail(1)
+    out = indicators.batch_indicators(bars)
+    for sym in ("AAPL", "MSFT"):
+        assert out[sym]["atr"] == pytest.approx(indicators.atr(bars[sym]), abs=1e-4)
+        assert out[sym]["price"] == pytest.approx(bars[sym]["close"].iloc[-1], abs=1e-4)
+    assert out["ONE"]["atr"] is None

@@ -29,11 +29,13 @@ def _bucket(now: datetime | None = None) -> str:
     return (now or datetime.now(UTC)).strftime("%Y%m%d%H")
 
 
-def _count(kind: str) -> None:
+def _count(kind: str, n: int = 1) -> None:
+    if n <= 0:
+        return
     key = f"{STATS_PREFIX}:{kind}:{_bucket()}"
     try:
         cache.add(key, 0, STATS_BUCKET_TTL)
-        cache.incr(key)
+        cache.incr(key, n)
     except Exception:  # pragma: no cover - cache down
         logger.debug("cache stats unavailable", exc_info=True)
 
@@ -123,6 +125,33 @@ class CachedMarketData:
         return cached_call(self.name, "bars", "NEXUS_CACHE_TTL_BARS",
                            (symbol, limit, _minute(end) or _today(self.inner), self._gen()),
                            lambda: self.inner.daily_bars(symbol, limit=limit, end=end))
+
+    def daily_bars_many(self, symbols: list[str], limit: int = 300, end: datetime | None = None) -> dict:
+        """``daily_bars`` for many symbols with one cache round trip (get_many / set_many)."""
+        symbols = [self.inner.validate_symbol(s) for s in symbols]
+        ttl = int(conf.get("NEXUS_CACHE_TTL_BARS"))
+        stamp, gen = _minute(end) or _today(self.inner), self._gen()
+        keys = {s: make_key(self.name, "bars", s, limit, stamp, gen) for s in symbols}
+        found: dict = {}
+        if ttl > 0:
+            try:
+                found = cache.get_many(list(keys.values()))
+            except Exception:
+                logger.warning("provider cache unavailable; calling %s directly", self.name, exc_info=True)
+        out, fresh = {}, {}
+        for sym, key in keys.items():
+            if key in found:
+                out[sym] = found[key]
+            else:
+                out[sym] = fresh[key] = self.inner.daily_bars(sym, limit=limit, end=end)
+        _count("hits", len(keys) - len(fresh))
+        _count("misses", len(fresh))
+        if fresh and ttl > 0:
+            try:
+                cache.set_many(fresh, ttl)
+            except Exception:  # pragma: no cover
+                logger.debug("provider cache set failed", exc_info=True)
+        return out
 
     def intraday_bars(self, symbol: str, minutes: int = 1, limit: int = 390, end: datetime | None = None):
         symbol = self.inner.validate_symbol(symbol)
