@@ -110,3 +110,20 @@ def test_admin_read_only_records_and_editable_kill_switch(filled_order):
     assert resp.status_code == 302
     ks = KillSwitch.objects.get(pk=1)
     assert ks.active and ks.updated_by == "admin"
+
+
+def test_cli(filled_order, capsys):
+    import json
+
+    from django.core.management import call_command
+
+    call_command("trading", "orders", "--json")
+    assert json.loads(capsys.readouterr().out)["total"] == 1
+    call_command("trading", "kill-switch", "--on", "--reason", "cli drill")
+    assert "ACTIVE (cli drill)" in capsys.readouterr().out
+    call_command("trading", "kill-switch", "--off", "--json")
+    assert json.loads(capsys.readouterr().out)["kill_switch"]["active"] is False
+    call_command("trading", "account")
+    assert "paper account: equity" in capsys.readouterr().out
+    call_command("trading", "positions")
+    assert "AAPL" in capsys.readouterr().out
