@@ -65,7 +65,7 @@ class PaperBroker:
         if market_data is None:
             from trading_app.providers import get_market_data
 
-            market_data = get_market_data(test_mode=True)
+            market_data = get_market_data()  # the configured provider (simulated unless set otherwise)
         self.market_data = market_data
         self.account_name = account_name
 

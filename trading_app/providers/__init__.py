@@ -53,4 +53,4 @@ def get_broker(test_mode: bool = False):
         raise ValueError(f"unknown NEXUS_BROKER {name!r} (paper, alpaca)")
     from trading_app.paper import PaperBroker
 
-    return PaperBroker(market_data=get_market_data(test_mode=True if test_mode else False))
+    return PaperBroker(market_data=get_market_data(test_mode))
