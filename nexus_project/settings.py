@@ -149,6 +149,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "EXCEPTION_HANDLER": "workflows_app.api.errors.exception_handler",
+    "DEFAULT_PARSER_CLASSES": ["workflows_app.api.parsers.JSONBodyParser"],
+    "DEFAULT_THROTTLE_CLASSES": ["workflows_app.api.throttles.WriteRateThrottle"],  # unsafe methods only
 }
 # Throttles of the REST face (workflows_app.api.throttles): writes per user, the webhook per address.
 NEXUS_API_WRITE_RATE = env("NEXUS_API_WRITE_RATE", default="120/min")

@@ -5,12 +5,9 @@ No logic lives here: every rule (ownership, validation of definitions, state cha
 """
 from __future__ import annotations
 
-import json
-
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.exceptions import ParseError
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny, IsAdminUser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
@@ -18,6 +15,7 @@ from rest_framework.views import APIView
 
 from workflows_app import operations
 from workflows_app.api import serializers as s
+from workflows_app.api.parsers import JSONBodyParser, has_nul
 from workflows_app.api.throttles import WebhookRateThrottle, WriteRateThrottle
 from workflows_app.errors import OperationError
 
@@ -41,33 +39,6 @@ WRITE_ERRORS = errors(403, 404, 409, 413, 415, 429)
 WORKFLOW_ID = OpenApiParameter("workflow_id", OpenApiTypes.STR, OpenApiParameter.PATH,
                                description="The workflow's uuid or its name.")
 EXECUTION_ID = OpenApiParameter("execution_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
-
-
-def has_nul(value) -> bool:
-    """NUL characters anywhere (keys included): PostgreSQL text and jsonb cannot store them."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(has_nul(k) or has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(has_nul(v) for v in value)
-    return False
-
-
-class JSONBodyParser(JSONParser):
-    """JSON only; pathological nesting, lone surrogates and NUL characters are a 400, not a crash."""
-
-    def parse(self, stream, media_type=None, parser_context=None):
-        try:
-            data = super().parse(stream, media_type, parser_context)
-            json.dumps(data, ensure_ascii=False).encode("utf-8")
-        except RecursionError:
-            raise ParseError("JSON parse error - nested too deeply") from None
-        except UnicodeEncodeError:
-            raise ParseError("JSON parse error - strings must be valid Unicode (no lone surrogates)") from None
-        if has_nul(data):
-            raise ParseError("JSON parse error - strings may not contain NUL characters")
-        return data
 
 
 def _operation(name: str):
