@@ -155,6 +155,15 @@ def _kept_forms(formset) -> list:
     return [form for *_, form in sorted(kept, key=lambda item: (item[0], item[1]))]
 
 
+def _untouched(form) -> bool:
+    """The submitted values equal the row's (compared as values: blank and None alike)."""
+    def norm(value):
+        return None if value in ("", None) else value
+
+    return all(norm(form.initial.get(name)) == norm(form.cleaned_data.get(name))
+               for name in form.fields if name not in ("id", "workflow", "DELETE") and name in form.cleaned_data)
+
+
 def _step_from_form(form) -> dict:
     data = form.cleaned_data
     step = {"name": data.get("name") or "", "params": data.get("params") or {}}
@@ -249,12 +258,36 @@ class WorkflowAdmin(admin.ModelAdmin):
             return  # the forms' own errors first
         step_forms, trigger_forms = _kept_forms(step_set), _kept_forms(trigger_set)
         data = main_form.cleaned_data
+        old = {}
+        if not obj._state.adding:
+            current = Workflow.objects.select_related("current_version").filter(pk=obj.pk).first()
+            old = current.current_version.definition if current and current.current_version_id else {}
+        old_steps = {s["name"]: s for s in old.get("steps", [])}
+        old_triggers = old.get("triggers", [])
+
+        def step_of(form):
+            # An untouched row keeps its stored step verbatim (keys the rows do not hold, such as a
+            # step's description or `parallel`, survive an admin save).
+            if form.instance.pk and _untouched(form) and form.instance.name in old_steps:
+                return old_steps[form.instance.name]
+            step = _step_from_form(form)
+            previous = old_steps.get(step["name"], {})
+            if previous.get("description"):
+                step["description"] = previous["description"]
+            return step
+
+        def trigger_of(form):
+            position = form.instance.position
+            if form.instance.pk and _untouched(form) and position is not None and position < len(old_triggers):
+                return old_triggers[position]
+            return _trigger_from_form(form)
+
         raw = {
             "name": data.get("name", obj.name), "description": data.get("description", obj.description) or "",
             "priority": data.get("priority", obj.priority), "queue": data.get("queue", obj.queue),
             "metadata": data.get("metadata", obj.metadata) or {},
-            "steps": [_step_from_form(f) for f in step_forms],
-            "triggers": [_trigger_from_form(f) for f in trigger_forms],
+            "steps": [step_of(f) for f in step_forms],
+            "triggers": [trigger_of(f) for f in trigger_forms],
         }
         try:
             normalised = definitions.validate_definition(raw, workflow_id=str(obj.pk) if obj.pk and not obj._state.adding else None)

@@ -156,3 +156,23 @@ def test_admin_pages_and_ops_links_render(client, staff, workflow, settings):
     assert "generate_signals" in change and "0 9 * * 1-5" in change
     for name in ("execution", "deadletter", "agent", "auditevent", "messagequeue"):
         assert client.get(reverse(f"admin:workflows_app_{name}_changelist")).status_code == 200
+
+
+def test_saving_only_the_priority_changes_only_the_priority(client, staff):
+    created = operations.workflow_create(name="keep-flow", steps=[
+        {"name": "a", "type": "test_noop", "description": "kept through admin saves"},
+        {"name": "b", "type": "test_noop", "parallel": True}, {"name": "c", "type": "test_noop", "parallel": True}])
+    workflow = Workflow.objects.get(pk=created["workflow_id"])
+    before = workflow.current_version.definition["steps"]
+    response = client.post(change_url(workflow), formset_data(workflow, priority=9))
+    assert response.status_code == 302
+    workflow.refresh_from_db()
+    assert workflow.version == 2 and workflow.current_version.changed_paths == ["priority"]
+    assert workflow.current_version.definition["steps"] == before
+
+
+def test_a_definition_level_error_lands_on_the_main_form(client, staff, workflow):
+    response = client.post(change_url(workflow), formset_data(workflow, name="bad name!"))
+    assert response.status_code == 200
+    assert "name" in response.context["adminform"].form.errors
+    assert Workflow.objects.get(pk=workflow.pk).name == "admin-flow"
