@@ -235,7 +235,9 @@ def test_execution_timeout_is_504(api_a, monkeypatch):
     assert_error(api_a.post(f"{API}/workflows/x/execute/", {"async": False}, format="json"), 504, "EXECUTION_TIMEOUT")
 
 
-def test_queue_full_is_429(api_a, monkeypatch):
+def test_queue_full_is_429(api_staff, monkeypatch):
+    api_a = api_staff
+
     def full(**kwargs):
         raise operations.OperationError("QUEUE_FULL", "queue events is full", {"queue": "events"})
 

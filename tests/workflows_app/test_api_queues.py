@@ -27,7 +27,18 @@ def queue_name() -> str:
     return f"api-q-{uuid.uuid4().hex[:8]}"
 
 
-def test_queue_config_send_status_receive_ack(api_a, redis_test_client):
+def test_queue_writes_are_staff_only_reads_are_not(api_a, api_staff, redis_test_client):
+    name = queue_name()
+    assert_error(api_a.post(f"{API}/queues/", {"name": name}, format="json"), 403, "PERMISSION_DENIED")
+    assert api_staff.post(f"{API}/queues/", {"name": name}, format="json").status_code == 200
+    for path, body in (("messages/", {"message": 1}), ("receive/", {}), ("ack/", {"message_ids": ["1-0"]})):
+        assert_error(api_a.post(f"{API}/queues/{name}/{path}", body, format="json"), 403, "PERMISSION_DENIED")
+    assert api_a.get(f"{API}/queues/{name}/").status_code == 200
+    assert api_a.get(f"{API}/queues/").status_code == 200
+
+
+def test_queue_config_send_status_receive_ack(api_staff, redis_test_client):
+    api_a = api_staff
     name = queue_name()
     config = {"name": name, "max_retries": 3, "visibility_timeout": 30, "message_retention": 86400,
               "batch_size": 10, "ordering": "FIFO", "deduplication": True}
@@ -64,7 +75,8 @@ def test_queue_config_send_status_receive_ack(api_a, redis_test_client):
     assert api_a.get(f"{API}/queues/{name}/").json()["queues"][0]["messages_in_flight"] == 0
 
 
-def test_queue_errors(api_a, redis_test_client):
+def test_queue_errors(api_staff, redis_test_client):
+    api_a = api_staff
     assert_error(api_a.get(f"{API}/queues/no-such-queue/"), 404, "QUEUE_NOT_FOUND")
     assert_error(api_a.post(f"{API}/queues/no-such-queue/messages/", {"message": 1}, format="json"), 404,
                  "QUEUE_NOT_FOUND")

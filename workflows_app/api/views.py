@@ -8,7 +8,7 @@ from __future__ import annotations
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.exceptions import ParseError
-from rest_framework.permissions import AllowAny, IsAdminUser
+from rest_framework.permissions import SAFE_METHODS, AllowAny, BasePermission, IsAdminUser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -212,7 +212,20 @@ class ExecutionRetryView(OperationView):
 QUEUE_NAME = OpenApiParameter("queue_name", OpenApiTypes.STR, OpenApiParameter.PATH)
 
 
-class QueueStatusView(OperationView):
+class StaffWrites(BasePermission):
+    """Queues are shared by every workflow: any user reads their status; only staff configure,
+    send to, receive from or acknowledge on them (a send to `events` can fire anyone's triggers)."""
+
+    def has_permission(self, request, view):
+        user = request.user
+        return bool(user and user.is_authenticated and (request.method in SAFE_METHODS or user.is_staff))
+
+
+class QueueView(OperationView):
+    permission_classes = [StaffWrites]
+
+
+class QueueStatusView(QueueView):
     @extend_schema(operation_id="workflow_queue_status", tags=["queues"], parameters=[s.QueueStatusQuery],
                    responses={200: OK, **READ_ERRORS},
                    summary="Live status of every named queue (or one, with queue_name)")
@@ -225,14 +238,14 @@ class QueueStatusView(OperationView):
         return self.call("queue_create", **self.body(s.QueueCreateRequest))
 
 
-class QueueDetailView(OperationView):
+class QueueDetailView(QueueView):
     @extend_schema(operation_id="queue_status", tags=["queues"], parameters=[QUEUE_NAME, s.QueueMessagesQuery],
                    responses={200: OK, **READ_ERRORS})
     def get(self, request, queue_name):
         return self.call("workflow_queue_status", queue_name=queue_name, **self.query(s.QueueMessagesQuery))
 
 
-class QueueMessagesView(OperationView):
+class QueueMessagesView(QueueView):
     @extend_schema(operation_id="queue_messages", tags=["queues"], parameters=[QUEUE_NAME, s.QueueMessagesQuery],
                    responses={200: OK, **READ_ERRORS},
                    summary="The queue's status with its messages (a read: nothing is received)")
@@ -246,7 +259,7 @@ class QueueMessagesView(OperationView):
         return self.call("queue_send", 201, queue_name=queue_name, **self.body(s.QueueSendRequest))
 
 
-class QueueReceiveView(OperationView):
+class QueueReceiveView(QueueView):
     @extend_schema(operation_id="queue_receive", tags=["queues"], parameters=[QUEUE_NAME],
                    request=s.QueueReceiveRequest, responses={200: OK, **WRITE_ERRORS},
                    summary="Receive messages (invisible for visibility_timeout until acknowledged)")
@@ -254,7 +267,7 @@ class QueueReceiveView(OperationView):
         return self.call("queue_receive", queue_name=queue_name, **self.body(s.QueueReceiveRequest))
 
 
-class QueueAckView(OperationView):
+class QueueAckView(QueueView):
     @extend_schema(operation_id="queue_ack", tags=["queues"], parameters=[QUEUE_NAME], request=s.QueueAckRequest,
                    responses={200: OK, **WRITE_ERRORS}, summary="Acknowledge received messages")
     def post(self, request, queue_name):
