@@ -48,6 +48,9 @@ def test_dashboard_data_is_measured(staff_client, celery_worker):
     assert {q["name"] for q in data["queues"]["queues"]} >= {"workflows", "events", "trading", "maintenance"}
     assert data["dead_letters"]["by_error_class"] == {"invalid_symbol": 1}
     assert data["dead_letters"]["recent"][0]["workflow"] == "dash-fail"
+    recent = data["recent_executions"]
+    assert [e["status"] for e in recent] == ["failed", "succeeded", "succeeded"]
+    assert recent[0]["workflow"] == "dash-fail" and recent[0]["url"].startswith("/admin/workflows_app/execution/")
     assert data["panels"] == [p for p in data["panels"] if p["name"] in registry.dashboard_panels]
 
 

@@ -92,6 +92,8 @@ def test_staff_sees_live_dashboard(browser, live_server, celery_worker, settings
     steps = {r.get_attribute("data-item") for r in browser.find_elements(By.CSS_SELECTOR, "#steps-chart rect")}
     assert steps == {"fetch", "decide"}
     assert "workflows" in browser.find_element(By.ID, "queues-chart").text
+    rows = browser.find_elements(By.CSS_SELECTOR, "#recent-executions tr[data-status=succeeded]")
+    assert len(rows) == 2 and "browser-flow" in rows[0].text
 
     # Live: a new execution shows up without reloading the page.
     operations.workflow_execute(workflow_id=created["workflow_id"], **{"async": False})

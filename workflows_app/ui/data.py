@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Count
+from django.urls import reverse
 from django.utils import timezone
 
 from workflows_app import operations, selectors
@@ -113,6 +114,14 @@ def dead_letters() -> dict:
     return {"by_status": by_status, "by_error_class": by_class, "total": sum(by_status.values()), "recent": recent}
 
 
+def recent_executions(limit: int = 12) -> list[dict]:
+    rows = Execution.objects.select_related("workflow").order_by("-queued_at")[:limit]
+    return [{"execution_id": str(e.id), "workflow": e.workflow.name, "status": e.status, "trigger": e.trigger,
+             "current_step": e.current_step or None, "queued_at": selectors.iso(e.queued_at),
+             "duration": e.duration, "url": reverse("admin:workflows_app_execution_change", args=[e.pk])}
+            for e in rows]
+
+
 def panels(since: datetime) -> list[dict]:
     out = []
     for name, fn in registry.dashboard_panels.items():
@@ -140,5 +149,6 @@ def dashboard_data(hours: int = 24) -> dict:
         "step_durations": step_durations(since),
         "queues": queue_depths(),
         "dead_letters": dead_letters(),
+        "recent_executions": recent_executions(),
         "panels": panels(since),
     }
