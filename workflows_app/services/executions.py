@@ -223,19 +223,22 @@ def run_step(execution_id, generation: int, group_index: int, step_index: int, *
         if status == StepRun.Status.WAITING:
             return {}  # a subprocess step already started its child
     now = timezone.now()
-    if execution.status == S.QUEUED:
-        if Execution.objects.filter(pk=execution.pk, status=S.QUEUED).update(status=S.RUNNING, started_at=now):
-            audit.record("workflow_started", workflow_id=execution.workflow_id, execution_id=execution.id,
-                         trigger=execution.trigger, version=execution.version.number)
     attempt = len(earlier) + 1
     type_name = step_type_name(step)
-    run = StepRun.objects.create(
-        execution=execution, step_name=name, step_type=type_name, step_index=step_index, attempt=attempt,
-        task_id=task_id or "", started_at=now,
-    )
-    Execution.objects.filter(pk=execution.pk).update(current_step=name, heartbeat_at=now)
-    audit.record("step_started", workflow_id=execution.workflow_id, execution_id=execution.id, step=name,
-                 attempt=attempt, type=type_name)
+    with transaction.atomic():  # one commit for "the step started"
+        started = execution.status == S.QUEUED and Execution.objects.filter(pk=execution.pk, status=S.QUEUED).update(
+            status=S.RUNNING, started_at=now, current_step=name, heartbeat_at=now)
+        if started:
+            audit.record("workflow_started", workflow_id=execution.workflow_id, execution_id=execution.id,
+                         trigger=execution.trigger, version=execution.version.number)
+        else:
+            Execution.objects.filter(pk=execution.pk).update(current_step=name, heartbeat_at=now)
+        run = StepRun.objects.create(
+            execution=execution, step_name=name, step_type=type_name, step_index=step_index, attempt=attempt,
+            task_id=task_id or "", started_at=now,
+        )
+        audit.record("step_started", workflow_id=execution.workflow_id, execution_id=execution.id, step=name,
+                     attempt=attempt, type=type_name)
 
     if step.get("condition"):
         try:
