@@ -365,3 +365,45 @@ def test_trading_endpoints_share_parser_throttle_and_error_body(api_a, api_staff
         assert_error(api_staff.post(f"{API}/trading/kill-switch/", {"active": False}, format="json"), 429, "THROTTLED")
     finally:
         cache.delete(f"throttle_writes_{staff.pk}")
+
+
+def _openapi_validator(schema: dict, path: str, method: str, status: int):
+    import jsonschema
+
+    def fix(node):
+        if isinstance(node, dict):
+            node = {k: fix(v) for k, v in node.items()}
+            if node.pop("nullable", False) and "type" in node:
+                node["type"] = [node["type"], "null"]
+            if "$ref" in node:
+                node["$ref"] = node["$ref"].replace("#/components/schemas/", "#/$defs/")
+            return node
+        if isinstance(node, list):
+            return [fix(v) for v in node]
+        return node
+
+    response = schema["paths"][path][method]["responses"][str(status)]
+    body = fix(response["content"]["application/json"]["schema"])
+    body["$defs"] = fix(schema["components"]["schemas"])
+    return jsonschema.Draft202012Validator(body)
+
+
+def test_replies_match_the_documented_response_schemas(api_a, api_staff, redis_test_client):
+    schema = api_a.get("/api/schema/?format=json").json()
+
+    def check(response, path, method):
+        errors = list(_openapi_validator(schema, "/api/v1" + path, method,
+                                         response.status_code).iter_errors(response.json()))
+        assert not errors, [e.message for e in errors]
+
+    created = api_a.post(f"{API}/workflows/", noop_workflow(), format="json")
+    check(created, "/workflows/", "post")
+    wf = created.json()["workflow_id"]
+    check(api_a.get(f"{API}/workflows/?limit=1"), "/workflows/", "get")
+    check(api_a.post(f"{API}/workflows/{wf}/execute/", {"input_data": {}}, format="json"),
+          "/workflows/{workflow_id}/execute/", "post")
+    check(api_a.get(f"{API}/workflows/{wf}/audit/"), "/workflows/{workflow_id}/audit/", "get")
+    check(api_a.get(f"{API}/workflows/{wf}/metrics/"), "/workflows/{workflow_id}/metrics/", "get")
+    check(api_a.get(f"{API}/metrics/"), "/metrics/", "get")
+    check(api_a.get(f"{API}/queues/"), "/queues/", "get")
+    check(api_a.get(f"{API}/workflows/nope/"), "/workflows/{workflow_id}/", "get")

@@ -23,7 +23,7 @@ from schemathesis.specs.openapi.checks import (
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
-EXAMPLES = 25
+EXAMPLES = 20
 
 schema = schemathesis.openapi.from_dict(SchemaGenerator().get_schema(request=None, public=True))
 schema.app = get_wsgi_application()

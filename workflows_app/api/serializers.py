@@ -186,3 +186,77 @@ class DeadLetterRedriveRequest(Strict):
 
 class DeadLetterProcessRequest(Strict):
     limit = serializers.IntegerField(min_value=1, max_value=5000, required=False)
+
+
+# --- replies (documentation; the operations build them) ---------------------------------------
+
+
+class Reply(serializers.Serializer):
+    success = serializers.BooleanField()
+
+
+class WorkflowSummary(serializers.Serializer):
+    workflow_id = serializers.UUIDField()
+    name = serializers.CharField()
+    description = serializers.CharField(allow_blank=True)
+    status = serializers.ChoiceField(choices=Workflow.Status.choices)
+    priority = serializers.IntegerField()
+    version = serializers.IntegerField()
+
+
+class WorkflowCreated(Reply, WorkflowSummary):
+    features = serializers.ListField(child=serializers.CharField(),
+                                     help_text="Computed from the definition, e.g. message_queues, audit_trail, "
+                                               "agent_assignment.")
+
+
+class WorkflowList(Reply):
+    workflows = WorkflowSummary(many=True)
+    count = serializers.IntegerField()
+    total = serializers.IntegerField()
+    limit = serializers.IntegerField()
+    offset = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+
+
+class ExecutionStarted(Reply):
+    execution_id = serializers.UUIDField()
+    workflow_id = serializers.UUIDField()
+    workflow_name = serializers.CharField()
+    status = serializers.CharField(help_text="queued / running with async=true; the final status with async=false.")
+    started_at = serializers.DateTimeField()
+    steps = serializers.DictField(required=False, help_text="async=false: each step's status, timings and result.")
+
+
+class AuditEventReply(serializers.Serializer):
+    timestamp = serializers.DateTimeField()
+    event = serializers.CharField(help_text="workflow_started, step_completed, step_failed, ...")
+
+
+class AuditTrail(Reply):
+    events = AuditEventReply(many=True)
+    count = serializers.IntegerField()
+    total = serializers.IntegerField()
+
+
+class QueueReply(serializers.Serializer):
+    name = serializers.CharField()
+    messages_available = serializers.IntegerField()
+    messages_in_flight = serializers.IntegerField()
+    oldest_message_age = serializers.FloatField(allow_null=True)
+
+
+class QueueStatus(Reply):
+    queues = QueueReply(many=True)
+    total_messages = serializers.IntegerField()
+    processing_rate = serializers.FloatField(help_text="Messages per minute.")
+
+
+class WorkflowMetricsReply(Reply):
+    executions = serializers.IntegerField()
+    success_rate = serializers.FloatField(allow_null=True)
+    average_duration = serializers.FloatField(allow_null=True)
+    steps_performance = serializers.DictField()
+    system = serializers.DictField()
+    cost_breakdown = serializers.DictField()

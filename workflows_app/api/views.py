@@ -78,7 +78,8 @@ class OperationView(APIView):
 
 class WorkflowListView(OperationView):
     @extend_schema(operation_id="workflow_list", tags=["workflows"], parameters=[s.WorkflowListQuery],
-                   responses={200: OK, **errors()}, summary="List workflows (limit/offset pagination, status filter)")
+                   responses={200: s.WorkflowList, **errors()},
+                   summary="List workflows (limit/offset pagination, status filter)")
     def get(self, request):
         args = self.query(s.WorkflowListQuery)
         reply = _operation("workflow_list")(user=request.user, **args)
@@ -91,7 +92,8 @@ class WorkflowListView(OperationView):
         return Response(reply)
 
     @extend_schema(operation_id="workflow_create", tags=["workflows"], request=s.WorkflowCreateRequest,
-                   responses={201: OK, **errors(403, 409, 413, 415, 422, 429)}, summary="Create a workflow")
+                   responses={201: s.WorkflowCreated, **errors(403, 409, 413, 415, 422, 429)},
+                   summary="Create a workflow")
     def post(self, request):
         return self.call("workflow_create", 201, **self.body(s.WorkflowCreateRequest))
 
@@ -117,7 +119,8 @@ class WorkflowDetailView(OperationView):
 class WorkflowExecuteView(OperationView):
     @extend_schema(operation_id="workflow_execute", tags=["workflows"], parameters=[WORKFLOW_ID],
                    request=s.WorkflowExecuteRequest,
-                   responses={200: OK, 202: OpenApiResponse(OpenApiTypes.OBJECT, description="Started (async)."),
+                   responses={200: OpenApiResponse(s.ExecutionStarted, description="Finished (async=false)."),
+                              202: OpenApiResponse(s.ExecutionStarted, description="Started (async)."),
                               **WRITE_ERRORS, **errors(504)},
                    summary="Execute a workflow (async by default; async=false waits for the result)")
     def post(self, request, workflow_id):
@@ -157,14 +160,14 @@ class WorkflowResumeView(OperationView):
 
 class WorkflowMetricsView(OperationView):
     @extend_schema(operation_id="workflow_metrics", tags=["workflows"], parameters=[WORKFLOW_ID, s.MetricsQuery],
-                   responses={200: OK, **READ_ERRORS})
+                   responses={200: s.WorkflowMetricsReply, **READ_ERRORS})
     def get(self, request, workflow_id):
         return self.call("workflow_metrics", workflow_id=workflow_id, **self.query(s.MetricsQuery))
 
 
 class WorkflowAuditView(OperationView):
     @extend_schema(operation_id="workflow_audit_trail", tags=["workflows"], parameters=[WORKFLOW_ID, s.AuditQuery],
-                   responses={200: OK, **READ_ERRORS})
+                   responses={200: s.AuditTrail, **READ_ERRORS})
     def get(self, request, workflow_id):
         return self.call("workflow_audit_trail", workflow_id=workflow_id, **self.query(s.AuditQuery))
 
@@ -188,7 +191,7 @@ class ExecutionDetailView(OperationView):
 
 class ExecutionAuditView(OperationView):
     @extend_schema(operation_id="execution_audit_trail", tags=["executions"],
-                   parameters=[EXECUTION_ID, s.AuditQuery], responses={200: OK, **READ_ERRORS})
+                   parameters=[EXECUTION_ID, s.AuditQuery], responses={200: s.AuditTrail, **READ_ERRORS})
     def get(self, request, execution_id):
         return self.call("workflow_audit_trail", execution_id=execution_id, **self.query(s.AuditQuery))
 
@@ -227,7 +230,7 @@ class QueueView(OperationView):
 
 class QueueStatusView(QueueView):
     @extend_schema(operation_id="workflow_queue_status", tags=["queues"], parameters=[s.QueueStatusQuery],
-                   responses={200: OK, **READ_ERRORS},
+                   responses={200: s.QueueStatus, **READ_ERRORS},
                    summary="Live status of every named queue (or one, with queue_name)")
     def get(self, request):
         return self.call("workflow_queue_status", **self.query(s.QueueStatusQuery))
@@ -359,6 +362,6 @@ class AgentListView(OperationView):
 
 class SystemMetricsView(OperationView):
     @extend_schema(operation_id="system_metrics", tags=["metrics"], parameters=[s.MetricsQuery],
-                   responses={200: OK, **errors()}, summary="workflow_metrics across all (visible) workflows")
+                   responses={200: s.WorkflowMetricsReply, **errors()}, summary="workflow_metrics across all (visible) workflows")
     def get(self, request):
         return self.call("workflow_metrics", **self.query(s.MetricsQuery))
