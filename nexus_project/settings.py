@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI assets served locally (no CDN)
     "django_celery_beat",
     "django_celery_results",
     "workflows_app",
@@ -159,6 +160,7 @@ NEXUS_API_WEBHOOK_RATE = env("NEXUS_API_WEBHOOK_RATE", default="600/min")
 NEXUS_METRICS_COLLECTORS = ["trading_app.metrics.OrdersCollector"]
 SPECTACULAR_SETTINGS = {
     "TITLE": "Nexus API", "VERSION": "1.0.0",
+    "SWAGGER_UI_DIST": "SIDECAR", "SWAGGER_UI_FAVICON_HREF": "SIDECAR", "REDOC_DIST": "SIDECAR",
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
                              "workflows_app.api.schema.add_error_responses"],
 }
