@@ -7,7 +7,7 @@ from trading_app.models import FundsReservation, NewsItem, Notification, Order, 
 from trading_app.providers import simulated
 from trading_app.registration import STEP_TYPES
 from trading_app.risk import set_kill_switch
-from workflows_app.errors import PermanentStepError
+from workflows_app.errors import PermanentStepError, TransientStepError
 from workflows_app.registry import registry
 
 BROKER_STEPS = {"trade_execution", "risk_check", "hedge", "stop_loss_management", "position_sizing", "reserve_funds",
@@ -256,12 +256,31 @@ def test_make_ctx_idempotency_key_is_stable():
 
 
 @pytest.mark.django_db
-def test_queue_for_execution_sends_the_signal_once():
-    from workflows_app.services.queues import ensure_default_queues
+def test_queue_for_execution_sends_the_signal_once(monkeypatch):
+    """Through operations.queue_send (faked here: the engine's queue tests own the real Redis streams)."""
+    from workflows_app import operations
+    from workflows_app.errors import OperationError
 
-    ensure_default_queues()
+    sent = {}
+
+    def fake_send(*, queue_name, message, deduplication_id, message_group_id, **kw):
+        dup = deduplication_id in sent
+        sent.setdefault(deduplication_id, (queue_name, message, message_group_id))
+        return {"success": True, "message_id": "1-0", "deduplicated": dup}
+
+    monkeypatch.setattr(operations, "queue_send", fake_send, raising=False)
     ctx = {"signal": "BUY", "confidence": 0.8, "symbol": "AAPL"}
     first = run_step("queue_for_execution", context=ctx, execution_id="e-q", step_name="normal_handler")
     assert first["queued"] and first["queue"] == "trading-signals" and first["message"]["signal"] == "BUY"
     again = run_step("queue_for_execution", context=ctx, execution_id="e-q", step_name="normal_handler")
-    assert again["deduplicated"] is True
+    assert again["deduplicated"] is True and len(sent) == 1
+    queue, message, group = next(iter(sent.values()))
+    assert queue == "trading-signals" and group == "AAPL" and message["execution_id"] == "e-q"
+
+    def full(**kw):
+        raise OperationError("QUEUE_FULL", "full")
+
+    monkeypatch.setattr(operations, "queue_send", full)
+    with pytest.raises(TransientStepError) as err:
+        run_step("queue_for_execution", context=ctx)
+    assert err.value.error_class == "queue_full"
