@@ -39,6 +39,7 @@ def _no_throttle(settings):
     """Throttling is tested on its own; other tests must not trip over shared counts."""
     settings.NEXUS_API_WRITE_RATE = None
     settings.NEXUS_API_WEBHOOK_RATE = None
+    settings.NEXUS_API_LOGIN_RATE = None
 
 
 @pytest.fixture

@@ -409,3 +409,23 @@ def test_replies_match_the_documented_response_schemas(api_a, api_staff, redis_t
     check(api_a.get(f"{API}/metrics/"), "/metrics/", "get")
     check(api_a.get(f"{API}/queues/"), "/queues/", "get")
     check(api_a.get(f"{API}/workflows/nope/"), "/workflows/{workflow_id}/", "get")
+
+
+def test_token_for_username_and_password(alice, settings):
+    client = APIClient()
+    reply = client.post(f"{API}/auth/token/", {"username": "alice", "password": "pw-alice"}, format="json")
+    assert reply.status_code == 200 and reply.json()["token"]
+    client.credentials(HTTP_AUTHORIZATION=f"Token {reply.json()['token']}")
+    assert client.get(f"{API}/workflows/").status_code == 200
+    wrong = APIClient().post(f"{API}/auth/token/", {"username": "alice", "password": "nope"}, format="json")
+    assert_error(wrong, 401, "AUTHENTICATION_FAILED")
+    assert "nope" not in wrong.content.decode()
+    settings.NEXUS_API_LOGIN_RATE = "2/min"
+    cache.delete("throttle_login_127.0.0.1")
+    try:
+        for _ in range(2):
+            APIClient().post(f"{API}/auth/token/", {"username": "alice", "password": "x"}, format="json")
+        limited = APIClient().post(f"{API}/auth/token/", {"username": "alice", "password": "x"}, format="json")
+        assert_error(limited, 429, "THROTTLED")
+    finally:
+        cache.delete("throttle_login_127.0.0.1")

@@ -33,6 +33,7 @@ schema.app = get_wsgi_application()
 def staff_token(django_user_model, settings):
     settings.NEXUS_API_WRITE_RATE = None
     settings.NEXUS_API_WEBHOOK_RATE = None
+    settings.NEXUS_API_LOGIN_RATE = None
     settings.NEXUS_SYNC_WAIT_SECONDS = 0.2  # no worker here: a sync execute must give up quickly
     user = django_user_model.objects.create_user("fuzz", password="x", is_staff=True)
     # As django.test.Client does: the WSGI app must not close the test's database connection.

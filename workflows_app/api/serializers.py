@@ -43,6 +43,11 @@ class ErrorResponse(serializers.Serializer):
     error = ErrorDetail()
 
 
+class TokenRequest(Strict):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=128, style={"input_type": "password"})
+
+
 # --- workflows --------------------------------------------------------------------------------
 
 

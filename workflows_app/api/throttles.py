@@ -36,3 +36,11 @@ class WebhookRateThrottle(WriteRateThrottle):
 
     def get_cache_key(self, request, view):
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+class LoginRateThrottle(WebhookRateThrottle):
+    """Token requests per client address (password guessing)."""
+
+    scope = "login"
+    setting = "NEXUS_API_LOGIN_RATE"
+    default = "10/min"

@@ -37,6 +37,7 @@ v1 = [
          name="dead-letter-redrive"),
     path("events/", views.EventWebhookView.as_view(), name="events"),
     path("events/manual/", views.EventIngestView.as_view(), name="events-manual"),
+    path("auth/token/", views.TokenView.as_view(), name="auth-token"),
     path("agents/", views.AgentListView.as_view(), name="agents"),
     path("metrics/", views.SystemMetricsView.as_view(), name="metrics"),
 ]

@@ -5,9 +5,12 @@ No logic lives here: every rule (ownership, validation of definitions, state cha
 """
 from __future__ import annotations
 
+from django.contrib.auth import authenticate
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework.exceptions import ParseError
+from rest_framework.authentication import TokenAuthentication
+from rest_framework.authtoken.models import Token
+from rest_framework.exceptions import AuthenticationFailed, ParseError
 from rest_framework.permissions import SAFE_METHODS, AllowAny, BasePermission, IsAdminUser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
@@ -16,7 +19,7 @@ from rest_framework.views import APIView
 from workflows_app import operations
 from workflows_app.api import serializers as s
 from workflows_app.api.parsers import JSONBodyParser, has_nul
-from workflows_app.api.throttles import WebhookRateThrottle, WriteRateThrottle
+from workflows_app.api.throttles import LoginRateThrottle, WebhookRateThrottle, WriteRateThrottle
 from workflows_app.errors import OperationError
 
 OK = OpenApiResponse(OpenApiTypes.OBJECT, description='The operation\'s reply: `{"success": true, ...}`.')
@@ -352,6 +355,25 @@ class EventIngestView(OperationView):
                    summary="A manual event (staff): through the events queue, matched against triggers")
     def post(self, request):
         return self.call("event_ingest", 202, **self.body(s.EventIngestRequest))
+
+
+class TokenView(OperationView):
+    """Exchange a username and password for the user's API token (``Authorization: Token <key>``)."""
+
+    authentication_classes = [TokenAuthentication]  # none needed; gives failures their 401 + WWW-Authenticate
+    permission_classes = [AllowAny]
+    throttle_classes = [LoginRateThrottle]
+
+    @extend_schema(operation_id="auth_token", tags=["auth"], auth=[], request=s.TokenRequest,
+                   responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description='{"success": true, "token": "..."}'),
+                              **errors(429)})
+    def post(self, request):
+        args = self.body(s.TokenRequest)
+        user = authenticate(request=request._request, username=args["username"], password=args["password"])
+        if user is None or not user.is_active:
+            raise AuthenticationFailed("invalid username or password")
+        token, _ = Token.objects.get_or_create(user=user)
+        return Response({"success": True, "token": token.key, "username": user.get_username()})
 
 
 class AgentListView(OperationView):
