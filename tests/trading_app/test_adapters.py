@@ -355,3 +355,20 @@ def test_alpaca_stops_replace_and_cancel(requests_mock):
     assert patch.last_request.json()["stop_price"] == 185.0
     requests_mock.delete(f"{PAPER}/orders/{SID}", status_code=204, text="")
     assert broker.cancel_order(order_id=SID)["canceled"] is True
+
+
+def test_alpaca_many_symbols_one_request_through_the_cache(requests_mock):
+    from trading_app.providers.cache import CachedMarketData
+
+    def rows(base):
+        return [{"t": f"2025-08-{d:02d}T04:00:00Z", "o": base, "h": base + 1, "l": base - 1, "c": base + d / 10,
+                 "v": 1000} for d in range(1, 21)]
+
+    bars = requests_mock.get(f"{DATA}/v2/stocks/bars", json={"bars": {"AAPL": rows(190), "MSFT": rows(400)},
+                                                             "next_page_token": None})
+    md = CachedMarketData(AlpacaMarketData.from_settings(), "alpaca")
+    out = md.daily_bars_many(["AAPL", "MSFT"], limit=10)
+    assert bars.call_count == 1 and len(out["AAPL"]) == 10 and out["MSFT"]["close"].iloc[-1] == 402.0
+    assert set(bars.last_request.qs["symbols"][0].upper().split(",")) == {"AAPL", "MSFT"}
+    again = md.daily_bars_many(["AAPL", "MSFT"], limit=10)
+    assert bars.call_count == 1 and again["AAPL"].equals(out["AAPL"])

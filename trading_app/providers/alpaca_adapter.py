@@ -133,6 +133,18 @@ class AlpacaMarketData(_Caller):
         data = self._call(f"alpaca bars {symbol}", lambda: self.client.get_stock_bars(req))
         return self._frame(symbol, data, limit)
 
+    def daily_bars_many(self, symbols: list[str], limit: int = 300, end: datetime | None = None) -> dict:
+        """One request (paginated by the SDK) for many symbols' daily bars."""
+        from alpaca.data.requests import StockBarsRequest
+        from alpaca.data.timeframe import TimeFrame
+
+        end = end or datetime.now(UTC)
+        start = end - timedelta(days=int(limit * 1.6) + 10)
+        req = StockBarsRequest(symbol_or_symbols=list(symbols), timeframe=TimeFrame.Day, start=start, end=end,
+                               feed=self.feed)
+        data = self._call(f"alpaca bars {len(symbols)} symbols", lambda: self.client.get_stock_bars(req))
+        return {sym: self._frame(sym, data, limit) for sym in symbols}
+
     def intraday_bars(self, symbol: str, minutes: int = 1, limit: int = 390, end: datetime | None = None):
         from alpaca.data.requests import StockBarsRequest
         from alpaca.data.timeframe import TimeFrame, TimeFrameUnit

@@ -139,11 +139,16 @@ class CachedMarketData:
             except Exception:
                 logger.warning("provider cache unavailable; calling %s directly", self.name, exc_info=True)
         out, fresh = {}, {}
+        missing = [sym for sym, key in keys.items() if key not in found]
+        fetched = {}
+        if len(missing) > 1 and hasattr(self.inner, "daily_bars_many"):
+            fetched = self.inner.daily_bars_many(missing, limit=limit, end=end)
         for sym, key in keys.items():
             if key in found:
                 out[sym] = found[key]
             else:
-                out[sym] = fresh[key] = self.inner.daily_bars(sym, limit=limit, end=end)
+                out[sym] = fresh[key] = fetched[sym] if sym in fetched else self.inner.daily_bars(
+                    sym, limit=limit, end=end)
         _count("hits", len(keys) - len(fresh))
         _count("misses", len(fresh))
         if fresh and ttl > 0:
