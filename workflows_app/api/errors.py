@@ -1,25 +1,19 @@
 """One error body for the whole REST face: ``{"success": false, "error": {"code", "message", "details"}}``.
 
-HTTP status per code (see ``STATUS``):
+HTTP status per code (see ``STATUS``; docs/api.md has the full table):
 
-=====================================  ======
-INVALID_INPUT_DATA (bad field / JSON)  400
-INVALID_DEFINITION (well-formed JSON,  422
-but the workflow definition does not
-validate against the step/trigger
-schemas)
-NOT_AUTHENTICATED / AUTHENTICATION_    401
-FAILED
-PERMISSION_DENIED                      403
-*_NOT_FOUND, NOT_FOUND                 404
-METHOD_NOT_ALLOWED                     405
-CONFLICT                               409
-PAYLOAD_TOO_LARGE                      413
-UNSUPPORTED_MEDIA_TYPE                 415
-THROTTLED, QUEUE_FULL (back off)       429
-EXECUTION_TIMEOUT (sync execute gave   504
-up waiting; the execution goes on)
-=====================================  ======
+- 400 INVALID_INPUT_DATA (bad field, query parameter or JSON)
+- 401 NOT_AUTHENTICATED, AUTHENTICATION_FAILED
+- 403 PERMISSION_DENIED
+- 404 *_NOT_FOUND, NOT_FOUND
+- 405 METHOD_NOT_ALLOWED
+- 409 CONFLICT
+- 413 PAYLOAD_TOO_LARGE
+- 415 UNSUPPORTED_MEDIA_TYPE
+- 422 INVALID_DEFINITION (well-formed JSON, but the definition does not validate)
+- 429 THROTTLED, QUEUE_FULL (back off; Retry-After)
+- 503 BROKER_UNAVAILABLE (trading endpoints)
+- 504 EXECUTION_TIMEOUT (async=false gave up waiting; the execution goes on)
 
 Anything unexpected is logged (without the request body: it may hold secrets) and answered with
 the same body, code INTERNAL_ERROR, status 500.
@@ -59,6 +53,7 @@ STATUS = {
     "UNSUPPORTED_MEDIA_TYPE": 415,
     "THROTTLED": 429,
     "QUEUE_FULL": 429,
+    "BROKER_UNAVAILABLE": 503,
     "EXECUTION_TIMEOUT": 504,
     "INTERNAL_ERROR": 500,
 }
