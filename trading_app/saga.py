@@ -179,7 +179,7 @@ def place_order(ctx: StepContext) -> dict:
                 res.released_at = None
                 res.save()
         raise
-    return {**order, "reservation_consumed": bool(consumed)}
+    return steps.audit_order(ctx, {**order, "reservation_consumed": bool(consumed)})
 
 
 def cancel_order(ctx: StepContext) -> dict:

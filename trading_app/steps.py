@@ -67,6 +67,17 @@ def _symbols(ctx: StepContext, params_symbols) -> list[str]:
     return resolve_symbols(params_symbols, ctx)
 
 
+def audit_order(ctx: StepContext, order: dict, **extra) -> dict:
+    """Record an order placement (or its idempotent resolution) in the execution's audit trail."""
+    event = "order_resolved" if order.get("duplicate") else "order_submitted"
+    fields = ("order_id", "client_order_id", "symbol", "side", "qty", "status", "filled_avg_price", "broker")
+    try:
+        ctx.audit(event, **{k: order.get(k) for k in fields}, **extra)
+    except Exception:  # noqa: BLE001 - auditing must never break an order path
+        logger.warning("could not audit %s", event, exc_info=True)
+    return order
+
+
 def _mode(ctx: StepContext) -> dict:
     return {"test_mode": bool(ctx.test_mode),
             "market_data": conf.provider_name("market_data", ctx.test_mode),
@@ -231,6 +242,8 @@ class SignalParams(SymbolsParams):
 
 
 def signal_generation(ctx: StepContext) -> dict:
+    """BUY / SELL / HOLD per symbol: the transparent score documented in ``trading_app.signals``
+    (sentiment 0.4, RSI 0.2, MACD 0.4 by default; confidence = |score|; HOLD below ``threshold``)."""
     p: SignalParams = ctx.params
     symbols = _symbols(ctx, p.symbols)
     primary = symbols[0]
@@ -283,7 +296,7 @@ def execute_one(ctx: StepContext, broker, md, sym: str, side_signal: str, p: Tra
     coid = client_order_id_for(ctx.idempotency_key, sym)
     existing = broker.get_order_by_client_id(coid)
     if existing is not None:  # this step already placed it (retry / redelivery)
-        return {**existing, "duplicate": True}
+        return audit_order(ctx, {**existing, "duplicate": True})
     pos = positions.get(sym)
     held = float(pos["qty"]) if pos else 0.0
     entry = float(md.latest_price(sym))
@@ -292,7 +305,7 @@ def execute_one(ctx: StepContext, broker, md, sym: str, side_signal: str, p: Tra
         req = OrderRequest(symbol=sym, side="sell", qty=held, client_order_id=coid, execution_id=ctx.execution_id,
                            step_name=ctx.step_name, test_mode=ctx.test_mode)
         order = broker.submit_order(req)
-        return {**order, "intent": "close_long"}
+        return audit_order(ctx, {**order, "intent": "close_long"})
     if side_signal == "SELL" and not p.allow_short:
         return {"status": "skipped", "symbol": sym, "side": "sell", "qty": 0,
                 "reason": "SELL signal but no long position to close and shorting is disabled (allow_short=false)"}
@@ -300,7 +313,7 @@ def execute_one(ctx: StepContext, broker, md, sym: str, side_signal: str, p: Tra
         risk.ensure_trading_allowed()
         req = OrderRequest(symbol=sym, side="buy", qty=abs(held), client_order_id=coid,
                            execution_id=ctx.execution_id, step_name=ctx.step_name, test_mode=ctx.test_mode)
-        return {**broker.submit_order(req), "intent": "close_short"}
+        return audit_order(ctx, {**broker.submit_order(req), "intent": "close_short"})
     side = "buy" if side_signal == "BUY" else "sell"
     atr_value = _find(ctx, sym, "atr")  # from a technical_analysis step, when there was one
     if atr_value is None:
@@ -337,7 +350,8 @@ def execute_one(ctx: StepContext, broker, md, sym: str, side_signal: str, p: Tra
         trail_percent=p.trail_percent, execution_id=ctx.execution_id, step_name=ctx.step_name,
         test_mode=ctx.test_mode)
     order = broker.submit_order(req)
-    return {**order, "sizing": sizing.as_dict(), "intent": "open"}
+    return audit_order(ctx, {**order, "sizing": sizing.as_dict(), "intent": "open"},
+                       max_loss=round(sizing.max_loss, 2), risk_budget=round(sizing.risk_budget, 2))
 
 
 def trade_execution(ctx: StepContext) -> dict:

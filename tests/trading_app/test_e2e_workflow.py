@@ -48,6 +48,8 @@ def test_spec_trading_workflow_end_to_end(celery_worker, bullish_market):
     trade = completed["execute_trades"]
     assert trade["status"] == "filled" and trade["order_id"]
     assert any(e["event"] == "workflow_started" for e in trail["events"])
+    submitted = [e for e in trail["events"] if e["event"] == "order_submitted"]
+    assert len(submitted) == 1 and submitted[0]["step"] == "execute_trades"
 
     order = Order.objects.get(pk=trade["order_id"])
     assert order.test_mode and order.execution_id == reply["execution_id"] and order.broker == "paper"
