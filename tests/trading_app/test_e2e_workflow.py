@@ -93,3 +93,37 @@ def test_trading_saga_compensates_in_reverse_on_a_real_worker(celery_worker, set
     assert Notification.objects.filter(kind="failure_alert").count() == 1
     assert FundsReservation.objects.get().status == "consumed"
     assert PaperAccount.objects.get().reserved_cash == 0
+
+
+def test_a_retried_trade_step_never_places_a_second_order(celery_worker, bullish_market, monkeypatch):
+    """The order is placed, then the step fails transiently (as if the worker lost its reply): the engine
+    retries it and the retry finds the order by its client_order_id instead of sending another."""
+    from trading_app import steps
+    from workflows_app import operations
+    from workflows_app.errors import TransientStepError
+
+    real = steps.audit_order
+    calls = {"n": 0}
+
+    def flaky_after_submit(ctx, order, **extra):
+        calls["n"] += 1
+        real(ctx, order, **extra)
+        if calls["n"] == 1:
+            raise TransientStepError("connection reset after the order was sent", error_class="connection")
+        return order
+
+    monkeypatch.setattr(steps, "audit_order", flaky_after_submit)
+    created = operations.workflow_create(name="retry-trade", steps=[
+        *SPEC_STEPS[:3],
+        {**SPEC_STEPS[3], "retry": {"max_retries": 3, "backoff": 0.05, "backoff_max": 0.1, "jitter": False}},
+    ])
+    reply = operations.workflow_execute(workflow_id=created["workflow_id"],
+                                        input_data={"symbols": ["AAPL"], "test_mode": True}, **{"async": False})
+    assert reply["status"] == "succeeded", reply
+    assert Order.objects.filter(parent__isnull=True).count() == 1
+    trail = operations.workflow_audit_trail(execution_id=reply["execution_id"], limit=200)["events"]
+    events = [e["event"] for e in trail if e.get("step") == "execute_trades"]
+    assert "order_submitted" in events and "order_resolved" in events
+    final = next(e for e in trail if e["event"] == "step_completed" and e["step"] == "execute_trades")
+    assert final["result"]["status"] == "filled" and final["result"]["order_id"] == str(Order.objects.get(
+        parent__isnull=True).pk)
