@@ -127,3 +127,18 @@ def test_a_retried_trade_step_never_places_a_second_order(celery_worker, bullish
     final = next(e for e in trail if e["event"] == "step_completed" and e["step"] == "execute_trades")
     assert final["result"]["status"] == "filled" and final["result"]["order_id"] == str(Order.objects.get(
         parent__isnull=True).pk)
+
+
+def test_kill_switch_fails_the_trade_step_for_good(celery_worker, bullish_market):
+    from trading_app.risk import set_kill_switch
+    from workflows_app import operations
+
+    set_kill_switch(True, "end-to-end drill")
+    created = operations.workflow_create(name="killed", steps=SPEC_STEPS)
+    reply = operations.workflow_execute(workflow_id=created["workflow_id"],
+                                        input_data={"symbols": ["AAPL"], "test_mode": True}, **{"async": False})
+    assert reply["status"] == "failed", reply
+    assert reply["error"]["error_class"] == "kill_switch"
+    assert not Order.objects.exists()
+    letters = operations.dead_letters(error_class="kill_switch")["dead_letters"]
+    assert [(d["step"], d["attempts"]) for d in letters] == [("execute_trades", 1)]  # permanent: not retried
