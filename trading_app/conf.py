@@ -151,8 +151,13 @@ def trading_mode(include_kill_switch: bool = True) -> dict:
         "newsapi_key_configured": bool(get("NEWSAPI_KEY")),
         "kill_switch_active": None,
     }
+    warnings = []
     if alpaca_paper_setting is False and not live:
-        info["warning"] = "ALPACA_PAPER=false ignored: NEXUS_ALLOW_LIVE_TRADING is not true (still paper)"
+        warnings.append("ALPACA_PAPER=false ignored: NEXUS_ALLOW_LIVE_TRADING is not true (still paper)")
+    if broker == "alpaca" and info["market_data_provider"] == "simulated":
+        warnings.append("NEXUS_BROKER=alpaca with simulated market data: orders are sized on simulated prices")
+    if warnings:
+        info["warning"] = "; ".join(warnings)
     if include_kill_switch:
         try:
             from trading_app.risk import kill_switch_state
