@@ -31,6 +31,7 @@ from celery import shared_task
 from pydantic import Field, field_validator, model_validator
 
 from workflows_app.registry import registry
+from workflows_app.services.triggers import SharedEvaluator
 from workflows_app.trigger_types import TriggerParams
 
 log = logging.getLogger(__name__)
@@ -187,80 +188,123 @@ def _symbols_match(wanted: list[str], event: dict) -> bool:
 
 
 # --- evaluators ---------------------------------------------------------------------------------
-def price_change(params: PriceChangeParams, event: dict, state: dict) -> tuple[bool, dict]:
+# The market evaluators share their costly part per symbol and window (SharedEvaluator): the
+# reference price, average volume or realised volatility is computed once per tick for all the
+# triggers on that symbol with that window; each trigger then only compares its own threshold.
+def _price_features(params: PriceChangeParams, event: dict, shared: dict) -> tuple | None:
     price = _number(event, "price")
     if price is None or price <= 0:
-        return False, {}
+        return None
     now = event_time(event)
     window = int(params.window)
-    samples = state.setdefault("samples", [])
+    samples = shared.setdefault("p", [])
     cutoff = now - window
     # keep the newest sample at or before the cutoff (the price `window` ago) and the later ones
     while len(samples) > 1 and samples[1][0] <= cutoff:
         samples.pop(0)
-    if not samples or now - samples[-1][0] >= window / 20:
-        samples.append([now, price])
+    if not samples or now - samples[-1][0] >= window / 10:
+        samples.append([round(now, 3), price])
     reference = samples[0][1]
-    change = price / reference - 1.0
+    return price, reference, price / reference - 1.0, window
+
+
+def _price_decide(params: PriceChangeParams, f: tuple) -> bool:
+    change = f[2]
     if params.direction == "up":
-        holds = change >= params.threshold
-    elif params.direction == "down":
-        holds = change <= -params.threshold
-    else:
-        holds = abs(change) >= params.threshold
-    detail = {"price": price, "reference_price": reference, "change": round(change, 6),
-              "threshold": params.threshold, "direction": "up" if change >= 0 else "down",
-              "window": window, "severity": min(1.0, 0.5 * abs(change) / params.threshold)}
-    return holds, detail
+        return change >= params.threshold
+    if params.direction == "down":
+        return change <= -params.threshold
+    return abs(change) >= params.threshold
 
 
-def volume_spike(params: VolumeSpikeParams, event: dict, state: dict) -> tuple[bool, dict]:
+def _price_detail(params: PriceChangeParams, f: tuple) -> dict:
+    price, reference, change, window = f
+    return {"price": price, "reference_price": reference, "change": round(change, 6),
+            "threshold": params.threshold, "direction": "up" if change >= 0 else "down", "window": window,
+            "severity": min(1.0, 0.5 * abs(change) / params.threshold)}
+
+
+def _volume_features(params: VolumeSpikeParams, event: dict, shared: dict) -> tuple | None:
     volume = _number(event, "volume")
     if volume is None:
-        return False, {}
-    history = state.setdefault("volumes", [])
+        return None
+    history = shared.setdefault("v", [])
     average = _number(event, "avg_volume")
     if average is None and len(history) >= min(5, params.window):
         average = sum(history) / len(history)
     history.append(volume)
     del history[:-params.window]
     if not average:
-        return False, {}
-    ratio = volume / average
-    return ratio >= params.multiplier, {
-        "volume": volume, "average_volume": round(average, 2), "ratio": round(ratio, 4),
-        "multiplier": params.multiplier, "severity": min(1.0, 0.5 * ratio / params.multiplier)}
+        return None
+    return volume, average, volume / average
 
 
-def volatility(params: VolatilityParams, event: dict, state: dict) -> tuple[bool, dict]:
-    detail: dict = {}
-    holds = False
+def _volume_detail(params: VolumeSpikeParams, f: tuple) -> dict:
+    volume, average, ratio = f
+    return {"volume": volume, "average_volume": round(average, 2), "ratio": round(ratio, 4),
+            "multiplier": params.multiplier, "severity": min(1.0, 0.5 * ratio / params.multiplier)}
+
+
+def _volatility_features(params: VolatilityParams, event: dict, shared: dict) -> tuple:
     vix = _number(event, "vix")
-    if params.vix_threshold is not None and vix is not None:
-        detail.update(vix=vix, vix_threshold=params.vix_threshold)
-        holds = vix >= params.vix_threshold
-        detail["severity"] = min(1.0, 0.5 * vix / params.vix_threshold)
-    if params.realised_threshold is not None:
-        realised = _number(event, "realised_vol")
-        price = _number(event, "price")
-        if realised is None and price:
-            now = event_time(event)
-            last = state.get("last")
-            returns = state.setdefault("returns", [])
-            if last and now > last[0] and last[1] > 0:
-                returns.append([now - last[0], math.log(price / last[1])])
-                del returns[:-params.window]
-            state["last"] = [now, price]
-            if len(returns) >= min(5, params.window):
-                seconds = sum(r[0] for r in returns)
-                variance = sum(r[1] * r[1] for r in returns) / seconds
-                realised = math.sqrt(variance * SESSION_SECONDS_PER_YEAR)
-        if realised is not None:
-            detail.update(realised_vol=round(realised, 6), realised_threshold=params.realised_threshold)
-            if realised >= params.realised_threshold:
-                holds = True
-                detail["severity"] = max(detail.get("severity", 0), min(1.0, 0.5 * realised / params.realised_threshold))
-    return holds, detail
+    realised = _number(event, "realised_vol")
+    price = _number(event, "price")
+    if realised is None and price:
+        now = event_time(event)
+        last = shared.get("l")
+        returns = shared.setdefault("r", [])
+        if last and now > last[0] and last[1] > 0:
+            returns.append([round(now - last[0], 3), math.log(price / last[1])])
+            del returns[:-params.window]
+        shared["l"] = [round(now, 3), price]
+        if len(returns) >= min(5, params.window):
+            seconds = sum(r[0] for r in returns)
+            variance = sum(r[1] * r[1] for r in returns) / seconds if seconds else 0.0
+            realised = math.sqrt(variance * SESSION_SECONDS_PER_YEAR)
+    return vix, realised
+
+
+def _volatility_decide(params: VolatilityParams, f: tuple) -> bool:
+    vix, realised = f
+    return (params.vix_threshold is not None and vix is not None and vix >= params.vix_threshold) or (
+        params.realised_threshold is not None and realised is not None and realised >= params.realised_threshold)
+
+
+def _volatility_detail(params: VolatilityParams, f: tuple) -> dict:
+    vix, realised = f
+    detail: dict = {"severity": 0.0}
+    if vix is not None and params.vix_threshold is not None:
+        detail.update(vix=vix, vix_threshold=params.vix_threshold, severity=min(1.0, 0.5 * vix / params.vix_threshold))
+    if realised is not None and params.realised_threshold is not None:
+        detail.update(realised_vol=round(realised, 6), realised_threshold=params.realised_threshold)
+        detail["severity"] = max(detail["severity"], min(1.0, 0.5 * realised / params.realised_threshold))
+    return detail
+
+
+def _price_measure(direction: str, f: tuple) -> float:
+    change = f[2]
+    return change if direction == "up" else -change if direction == "down" else abs(change)
+
+
+def _volatility_threshold(p: VolatilityParams):
+    if p.realised_threshold is None:
+        return "vix", p.vix_threshold
+    if p.vix_threshold is None:
+        return "realised", p.realised_threshold
+    return None  # either one: decided per trigger
+
+
+def _volatility_measure(kind: str, f: tuple) -> float:
+    value = f[0] if kind == "vix" else f[1]
+    return float("-inf") if value is None else value
+
+
+price_change = SharedEvaluator(lambda p: str(int(p.window)), _price_features, _price_decide, _price_detail,
+                               threshold=lambda p: (p.direction, p.threshold), measure=_price_measure)
+volume_spike = SharedEvaluator(lambda p: str(p.window), _volume_features, lambda p, f: f[2] >= p.multiplier,
+                               _volume_detail, threshold=lambda p: ("", p.multiplier), measure=lambda g, f: f[2])
+volatility = SharedEvaluator(lambda p: str(p.window), _volatility_features, _volatility_decide, _volatility_detail,
+                             threshold=_volatility_threshold, measure=_volatility_measure)
 
 
 def news_sentiment(params: NewsSentimentParams, event: dict, state: dict) -> tuple[bool, dict]:

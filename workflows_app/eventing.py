@@ -43,6 +43,7 @@ registry.register_trigger_type("event", trigger_types.EventParams, event_kinds=(
 
 # --- queues, dead letters, schedules ------------------------------------------------------------
 queues.register_queue_handler("events", events.handle_batch)
+queues.register_queue_handler("noop", lambda message: None)  # acknowledges everything (benchmarks, smoke tests)
 registry.register_dead_letter_redriver("queue", queues.redrive)
 workflow_changed.connect(triggers.on_workflow_changed, dispatch_uid="nexus-trigger-sync")
 

@@ -16,11 +16,12 @@ its event, updates ``last_fired_at`` and starts an execution with the event in i
 """
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -90,8 +91,33 @@ def bump_index_version() -> None:
         log.exception("could not bump the trigger index version")
 
 
+# --- evaluators that share work ------------------------------------------------------------------
+class SharedEvaluator:
+    """An evaluator whose costly part depends on a few params only (e.g. the symbol's reference
+    price over a window): ``compute(params, event, shared_state) -> features`` runs once per event
+    for all triggers with the same ``key(params)`` on the same symbol, then
+    ``decide(params, features) -> bool`` per trigger and ``detail(params, features) -> dict`` for a
+    firing. Called directly it is a plain ``evaluator(params, event, state)``.
+
+    With ``threshold(params) -> (group, level) | None`` and ``measure(group, features) -> float``
+    (the condition is ``measure >= level``), the index keeps each group's triggers sorted by level
+    and a tick finds the ones that hold by bisection: triggers whose condition does not hold and
+    that have nothing to remember cost nothing."""
+
+    def __init__(self, key, compute, decide, detail, threshold=None, measure=None):
+        self.key, self.compute, self.decide, self.detail = key, compute, decide, detail
+        self.threshold, self.measure = threshold, measure
+
+    def __call__(self, params, event: dict, state: dict) -> tuple[bool, dict]:
+        features = self.compute(params, event, state.setdefault("_shared", {}))
+        if features is None:
+            return False, {}
+        holds = self.decide(params, features)
+        return holds, self.detail(params, features) if holds else {}
+
+
 # --- the index ----------------------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass
 class IndexedTrigger:
     id: int
     workflow_id: str
@@ -101,16 +127,43 @@ class IndexedTrigger:
     params: Any
     evaluator: Any
     cooldown: int
+    bucket: str  # where its state lives: "<kind>:<symbol>"
+    shared_key: str | None  # SharedEvaluator: its shared state's key within the bucket
+    key: str = ""
+
+    def __post_init__(self):
+        self.key = str(self.id)
+
+
+@dataclass
+class ThresholdGroup:
+    """Triggers of one shared evaluator on one symbol, sorted by the level their measure must reach."""
+
+    bucket: str
+    shared_key: str
+    group: Any
+    evaluator: SharedEvaluator
+    levels: list = field(default_factory=list)
+    triggers: list = field(default_factory=list)
+    by_key: dict = field(default_factory=dict)
+
+
+@dataclass
+class Slot:
+    plain: list = field(default_factory=list)  # evaluated one by one
+    groups: list = field(default_factory=list)  # ThresholdGroups
 
 
 class TriggerIndex:
     def __init__(self) -> None:
-        self.by_key: dict[tuple[str, str], list[IndexedTrigger]] = {}
+        self.by_key: dict[tuple[str, str], Slot] = {}
+        self.by_bucket: dict[str, set[str]] = {}
         self.count = 0
 
     @classmethod
     def build(cls) -> TriggerIndex:
         index = cls()
+        groups: dict[tuple, ThresholdGroup] = {}
         rows = Trigger.objects.filter(enabled=True, workflow__status=Workflow.Status.ACTIVE).values_list(
             "id", "workflow_id", "type", "position", "symbol", "params", "cooldown_seconds")
         for pk, workflow_id, type_name, position, symbol, params, cooldown in rows:
@@ -124,20 +177,54 @@ class TriggerIndex:
                 continue
             if getattr(model, "enabled", True) is False:
                 continue
-            entry = IndexedTrigger(pk, str(workflow_id), type_name, position, (symbol or "").upper(), model,
-                                   trigger_type.evaluator, int(getattr(model, "cooldown", cooldown) or 0))
+            symbol = (symbol or "").upper()
+            evaluator = trigger_type.evaluator
+            shared = isinstance(evaluator, SharedEvaluator)
+            shared_key = f"{type_name}:{evaluator.key(model)}" if shared else None
+            entry = IndexedTrigger(pk, str(workflow_id), type_name, position, symbol, model, evaluator,
+                                   int(getattr(model, "cooldown", cooldown) or 0),
+                                   f"{trigger_type.event_kinds[0]}:{symbol}", shared_key)
+            threshold = evaluator.threshold(model) if shared and evaluator.threshold else None
             for kind in trigger_type.event_kinds:
-                index.by_key.setdefault((kind, entry.symbol), []).append(entry)
+                slot = index.by_key.setdefault((kind, symbol), Slot())
+                if threshold is None:
+                    slot.plain.append(entry)
+                    continue
+                gkey = (kind, symbol, shared_key, threshold[0])
+                group = groups.get(gkey)
+                if group is None:
+                    group = groups[gkey] = ThresholdGroup(entry.bucket, shared_key, threshold[0], evaluator)
+                    slot.groups.append(group)
+                group.triggers.append((float(threshold[1]), entry))
+            index.by_bucket.setdefault(entry.bucket, set()).add(entry.key)
             index.count += 1
+        for group in groups.values():
+            group.triggers.sort(key=lambda pair: pair[0])
+            group.levels = [level for level, _ in group.triggers]
+            group.triggers = [t for _, t in group.triggers]
+            group.by_key = {t.key: (i, t) for i, t in enumerate(group.triggers)}
         return index
 
-    def candidates(self, event: dict) -> list[IndexedTrigger]:
+    def slots(self, event: dict) -> list[Slot]:
         kind = event.get("kind", "")
-        found = list(self.by_key.get((kind, ""), ()))
+        found = []
+        slot = self.by_key.get((kind, ""))
+        if slot is not None:
+            found.append(slot)
         symbols = event.get("symbols") or ([event["symbol"]] if event.get("symbol") else [])
         for symbol in symbols:
-            found.extend(self.by_key.get((kind, str(symbol).upper()), ()))
+            slot = self.by_key.get((kind, str(symbol).upper()))
+            if slot is not None:
+                found.append(slot)
         return found
+
+    def candidates(self, event: dict) -> list[IndexedTrigger]:
+        out = []
+        for slot in self.slots(event):
+            out.extend(slot.plain)
+            for group in slot.groups:
+                out.extend(group.triggers)
+        return out
 
 
 _index_lock = threading.Lock()
@@ -179,53 +266,137 @@ def event_time(event: dict, default: float) -> float:
         return default
 
 
+class _Batch:
+    """State of one evaluation batch: the buckets' blobs, what changed, what fired."""
+
+    def __init__(self, client, index: TriggerIndex, buckets: list[str]):
+        self.client, self.index = client, index
+        self.blobs: dict[str, dict] = {}
+        if buckets:
+            for bucket, raw in zip(buckets, client.hmget(STATE_KEY, buckets), strict=True):
+                blob = json.loads(raw) if raw else {}
+                blob.setdefault("s", {})
+                blob.setdefault("t", {})
+                self.blobs[bucket] = blob
+        self.touched: set[str] = set()
+        self.firings: list[dict] = []
+
+    def features(self, cache: dict, bucket: str, shared_key: str, evaluator, params, event):
+        fkey = (bucket, shared_key)
+        if fkey not in cache:
+            cache[fkey] = evaluator.compute(params, event, self.blobs[bucket]["s"].setdefault(shared_key, {}))
+            self.touched.add(bucket)
+        return cache[fkey]
+
+    def edge(self, trig: IndexedTrigger, event: dict, holds: bool, now: float, discrete: bool, *,
+             feats=None, detail: dict | None = None) -> None:
+        """Remember whether the condition holds; fire when it starts to (cooldown permitting)."""
+        tmap = self.blobs[trig.bucket]["t"]
+        tstate = tmap.get(trig.key) or {}
+        was = tstate.get("h", False)
+        holding = holds and not discrete
+        if holding:
+            tstate["h"] = True
+        else:
+            tstate.pop("h", None)
+        last = tstate.get("f")
+        if last is not None and (not trig.cooldown or now - last >= trig.cooldown) and not holds:
+            tstate.pop("f", None)  # its cooldown is over: nothing left to remember
+        fire_now = holds and not (was and not discrete) and not (
+            last is not None and trig.cooldown and now - last < trig.cooldown)
+        if fire_now:
+            tstate["f"] = now
+        if tstate:
+            tmap[trig.key] = tstate
+        else:
+            tmap.pop(trig.key, None)
+        self.touched.add(trig.bucket)
+        if not fire_now:
+            return
+        if trig.shared_key is not None and feats is not None:
+            detail = trig.evaluator.detail(trig.params, feats)
+        detail = detail or {}
+        severity, priority = severity_priority(event, detail)
+        fired_event = {**event, "severity": severity, "priority": priority,
+                       "trigger": {"id": trig.id, "type": trig.type, "position": trig.position,
+                                   "workflow_id": trig.workflow_id},
+                       "detail": detail}
+        self.firings.append({"trigger_id": trig.id, "event": fired_event, "cooldown": trig.cooldown})
+
+    def save(self) -> None:
+        if not self.touched:
+            return
+        mapping = {}
+        for bucket in self.touched:
+            blob = self.blobs[bucket]
+            alive = self.index.by_bucket.get(bucket, set())
+            blob["t"] = {k: v for k, v in blob["t"].items() if k in alive}
+            mapping[bucket] = json.dumps(blob, separators=(",", ":"))
+        self.client.hset(STATE_KEY, mapping=mapping)
+
+
 def evaluate(events: list[dict], *, fire_triggers: bool = True, client=None) -> list[dict]:
-    """Match events against the index, update trigger states, fire on edges. Returns the firings."""
+    """Match events against the index, update trigger states, fire on edges. Returns the firings.
+
+    State lives in one Redis hash, one field per bucket (event kind + symbol) holding
+    ``{"s": {shared key: shared state}, "t": {trigger id: {"h": holding, "f": last fired}}}``:
+    one HMGET and one HSET per batch, whatever the number of triggers."""
     client = client or redis_client()
     index = current_index(client)
-    per_event = [index.candidates(e) if e.get("kind") != "schedule" else [] for e in events]
-    ids = sorted({t.id for cands in per_event for t in cands})
-    states: dict[int, dict] = {}
-    if ids:
-        for pk, raw in zip(ids, client.hmget(STATE_KEY, ids), strict=True):
-            states[pk] = json.loads(raw) if raw else {}
-    touched: set[int] = set()
-    firings: list[dict] = []
+    per_event = [index.slots(e) if e.get("kind") != "schedule" else [] for e in events]
+    buckets = sorted({t.bucket for slots in per_event for slot in slots for t in slot.plain}
+                     | {g.bucket for slots in per_event for slot in slots for g in slot.groups})
+    batch = _Batch(client, index, buckets)
     wall = time.time()
-    for event, candidates in zip(events, per_event, strict=True):
+    for event, slots in zip(events, per_event, strict=True):
         if event.get("kind") == "schedule":
-            firings.append({"trigger_id": int(event["trigger_id"]), "event": event, "cooldown": 0})
+            batch.firings.append({"trigger_id": int(event["trigger_id"]), "event": event, "cooldown": 0})
+            continue
+        if not slots:
             continue
         now = event_time(event, wall)
         discrete = event.get("kind") in DISCRETE_KINDS
-        for trig in candidates:
-            state = states[trig.id]
-            try:
-                holds, detail = trig.evaluator(trig.params, event, state)
-            except Exception:  # noqa: BLE001 - one broken evaluator must not stop the others
-                log.exception("trigger %s (%s) evaluator failed", trig.id, trig.type)
-                continue
-            touched.add(trig.id)
-            was = bool(state.get("_holding"))
-            state["_holding"] = bool(holds) and not discrete
-            if not holds or (was and not discrete and detail.get("edge", True)):
-                continue
-            last = state.get("_last_fired")
-            if last is not None and trig.cooldown and now - last < trig.cooldown:
-                continue
-            state["_last_fired"] = now
-            severity, priority = severity_priority(event, detail or {})
-            fired_event = {**event, "severity": severity, "priority": priority,
-                           "trigger": {"id": trig.id, "type": trig.type, "position": trig.position,
-                                       "workflow_id": trig.workflow_id},
-                           "detail": detail or {}}
-            firings.append({"trigger_id": trig.id, "event": fired_event, "cooldown": trig.cooldown})
-    if touched:
-        client.hset(STATE_KEY, mapping={pk: json.dumps(states[pk], separators=(",", ":")) for pk in touched})
+        cache: dict = {}
+        for slot in slots:
+            for group in slot.groups:
+                ev = group.evaluator
+                feats = batch.features(cache, group.bucket, group.shared_key, ev, group.triggers[0].params, event)
+                if feats is None:
+                    count = 0
+                else:
+                    try:
+                        count = bisect.bisect_right(group.levels, ev.measure(group.group, feats))
+                    except Exception:  # noqa: BLE001
+                        log.exception("trigger group %s measure failed", group.shared_key)
+                        continue
+                tmap = batch.blobs[group.bucket]["t"]
+                visit = set(range(count))
+                visit.update(group.by_key[k][0] for k in tmap if k in group.by_key)
+                for i in sorted(visit):
+                    trig = group.triggers[i]
+                    batch.edge(trig, event, i < count, now, discrete, feats=feats)
+            for trig in slot.plain:
+                try:
+                    if trig.shared_key is not None:
+                        feats = batch.features(cache, trig.bucket, trig.shared_key, trig.evaluator, trig.params,
+                                               event)
+                        holds = feats is not None and bool(trig.evaluator.decide(trig.params, feats))
+                        detail = None
+                    else:
+                        tmap = batch.blobs[trig.bucket]["t"]
+                        tstate = tmap.setdefault(trig.key, {})
+                        holds, detail = trig.evaluator(trig.params, event, tstate.setdefault("x", {}))
+                        holds, feats = bool(holds), None
+                except Exception:  # noqa: BLE001 - one broken evaluator must not stop the others
+                    log.exception("trigger %s (%s) evaluator failed", trig.id, trig.type)
+                    continue
+                if holds or trig.key in batch.blobs[trig.bucket]["t"]:
+                    batch.edge(trig, event, holds, now, discrete, feats=feats, detail=detail)
+    batch.save()
     if fire_triggers:
-        for firing in firings:
+        for firing in batch.firings:
             fire(firing["trigger_id"], firing["event"], cooldown=firing["cooldown"], client=client)
-    return firings
+    return batch.firings
 
 
 def fire(trigger_id: int, event: dict, *, cooldown: int = 0, client=None):
@@ -257,9 +428,6 @@ def fire(trigger_id: int, event: dict, *, cooldown: int = 0, client=None):
     return execution
 
 
-def reset_state(trigger_ids: list[int] | None = None) -> None:
-    client = redis_client()
-    if trigger_ids is None:
-        client.delete(STATE_KEY)
-    elif trigger_ids:
-        client.hdel(STATE_KEY, *trigger_ids)
+def reset_state() -> None:
+    """Forget every trigger's state (holding flags, cooldowns, reference prices)."""
+    redis_client().delete(STATE_KEY)
