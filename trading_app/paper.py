@@ -121,7 +121,6 @@ class PaperBroker:
         pos.realized_pnl += realized
         pos.last_price = market
         pos.save()
-        Position.objects.filter(account=acct, symbol=order.symbol).exclude(pk=pos.pk).update(last_price=market)
         acct.cash -= delta * price + commission
         acct.realized_pnl += realized
         acct.total_commission += commission

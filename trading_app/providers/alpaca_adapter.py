@@ -21,7 +21,7 @@ import requests
 
 from trading_app import conf
 from trading_app.brokers import BrokerRejected, OrderRequest
-from trading_app.errors import DUPLICATE_HINT, body_message, from_http
+from trading_app.errors import DUPLICATE_HINT, from_http
 from trading_app.risk import ensure_trading_allowed
 from trading_app.symbols import InvalidSymbol, normalise
 from workflows_app.errors import PermanentStepError, StepError, TransientStepError
@@ -423,7 +423,3 @@ class AlpacaBroker(_Caller):
         c = self._call("alpaca clock", self.client.get_clock)
         return {"is_open": c.get("is_open"), "timestamp": c.get("timestamp"), "next_open": c.get("next_open"),
                 "next_close": c.get("next_close")}
-
-
-def describe_error_body(text: str | None) -> str:
-    return body_message(text)[0]
