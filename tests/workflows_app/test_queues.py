@@ -239,3 +239,18 @@ def test_queue_send_step_puts_a_message_on_the_queue(celery_worker, redis_test_c
     bodies = [m["body"] for m in status["messages"]]
     assert {"type": "trade_signal", "signal": "BUY", "symbol": "AAPL"}.items() <= bodies[-1].items()
     assert status["messages"][-1]["group_id"] == "AAPL"
+
+
+def test_a_queue_survives_redis_losing_its_stream(redis_test_client):
+    name = make_queue()
+    operations.queue_send(queue_name=name, message={"before": True})
+    assert operations.queue_receive(queue_name=name)["count"] == 1
+    redis_test_client.delete(queues.stream_key(name))  # e.g. Redis restarted without persistence
+    status = operations.workflow_queue_status(queue_name=name)["queues"][0]
+    assert status["messages_available"] == 0 and status["messages_in_flight"] == 0
+    operations.queue_send(queue_name=name, message={"after": True})
+    assert [m["body"] for m in operations.queue_receive(queue_name=name)["messages"]] == [{"after": True}]
+    redis_test_client.delete(queues.stream_key(name))
+    operations.queue_send(queue_name=name, message={"again": True})  # XADD recreates the stream, not the group
+    assert [m["body"] for m in operations.queue_receive(queue_name=name)["messages"]] == [{"again": True}]
+    assert queues.sweep(name)[name]["trimmed"] == 0

@@ -327,9 +327,30 @@ def _deliver(queue: MessageQueue, entries, client: redis.Redis) -> list[Message]
     return out
 
 
+def _nogroup(exc: redis.ResponseError) -> bool:
+    return "NOGROUP" in str(exc)
+
+
+def _forget_group(name: str, client: redis.Redis) -> None:
+    """Redis lost the stream or its group (a restart without persistence, a flush): recreate it."""
+    _groups_ready.discard((client.connection_pool.connection_kwargs.get("db"), name))
+    _ensure_group(name, client)
+
+
 def receive(name: str, *, consumer: str = "api", count: int | None = None,
             client: redis.Redis | None = None) -> list[Message]:
     """Pull up to ``count`` (default batch_size) messages; unacked ones come back after visibility_timeout."""
+    client = client or redis_client()
+    try:
+        return _receive(name, consumer=consumer, count=count, client=client)
+    except redis.ResponseError as exc:
+        if not _nogroup(exc):
+            raise
+        _forget_group(name, client)
+        return _receive(name, consumer=consumer, count=count, client=client)
+
+
+def _receive(name: str, *, consumer: str, count: int | None, client: redis.Redis) -> list[Message]:
     queue = get_queue(name)
     _check_stream(queue)
     client = client or redis_client()
@@ -610,7 +631,10 @@ def sweep(name: str | None = None) -> dict:
     for queue in queues:
         if queue.kind != MessageQueue.Kind.STREAM:
             continue
-        _ensure_group(queue.name, client)
+        try:
+            client.xinfo_groups(stream_key(queue.name))
+        except redis.ResponseError:
+            _forget_group(queue.name, client)  # the stream is gone (Redis flushed / restarted empty)
         promoted = promote_delayed(queue, client)
         trimmed = trim(queue, client)
         exhausted = 0
@@ -722,7 +746,13 @@ def status(name: str | None = None, include_messages: bool = False, limit: int =
     for queue in queues:
         if queue.kind == MessageQueue.Kind.DEAD_LETTER:
             items.append(_dead_letter_status(queue, include_messages, limit))
-        else:
+            continue
+        try:
+            items.append(_stream_status(queue, client, include_messages, limit))
+        except redis.ResponseError as exc:
+            if not _nogroup(exc):
+                raise
+            _forget_group(queue.name, client)
             items.append(_stream_status(queue, client, include_messages, limit))
     streams = [q for q, item in zip(queues, items, strict=True) if q.kind == MessageQueue.Kind.STREAM]
     stream_items = [i for i in items if i["name"] in {q.name for q in streams}]
