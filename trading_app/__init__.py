@@ -1,4 +1,21 @@
 """Nexus trading domain: providers, indicators, sentiment, risk, brokers and step types.
 
-Plugs into the engine only through ``workflows_app.registry.registry`` (see ``apps.py``).
+Plugs into the engine only through ``workflows_app.registry.registry``, from
+``TradingAppConfig.ready()`` (``registration.register_all``): step types and actions, an error
+classifier, counters (trades_executed, provider_cache_hits/misses), a /health/ part and beat jobs.
+
+Map of the package:
+
+- ``conf``        settings (Django settings, then environment, then defaults); ``trading_mode()``.
+- ``symbols``     symbol rules (what is an invalid_symbol).
+- ``providers``   market data / news / broker factories; ``simulated`` (seeded market + news, XNYS
+                  calendar, injections), ``alpaca_adapter``, ``newsapi_adapter``, ``cache`` (Redis TTLs).
+- ``sentiment``   VADER + finance lexicon, built once per process.
+- ``indicators``  stockstats per symbol, vectorised multi-symbol path, ``IncrementalIndicators``.
+- ``signals``     the transparent BUY/SELL/HOLD score.
+- ``risk``        kill switch, position sizing, exposure report.
+- ``paper``       the built-in paper broker (orders, fills, positions, brackets) on ``models``.
+- ``steps``/``saga``  step handlers and params schemas; ``registration`` lists them.
+- ``operations``, ``api_views``/``api_urls``, ``management/commands/trading.py``  the trading faces.
+- ``tasks``       beat housekeeping (open paper orders, Alpaca order sync, account snapshots).
 """

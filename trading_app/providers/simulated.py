@@ -139,7 +139,7 @@ def _symbol_profile(symbol: str, seed: int) -> dict:
     }
 
 
-@lru_cache(maxsize=2048)
+@lru_cache(maxsize=600)  # ~100 KB per entry: bounded memory in long-running workers
 def _base_daily(symbol: str, seed: int, n: int) -> tuple[np.ndarray, ...]:
     """Base (un-injected) daily open/high/low/close/volume and daily returns for the first n sessions."""
     prof = _symbol_profile(symbol, seed)
