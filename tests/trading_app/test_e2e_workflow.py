@@ -142,3 +142,27 @@ def test_kill_switch_fails_the_trade_step_for_good(celery_worker, bullish_market
     assert not Order.objects.exists()
     letters = operations.dead_letters(error_class="kill_switch")["dead_letters"]
     assert [(d["step"], d["attempts"]) for d in letters] == [("execute_trades", 1)]  # permanent: not retried
+
+
+def test_exposure_monitoring_hedges_through_conditional_actions(celery_worker, settings):
+    """Exercise 2 of the specification: exposure monitoring -> automatic hedge + alert (named actions)."""
+    from trading_app.brokers import OrderRequest
+    from trading_app.models import Notification
+    from trading_app.paper import PaperBroker
+    from workflows_app import operations
+
+    settings.NEXUS_SIM_NOW = "2025-09-17T17:00:00Z"
+    PaperBroker().submit_order(OrderRequest(symbol="MSFT", side="buy", qty=40, client_order_id="seed-msft"))
+    created = operations.workflow_create(name="risk-monitor", steps=[
+        {"name": "exposure", "type": "risk_check", "params": {"max_position_pct": 0.05}},
+        {"name": "urgent_handler", "type": "conditional", "condition": "risk_level == 'high'",
+         "actions": ["immediate_hedge", "alert_user"]},
+    ])
+    reply = operations.workflow_execute(workflow_id=created["workflow_id"], input_data={"test_mode": True},
+                                        **{"async": False})
+    assert reply["status"] == "succeeded", reply
+    assert reply["steps"]["exposure"]["result"]["breaches"][0]["symbol"] == "MSFT"
+    actions = reply["steps"]["urgent_handler"]["result"]["actions"]
+    assert actions["immediate_hedge"]["status"] == "hedged" and actions["immediate_hedge"]["orders"][0]["symbol"] == "SH"
+    assert Order.objects.filter(symbol="SH", status="filled").count() == 1
+    assert Notification.objects.filter(kind="alert").count() == 1

@@ -284,3 +284,34 @@ def test_queue_for_execution_sends_the_signal_once(monkeypatch):
     with pytest.raises(TransientStepError) as err:
         run_step("queue_for_execution", context=ctx)
     assert err.value.error_class == "queue_full"
+
+
+@pytest.mark.django_db
+def test_multi_symbol_chain_respects_exposure_caps(settings):
+    """Exercise 1: ten symbols through the chain; every order within risk_limit and the exposure caps."""
+    settings.NEXUS_MAX_POSITION_PCT = 0.08
+    settings.NEXUS_MAX_GROSS_EXPOSURE = 0.3
+    symbols = ["AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "TSLA", "JPM", "V", "XOM"]
+    for sym in symbols:
+        simulated.inject_headline(f"{sym} beats estimates, shares surge, analysts bullish", [sym])
+        simulated.inject_jump(sym, 0.06)
+    context = {"symbols": symbols}
+    for stype, params in [("news_analysis", {}), ("technical_analysis", {}), ("signal_generation", {"threshold": 0.5}),
+                          ("trade_execution", {"risk_limit": 0.02})]:
+        out = run_step(stype, params, context=context, input_data={"symbols": symbols}, step_name=stype,
+                       execution_id="multi")
+        context[stype] = out
+        context.update(out)
+    trade = context["trade_execution"]
+    assert len(trade["orders"]) + len(trade["skipped"]) == 10
+    assert trade["orders"], trade["skipped"]
+    equity = 100_000
+    gross = 0.0
+    for order in trade["orders"]:
+        value = order["qty"] * order["filled_avg_price"]
+        gross += value
+        assert value <= 0.08 * equity + 1e-6
+        assert order["sizing"]["max_loss"] <= 0.02 * equity + 1e-6
+    assert gross <= 0.3 * equity * 1.01  # marks move between orders; the cap is enforced at each order
+    assert any("max_gross_exposure" in (s.get("sizing") or {}).get("capped_by", []) for s in trade["skipped"]) or \
+        any("max_gross_exposure" in o["sizing"]["capped_by"] for o in trade["orders"])
