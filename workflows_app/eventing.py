@@ -48,6 +48,18 @@ registry.register_dead_letter_redriver("queue", queues.redrive)
 workflow_changed.connect(triggers.on_workflow_changed, dispatch_uid="nexus-trigger-sync")
 
 
+def events_health() -> dict:
+    """/health/: the events queue is being consumed (no message older than 5 minutes waits)."""
+    item = queues.status(events.EVENTS_QUEUE)["queues"][0]
+    stuck = item["messages_available"] > 0 and item["oldest_message_age"] > 300
+    return {"ok": not stuck, "backlog": item["messages_available"] + item["messages_in_flight"],
+            "oldest_message_age": item["oldest_message_age"], "processing_rate": item["processing_rate"],
+            **({"error": "events are not being consumed"} if stuck else {})}
+
+
+registry.register_health_check("events_queue", events_health)
+
+
 # --- the queue_send step type -------------------------------------------------------------------
 class QueueSendParams(BaseModel):
     model_config = ConfigDict(extra="forbid")

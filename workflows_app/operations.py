@@ -468,15 +468,17 @@ def queue_send(*, queue_name=None, message=None, group_id=None, deduplication_id
     return {"success": True, **reply}
 
 
-def workflow_queue_status(*, queue_name=None, include_messages=False, limit=100, user=None, **extra) -> dict:
+def workflow_queue_status(*, queue_name=None, include_messages=None, limit=100, user=None, **extra) -> dict:
     """Live figures per named queue: messages_available, messages_in_flight, oldest_message_age,
-    processing_rate (messages/minute over the last minute), dead_lettered, config."""
+    processing_rate (messages/minute over the last minute), dead_lettered, config. The
+    dead-letter-queue lists its messages unless include_messages is false (the specification's
+    dead-letter loop reads them from a plain status call)."""
     from workflows_app.services import queues
 
     _no_extra(extra)
-    include = _bool(include_messages, "include_messages", False)
     limit = _int(limit, "limit", 100, 1, 1000)
     name = _queue_name(queue_name) if queue_name not in (None, "") else None
+    include = _bool(include_messages, "include_messages", name == queues.DEAD_LETTER_QUEUE)
     return {"success": True, **queues.status(name, include_messages=include, limit=limit),
             "measured_at": selectors.iso(timezone.now())}
 

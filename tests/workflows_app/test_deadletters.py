@@ -107,3 +107,21 @@ def test_a_rate_limited_step_is_retried_after_its_backoff(celery_worker, redis_t
     deadletters.process_dead_letters(now=timezone.now() + timedelta(seconds=61))
     execution = Execution.objects.get(workflow_id=created["workflow_id"])
     wait_for(lambda: Execution.objects.get(pk=execution.pk).status == "succeeded", message="the retried execution")
+
+
+def test_the_specifications_dead_letter_loop_works_as_written(queue_name):
+    """process_dead_letters() from the tutorial: read the DLQ's messages and act on message["error"]."""
+    _queue_letter(queue_name, "rate_limit")
+    _queue_letter(queue_name, "invalid_symbol")
+    _queue_letter(queue_name, "timeout")
+    dlq_status = operations.workflow_queue_status(queue_name="dead-letter-queue")
+    handled = {}
+    for message in dlq_status["messages"]:
+        if message["error"] == "rate_limit":
+            handled["retry"] = message["id"]
+        elif message["error"] == "invalid_symbol":
+            handled["discard"] = message["id"]
+        else:
+            handled["alert"] = message["id"]
+    assert set(handled) == {"retry", "discard", "alert"}
+    assert dlq_status["queues"][0]["messages_available"] == 3

@@ -8,7 +8,7 @@ from unittest import mock
 from zoneinfo import ZoneInfo
 
 import pytest
-from django_celery_beat.models import PeriodicTask
+from django_celery_beat.models import PeriodicTask, PeriodicTasks
 from django_celery_beat.schedulers import ModelEntry
 
 from tests.conftest import wait_for
@@ -53,8 +53,11 @@ def test_schedule_sync_on_create_update_pause_resume_delete(redis_test_client):
     task = _tasks(workflow_id)[0]
     assert (task.crontab.minute, task.crontab.hour, task.crontab.day_of_week) == ("15", "10", "*")
 
+    changed = PeriodicTasks.last_change()
     operations.workflow_pause(workflow_id=workflow_id)
     assert [t.enabled for t in _tasks(workflow_id)] == [False, False]
+    # a running DatabaseScheduler compares this stamp on every tick: it reloads without a restart
+    assert PeriodicTasks.last_change() > changed
     assert operations.workflow_status(workflow_id=workflow_id)["triggers"][0]["next_run_at"] is None
     operations.workflow_resume(workflow_id=workflow_id)
     assert [t.enabled for t in _tasks(workflow_id)] == [True, True]

@@ -104,6 +104,9 @@ def get_queue(name) -> MessageQueue:
     if hit and hit[0] > time.monotonic():
         return hit[1]
     queue = MessageQueue.objects.filter(name=name[:100]).first()
+    if queue is None and name in DEFAULT_QUEUES:
+        ensure_default_queues()  # the system's own queues exist even before load_examples ran
+        queue = MessageQueue.objects.filter(name=name).first()
     if queue is None:
         raise OperationError("QUEUE_NOT_FOUND", f"no queue named '{name}'", {"field": "queue_name"})
     _cache[name] = (time.monotonic() + CONFIG_TTL, queue)
@@ -677,7 +680,8 @@ def _stream_status(queue: MessageQueue, client: redis.Redis, include_messages: b
     pipe.zcard(_k(queue.name, "delayed"))
     pipe.get(_k(queue.name, "processed"))
     pipe.xinfo_consumers(key, GROUP)
-    length, pending, first, delayed, processed, consumers = pipe.execute()
+    pipe.hlen(_k(queue.name, "errors"))
+    length, pending, first, delayed, processed, consumers, failing = pipe.execute()
     in_flight = int(pending["pending"]) if pending else 0
     oldest = id_time(first[0][0]) if first else None
     reply = {
@@ -688,6 +692,8 @@ def _stream_status(queue: MessageQueue, client: redis.Redis, include_messages: b
         "oldest_message_age": round(time.time() - oldest, 3) if oldest else 0,
         "processing_rate": processing_rate(queue.name, client),
         "messages_processed": int(processed or 0),
+        # in flight or waiting for redelivery after their handler failed (the "error queue")
+        "messages_failing": int(failing or 0),
         "dead_lettered": DeadLetter.objects.filter(source="queue", queue_name=queue.name).count(),
         "consumers": len(consumers),
         "config": queue.config(),
