@@ -186,6 +186,10 @@ NEXUS_STEP_DEFAULT_TIMEOUT = env.int("NEXUS_STEP_DEFAULT_TIMEOUT", default=120)
 NEXUS_COST_PER_EXECUTION = env.float("NEXUS_COST_PER_EXECUTION", default=0.001)
 NEXUS_COST_PER_MESSAGE = env.float("NEXUS_COST_PER_MESSAGE", default=0.00001)
 NEXUS_COST_PER_AGENT_MINUTE = env.float("NEXUS_COST_PER_AGENT_MINUTE", default=0.01)
+# Demo mode (trading_app/demo.py): an eventful simulated world; dead-letter retries back off from 10 s, not 60 s.
+NEXUS_DEMO = env.bool("NEXUS_DEMO", default=False)
+if NEXUS_DEMO:
+    NEXUS_DLQ_RETRY_BASE = env.float("NEXUS_DLQ_RETRY_BASE", default=10.0)
 
 LOGGING = {
     "version": 1,

@@ -163,4 +163,7 @@ def load_examples(*, owner=None) -> dict:
         queues = [q.name for q in ensure_default_queues()]
     except ImportError:
         pass
-    return {"success": True, "created": created, "kept": kept, "queues": queues}
+    from trading_app.demo import sync_demo
+
+    demo = sync_demo(owner=owner)  # NEXUS_DEMO on: the demo workflows and beat entries; off: entries disabled
+    return {"success": True, "created": created, "kept": kept, "queues": queues, "demo": demo}
