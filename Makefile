@@ -23,9 +23,11 @@ migrate: setup
 admin: migrate
 	$(BIN)/python manage.py ensure_admin
 
+# NEXUS_DEMO=1 (the default here) makes the simulated market eventful; NEXUS_DEMO=0 make run for a quiet one.
 run: admin
 	$(BIN)/python manage.py collectstatic --noinput -v 0
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m nexus_project.stack run
+	NEXUS_DEMO=$${NEXUS_DEMO:-1} $(BIN)/python manage.py load_examples
+	NEXUS_DEMO=$${NEXUS_DEMO:-1} PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m nexus_project.stack run
 
 test: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)

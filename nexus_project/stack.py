@@ -31,10 +31,22 @@ def _resolve_redis() -> tuple[str, EmbeddedRedis | None]:
     return embedded.start(), embedded
 
 
+def _local_webhook_secret() -> str:
+    """A per-checkout webhook secret for source `local` (kept in var/, readable only by you)."""
+    import secrets
+
+    path = BASE_DIR / "var" / "webhook-secret"
+    if not path.exists():
+        path.write_text(secrets.token_hex(24))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
 def run() -> int:
     url, embedded = _resolve_redis()
     print(f"nexus: Redis at {url} ({'embedded, started by this stack' if embedded else 'already running'})", flush=True)
     env = {**os.environ, "REDIS_URL": url}
+    env.setdefault("NEXUS_WEBHOOK_SECRETS", f"local:{_local_webhook_secret()}")
     port = env.setdefault("PORT", "8000")
     flower_port = env.setdefault("FLOWER_PORT", "5555")
     print(f"nexus: web      http://127.0.0.1:{port}/  (admin /admin/, API /api/v1/, docs /api/docs/, health /health/)")

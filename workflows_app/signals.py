@@ -11,9 +11,6 @@ log = logging.getLogger(__name__)
 @worker_ready.connect
 def consume_agent_queues(sender=None, **kwargs):
     from workflows_app.models import Agent
-    from workflows_app.services.system import mark_started
-
-    mark_started()
 
     try:
         queues = set(Agent.objects.values_list("queue", flat=True))

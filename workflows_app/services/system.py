@@ -1,21 +1,14 @@
-"""System-wide figures kept in Redis: when the stack started (for uptime)."""
+"""System-wide figures measured from the live workers."""
 from __future__ import annotations
 
-import time
 
-from workflows_app.circuit import redis_client
+def uptime(timeout: float = 0.5) -> float | None:
+    """Seconds the longest-running live worker has been up (Celery's own `stats`), None if none answer."""
+    from nexus_project.celery import app
 
-STARTED_KEY = "nexus:system:started_at"
-
-
-def mark_started() -> None:
-    """Called when a worker starts; the first one since Redis began keeps its time."""
-    redis_client().set(STARTED_KEY, time.time(), nx=True)
-
-
-def uptime() -> float | None:
     try:
-        started = redis_client().get(STARTED_KEY)
-    except Exception:  # noqa: BLE001
+        stats = app.control.inspect(timeout=timeout).stats() or {}
+    except Exception:  # noqa: BLE001 - no broker: no figure, not a made-up one
         return None
-    return round(time.time() - float(started), 1) if started else None
+    uptimes = [s.get("uptime") for s in stats.values() if isinstance(s.get("uptime"), int | float)]
+    return float(max(uptimes)) if uptimes else None
