@@ -272,10 +272,14 @@ def _notify(ctx: StepContext, kind: str, subject: str, body: dict, channel: str 
 
 
 def send_notification(ctx: StepContext) -> dict:
+    from workflows_app.steps import _PLACEHOLDER, _render
+
     p: NotificationParams = ctx.params
     summary = _summary(ctx)
     subject = p.subject or f"{ctx.workflow_name}: " + ", ".join(f"{k}={v}" for k, v in summary.items())
-    return _notify(ctx, "notification", subject, {"message": p.message, **summary}, p.channel)
+    # `{signal}`, `{generate_signals.confidence}` placeholders, rendered as the engine's notify step does
+    message = _PLACEHOLDER.sub(lambda m: _render(ctx.context or {}, m.group(1)), p.message) if p.message else None
+    return _notify(ctx, "notification", subject, {"message": message, **summary}, p.channel)
 
 
 def send_failure_alert(ctx: StepContext) -> dict:
