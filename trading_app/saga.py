@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import re
 from decimal import Decimal
 from typing import Literal
 
@@ -255,6 +256,26 @@ class NotificationParams(Params):
     message: str | None = Field(None, max_length=4000)
 
 
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?:\.([A-Za-z_][A-Za-z0-9_]*))?\}")
+
+
+def render(template: str | None, context: dict) -> str | None:
+    """Fill ``{name}`` / ``{step.key}`` placeholders from the execution context (plain lookups only:
+    no attribute access, no format specs); unknown names are left as they are."""
+    if not template:
+        return template
+
+    def value(match):
+        top = context.get(match.group(1))
+        if match.group(2) is not None:
+            top = top.get(match.group(2)) if isinstance(top, dict) else None
+        if top is None or isinstance(top, dict | list):
+            return match.group(0)
+        return str(top)
+
+    return _PLACEHOLDER.sub(value, template)
+
+
 def _summary(ctx: StepContext) -> dict:
     keys = ("symbol", "signal", "confidence", "order_id", "status", "side", "qty", "filled_avg_price", "category",
             "risk_level", "sentiment")
@@ -272,14 +293,13 @@ def _notify(ctx: StepContext, kind: str, subject: str, body: dict, channel: str 
 
 
 def send_notification(ctx: StepContext) -> dict:
-    from workflows_app.steps import _PLACEHOLDER, _render
-
     p: NotificationParams = ctx.params
     summary = _summary(ctx)
-    subject = p.subject or f"{ctx.workflow_name}: " + ", ".join(f"{k}={v}" for k, v in summary.items())
-    # `{signal}`, `{generate_signals.confidence}` placeholders, rendered as the engine's notify step does
-    message = _PLACEHOLDER.sub(lambda m: _render(ctx.context or {}, m.group(1)), p.message) if p.message else None
-    return _notify(ctx, "notification", subject, {"message": message, **summary}, p.channel)
+    context = ctx.context or {}
+    # `{signal}`, `{generate_signals.confidence}` placeholders are filled from the context
+    subject = render(p.subject, context) or f"{ctx.workflow_name}: " + ", ".join(
+        f"{k}={v}" for k, v in summary.items())
+    return _notify(ctx, "notification", subject, {"message": render(p.message, context), **summary}, p.channel)
 
 
 def send_failure_alert(ctx: StepContext) -> dict:
@@ -297,8 +317,8 @@ class AlertParams(Params):
 def alert_user(ctx: StepContext) -> dict:
     p: AlertParams = ctx.params
     summary = _summary(ctx)
-    return {**_notify(ctx, "alert", p.message or f"{ctx.workflow_name}: {summary or 'alert'}",
-                      {"severity": p.severity, **summary}), "severity": p.severity}
+    subject = render(p.message, ctx.context or {}) or f"{ctx.workflow_name}: {summary or 'alert'}"
+    return {**_notify(ctx, "alert", subject, {"severity": p.severity, **summary}), "severity": p.severity}
 
 
 # --- actions --------------------------------------------------------------------------------------

@@ -315,3 +315,15 @@ def test_multi_symbol_chain_respects_exposure_caps(settings):
     assert gross <= 0.3 * equity * 1.01  # marks move between orders; the cap is enforced at each order
     assert any("max_gross_exposure" in (s.get("sizing") or {}).get("capped_by", []) for s in trade["skipped"]) or \
         any("max_gross_exposure" in o["sizing"]["capped_by"] for o in trade["orders"])
+
+
+@pytest.mark.django_db
+def test_notification_templates_fill_from_context():
+    ctx = {"signal": "BUY", "confidence": 0.81, "generate_signals": {"symbol": "AAPL"}, "obj": {"a": 1}}
+    out = run_step("send_notification", {"subject": "{generate_signals.symbol} signal",
+                                         "message": "signal {signal}, confidence {confidence} {missing} "
+                                                    "{signal.__class__} {obj}"}, context=ctx)
+    assert out["subject"] == "AAPL signal"
+    assert out["body"]["message"] == "signal BUY, confidence 0.81 {missing} {signal.__class__} {obj}"
+    alert = run_step("alert_user", {"message": "urgent: {signal}"}, context=ctx)
+    assert alert["subject"] == "urgent: BUY"
