@@ -1,0 +1,19 @@
+"""The trading panel of the dashboard: figures from the paper account, measured."""
+import pytest
+
+from trading_app.dashboard import pnl_panel
+from trading_app.paper import PaperBroker
+from workflows_app.registry import registry
+
+pytestmark = pytest.mark.django_db
+
+
+def test_panel_is_registered_and_reports_the_paper_account():
+    assert registry.dashboard_panels["trading"] is pnl_panel
+    from django.utils import timezone
+
+    panel = pnl_panel(timezone.now() - timezone.timedelta(hours=1))
+    account = PaperBroker().get_account()
+    assert panel["metrics"]["equity"] == round(account["equity"], 2)
+    assert panel["metrics"]["cash"] == round(account["cash"], 2)
+    assert panel["rows"] == [] and panel["columns"][0] == "symbol"
