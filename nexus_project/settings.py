@@ -156,6 +156,8 @@ REST_FRAMEWORK = {
 # Throttles of the REST face (workflows_app.api.throttles): writes per user, the webhook per address.
 NEXUS_API_WRITE_RATE = env("NEXUS_API_WRITE_RATE", default="120/min")
 NEXUS_API_WEBHOOK_RATE = env("NEXUS_API_WEBHOOK_RATE", default="600/min")
+NEXUS_API_LOGIN_RATE = env("NEXUS_API_LOGIN_RATE", default="10/min")
+NEXUS_DASHBOARD_REFRESH_SECONDS = env.int("NEXUS_DASHBOARD_REFRESH_SECONDS", default=5)
 # Extra scrape-time collectors served at /metrics (the engine never imports trading_app itself).
 NEXUS_METRICS_COLLECTORS = ["trading_app.metrics.OrdersCollector"]
 SPECTACULAR_SETTINGS = {
