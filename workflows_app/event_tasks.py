@@ -27,8 +27,13 @@ def drain_queue(self, queue_name: str):
 
     redis_client().delete(queues._k(queue_name, "drain"))
     result = queues.process(queue_name, time_budget=20.0, max_batches=1000)
+    queue = queues.get_queue(queue_name)
     if result["batches"] >= 1000:
-        queues.schedule_drain(queues.get_queue(queue_name))
+        queues.schedule_drain(queue)
+    elif result["failed"] or result["deferred"]:
+        # unacked messages become visible again after the visibility timeout: come back for them
+        # then (beat's sweep would too, a few seconds later)
+        self.apply_async((queue_name,), countdown=queue.visibility_timeout + 0.2)
     return result
 
 

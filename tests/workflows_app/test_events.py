@@ -138,3 +138,16 @@ def test_signed_webhook_starts_its_workflow(celery_worker, webhook_secret, defau
     assert execution.input_data["event"]["source"] == "tradingview"
     time.sleep(0.3)
     assert not Execution.objects.filter(workflow_id=other).exists()
+
+
+def test_a_firing_is_started_once_per_event_even_when_redelivered(redis_test_client):
+    from workflows_app.models import Trigger
+    from workflows_app.services import triggers
+
+    workflow_id = _workflow([{"type": "event", "name": "x", "cooldown": 0}])
+    trigger = Trigger.objects.get(workflow_id=workflow_id)
+    event = events.make_event("event", {"name": "x"}, event_id="same-event")
+    assert triggers.fire(trigger.pk, event) is not None
+    assert triggers.fire(trigger.pk, event) is None  # a redelivered batch
+    assert triggers.fire(trigger.pk, {**event, "id": "another"}) is not None
+    assert Execution.objects.filter(workflow_id=workflow_id).count() == 2

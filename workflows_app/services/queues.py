@@ -510,9 +510,13 @@ def _turns(queue: MessageQueue, messages: list[Message], client: redis.Redis) ->
 
 def _wait_for_turn(queue: MessageQueue, message: Message, accepted: set[str], client: redis.Redis,
                    max_wait: float) -> bool:
-    """FIFO: wait until every earlier message of the group is acked or accepted by this consumer."""
+    """FIFO: wait until every earlier message of the group is acked or accepted by this consumer.
+
+    Gives up at once when an earlier message has been idle for visibility_timeout (its consumer
+    failed or died): that one is reclaimed and retried first, by the next receive."""
     key = group_list_key(queue.name, message.group_id)
     deadline = time.monotonic() + max_wait
+    idle_limit = int(queue.visibility_timeout * 1000)
     pause = 0.002
     while True:
         pos = client.lpos(key, message.id)
@@ -526,6 +530,9 @@ def _wait_for_turn(queue: MessageQueue, message: Message, accepted: set[str], cl
             client.lrem(key, 1, mid)
         if gone:
             continue
+        pending = client.xpending_range(stream_key(queue.name), GROUP, blockers[0], blockers[0], 1)
+        if pending and pending[0]["time_since_delivered"] >= idle_limit:
+            return False  # abandoned: reclaim it before anything later in its group
         if time.monotonic() > deadline:
             return False
         time.sleep(pause)
@@ -533,7 +540,8 @@ def _wait_for_turn(queue: MessageQueue, message: Message, accepted: set[str], cl
 
 
 def _runnable(queue: MessageQueue, messages: list[Message], client: redis.Redis) -> list[Message]:
-    """The messages of a batch this consumer may run now, in order (FIFO gating per group)."""
+    """The messages of a batch this consumer may run now, in order (FIFO gating per group). The
+    others stay unacked and come back after the visibility timeout, behind their group's head."""
     if queue.ordering != MessageQueue.Ordering.FIFO:
         return messages
     positions = _turns(queue, messages, client)
@@ -577,10 +585,10 @@ def process(name: str, handler: Callable[[Message], object] | None = None, *, co
     queue = get_queue(name)
     handler = handler or handler_for(queue)
     if handler is None:
-        return {"processed": 0, "failed": 0, "batches": 0}
+        return {"processed": 0, "failed": 0, "batches": 0, "deferred": 0}
     client = client or redis_client()
     consumer = consumer or consumer_name()
-    processed = failed = batches = 0
+    processed = failed = batches = deferred = 0
     started = time.monotonic()
     while batches < max_batches and time.monotonic() - started < time_budget:
         messages = receive(queue.name, consumer=consumer, count=queue.batch_size, client=client)
@@ -588,6 +596,7 @@ def process(name: str, handler: Callable[[Message], object] | None = None, *, co
             break
         batches += 1
         runnable = _runnable(queue, messages, client)
+        deferred += len(messages) - len(runnable)
         done: list[Message] = []
         if getattr(handler, "batch", False):
             try:
@@ -615,7 +624,7 @@ def process(name: str, handler: Callable[[Message], object] | None = None, *, co
             processed += len(done)
         if len(messages) < queue.batch_size:
             break
-    return {"processed": processed, "failed": failed, "batches": batches}
+    return {"processed": processed, "failed": failed, "batches": batches, "deferred": deferred}
 
 
 # --- housekeeping -------------------------------------------------------------------------------

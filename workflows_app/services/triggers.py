@@ -392,39 +392,52 @@ def evaluate(events: list[dict], *, fire_triggers: bool = True, client=None) -> 
                     continue
                 if holds or trig.key in batch.blobs[trig.bucket]["t"]:
                     batch.edge(trig, event, holds, now, discrete, feats=feats, detail=detail)
-    batch.save()
     if fire_triggers:
+        # Fire before saving the states: if a firing fails, the batch is redelivered and evaluated
+        # again from the old states; triggers that did fire are not started twice (see fire()).
         for firing in batch.firings:
             fire(firing["trigger_id"], firing["event"], cooldown=firing["cooldown"], client=client)
+    batch.save()
     return batch.firings
 
 
 def fire(trigger_id: int, event: dict, *, cooldown: int = 0, client=None):
-    """Start the trigger's workflow with the event (at most once per cooldown across workers)."""
+    """Start the trigger's workflow with the event: at most once per (trigger, event) - a redelivered
+    batch does not start a second execution - and at most once per cooldown across workers."""
     from workflows_app.services.executions import start_execution
 
     client = client or redis_client()
-    if cooldown and not client.set(f"nexus:triggers:{trigger_id}:cooldown", event.get("id") or "1", nx=True,
-                                   ex=int(cooldown)):
+    done_key = f"nexus:triggers:{trigger_id}:fired:{event.get('id') or ''}"
+    if event.get("id") and client.exists(done_key):
         return None
-    with transaction.atomic():
-        trigger = Trigger.objects.select_related("workflow", "workflow__current_version").filter(
-            pk=trigger_id).first()
-        if trigger is None or not trigger.enabled:
-            return None
-        workflow = trigger.workflow
-        if workflow.status != Workflow.Status.ACTIVE:
-            return None
-        fired_at = timezone.now()
-        Trigger.objects.filter(pk=trigger.pk).update(last_fired_at=fired_at)
-        input_data = {"event": event, "trigger": trigger.type}
-        symbols = event.get("symbols") or ([event["symbol"]] if event.get("symbol") else None)
-        if symbols:
-            input_data["symbols"] = list(symbols)
-        execution = start_execution(workflow, input_data, trigger=trigger.type, trigger_event=event)
-        audit.record("trigger_fired", workflow_id=workflow.id, execution_id=execution.id, trigger=trigger.type,
-                     trigger_position=trigger.position, trigger_id=trigger.pk, event=event,
-                     fired_at=fired_at.isoformat())
+    cooldown_key = f"nexus:triggers:{trigger_id}:cooldown"
+    if cooldown and not client.set(cooldown_key, event.get("id") or "1", nx=True, ex=int(cooldown)):
+        return None
+    try:
+        with transaction.atomic():
+            trigger = Trigger.objects.select_related("workflow", "workflow__current_version").filter(
+                pk=trigger_id).first()
+            if trigger is None or not trigger.enabled:
+                return None
+            workflow = trigger.workflow
+            if workflow.status != Workflow.Status.ACTIVE:
+                return None
+            fired_at = timezone.now()
+            Trigger.objects.filter(pk=trigger.pk).update(last_fired_at=fired_at)
+            input_data = {"event": event, "trigger": trigger.type}
+            symbols = event.get("symbols") or ([event["symbol"]] if event.get("symbol") else None)
+            if symbols:
+                input_data["symbols"] = list(symbols)
+            execution = start_execution(workflow, input_data, trigger=trigger.type, trigger_event=event)
+            audit.record("trigger_fired", workflow_id=workflow.id, execution_id=execution.id, trigger=trigger.type,
+                         trigger_position=trigger.position, trigger_id=trigger.pk, event=event,
+                         fired_at=fired_at.isoformat())
+    except Exception:
+        if cooldown:
+            client.delete(cooldown_key)  # it did not fire: a redelivery may
+        raise
+    if event.get("id"):
+        client.set(done_key, str(execution.id), ex=86_400)
     return execution
 
 
