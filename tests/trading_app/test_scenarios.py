@@ -104,45 +104,44 @@ def test_event_driven_trader_classifies_a_crafted_event_and_runs_the_right_handl
 
 
 # --- protected-trader -------------------------------------------------------------------------------
-def test_protected_trader_breaker_closed_open_half_open_closed(celery_worker, settings, monkeypatch):
+def test_protected_trader_breaker_closed_open_half_open_closed(celery_worker, settings):
     settings.NEXUS_SIM_NOW = "2025-09-17T17:00:00Z"
     breaker = {"failure_threshold": 2, "timeout_duration": 30, "reset_timeout": 2}
-    workflow_id = _create("protected-trader", steps=[
-        {"name": "check_circuit", "type": "circuit_breaker", "params": breaker},
-        {"name": "execute_if_open", "type": "conditional", "condition": "circuit_status == 'closed'",
-         "actions": ["demo_broker_call"]}])
-    run = {"symbols": ["AAPL"], "test_mode": True}
+    steps = [{**s, "params": breaker} if s["type"] == "circuit_breaker" else s for s in EXAMPLE["protected-trader"]["steps"]]
+    workflow_id = _create("protected-trader", steps=steps)
 
-    def execute():
-        reply = operations.workflow_execute(workflow_id=workflow_id, input_data=run, **{"async": False})
+    def execute(symbol: str):
+        reply = operations.workflow_execute(workflow_id=workflow_id, input_data={"symbols": [symbol], "test_mode": True},
+                                            **{"async": False})
         return reply, _trail(reply["execution_id"])
 
-    reply, trail = execute()  # closed: the protected action runs
-    assert reply["status"] == "succeeded" and reply["steps"]["check_circuit"]["result"]["circuit_status"] == "closed"
-    assert [e.get("action") for e in trail if e["event"] == "action_completed"] == ["demo_broker_call"]
+    reply, trail = execute("AAPL")  # closed: the trade action runs (analysis, then an order or a HOLD)
+    assert reply["status"] == "succeeded", reply
+    assert reply["steps"]["check_circuit"]["result"]["circuit_status"] == "closed"
+    traded = [e for e in trail if e["event"] == "action_completed"]
+    assert [e["action"] for e in traded] == ["trade"]
+    assert traded[0]["result"]["broker"] == "paper" and traded[0]["result"]["symbol"] == "AAPL"
 
-    redis_client().set(demo.OUTAGE_KEY, 1, ex=60)  # the broker goes down: forced failures
-    for _ in range(2):
-        reply, trail = execute()
-        assert reply["status"] == "failed" and reply["error"]["error_class"] == "server_error"
+    for _ in range(2):  # forced failures: the trade action fails for good (an unlisted symbol)
+        reply, trail = execute("ZZZZ")
+        assert reply["status"] == "failed" and reply["error"]["error_class"] == "invalid_symbol"
         assert any(e["event"] == "circuit_failure" for e in trail)
     assert [e.get("state") for e in trail if e["event"] == "circuit_failure"] == ["open"]
 
-    reply, trail = execute()  # open: the action is skipped, nothing reaches the broker
+    reply, trail = execute("ZZZZ")  # open: the action is skipped, nothing is attempted
     assert reply["status"] == "succeeded"
     assert reply["steps"]["check_circuit"]["result"]["circuit_status"] == "open"
     assert reply["steps"]["execute_if_open"]["status"] == "skipped"
-    assert not [e for e in trail if e["event"] == "action_completed"]
+    assert not [e for e in trail if e["event"] in ("action_completed", "circuit_failure")]
 
-    redis_client().delete(demo.OUTAGE_KEY)  # the broker is back; after reset_timeout one trial goes through
-    time.sleep(breaker["reset_timeout"] + 0.2)
-    reply, trail = execute()
-    assert reply["status"] == "succeeded"
+    time.sleep(breaker["reset_timeout"] + 0.2)  # half-open: one trial goes through, and it succeeds
+    reply, trail = execute("AAPL")
+    assert reply["status"] == "succeeded", reply
     assert reply["steps"]["check_circuit"]["result"]["trial"] is True
     assert [e.get("state") for e in trail if e["event"] == "circuit_success"] == ["closed"]
-    reply, _ = execute()
-    assert reply["steps"]["check_circuit"]["result"] == {**reply["steps"]["check_circuit"]["result"],
-                                                         "circuit_status": "closed", "state": "closed"}
+    reply, _ = execute("AAPL")
+    result = reply["steps"]["check_circuit"]["result"]
+    assert result["circuit_status"] == "closed" and result["state"] == "closed" and result["trial"] is False
 
 
 # --- trading-saga -----------------------------------------------------------------------------------
@@ -408,6 +407,17 @@ def test_demo_round_shows_every_promise(celery_worker, settings, monkeypatch):
     assert Execution.objects.filter(workflow__name="multi-symbol-workflow", trigger="price_change").exists()
     assert Execution.objects.filter(workflow__name="news-driven-workflow", trigger="breaking_news").exists()
     assert Execution.objects.filter(workflow__name="risk-management-workflow", trigger="volatility").exists()
+
+    # the beat task itself, on the worker (routed to the trading queue): round 1 starts
+    from nexus_project.celery import app
+
+    assert app.amqp.router.route({}, "nexus.trading.demo_tick")["queue"].name == "trading"
+    assert demo.demo_tick.max_retries == 0 and demo.demo_tick.time_limit == 30
+    before = Execution.objects.filter(workflow__name="demo-protected-trader").count()
+    demo.demo_tick.delay()
+    wait_for(lambda: Execution.objects.filter(workflow__name="demo-protected-trader").count() == before + 1,
+             timeout=30, message="the beat task's tick on the worker")
+    assert int(redis_client().get(demo.TICK_KEY)) == 13
 
     settings.NEXUS_DEMO = False  # switched off: the beat entries are disabled, a tick does nothing
     assert load_examples()["demo"] == {"demo": False}
