@@ -27,3 +27,7 @@ class Command(BaseCommand):
             self.stdout.write(f"already there: {', '.join(result['kept'])}")
         if result["queues"]:
             self.stdout.write(f"queues: {', '.join(result['queues'])}")
+        demo = result.get("demo") or {}
+        if demo.get("demo"):
+            made = ", ".join(demo["created"]) or "demo workflows already there"
+            self.stdout.write(f"demo mode (NEXUS_DEMO): {made}; beat entries {', '.join(demo['beat'])}")
