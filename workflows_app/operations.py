@@ -479,7 +479,8 @@ def workflow_queue_status(*, queue_name=None, include_messages=None, limit=100, 
     limit = _int(limit, "limit", 100, 1, 1000)
     name = _queue_name(queue_name) if queue_name not in (None, "") else None
     include = _bool(include_messages, "include_messages", name == queues.DEAD_LETTER_QUEUE)
-    return {"success": True, **queues.status(name, include_messages=include, limit=limit),
+    owner_id = None if user is None or getattr(user, "is_staff", False) else getattr(user, "id", -1)
+    return {"success": True, **queues.status(name, include_messages=include, limit=limit, owner_id=owner_id),
             "measured_at": selectors.iso(timezone.now())}
 
 

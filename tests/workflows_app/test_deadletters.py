@@ -125,3 +125,17 @@ def test_the_specifications_dead_letter_loop_works_as_written(queue_name):
             handled["alert"] = message["id"]
     assert set(handled) == {"retry", "discard", "alert"}
     assert dlq_status["queues"][0]["messages_available"] == 3
+
+
+def test_a_non_staff_caller_sees_only_their_own_dead_letters(queue_name, django_user_model):
+    alice = django_user_model.objects.create_user("alice-dl", password="x")
+    mine = operations.workflow_create(name=f"mine-{uuid.uuid4().hex[:6]}", steps=[{"name": "s", "type": "test_noop"}],
+                                      user=alice)
+    DeadLetter.objects.create(source="step", workflow_id=mine["workflow_id"], error_class="timeout", step_name="s")
+    _queue_letter(queue_name, "timeout")  # nobody's workflow: staff only
+    seen = operations.workflow_queue_status(queue_name="dead-letter-queue", user=alice)
+    assert [m["step"] for m in seen["messages"]] == ["s"]
+    assert len(operations.workflow_queue_status(queue_name="dead-letter-queue")["messages"]) == 2
+    with pytest.raises(OperationError) as err:
+        operations.process_dead_letters(user=alice)
+    assert err.value.code == "PERMISSION_DENIED"

@@ -726,9 +726,11 @@ def _stream_status(queue: MessageQueue, client: redis.Redis, include_messages: b
     return reply
 
 
-def _dead_letter_status(queue: MessageQueue, include_messages: bool, limit: int) -> dict:
+def _dead_letter_status(queue: MessageQueue, include_messages: bool, limit: int, owner_id=None) -> dict:
     open_states = [DeadLetter.Status.PENDING, DeadLetter.Status.ALERTED, DeadLetter.Status.RETRY_SCHEDULED]
     qs = DeadLetter.objects.filter(status__in=open_states)
+    if owner_id is not None:  # a non-staff caller sees the dead letters of their own workflows only
+        qs = qs.filter(workflow__owner_id=owner_id)
     oldest = qs.order_by("created_at").values_list("created_at", flat=True).first()
     since = timezone.now() - timedelta(seconds=RATE_WINDOW)
     handled = DeadLetter.objects.exclude(status__in=open_states).filter(updated_at__gte=since).count()
@@ -754,13 +756,13 @@ def _dead_letter_status(queue: MessageQueue, include_messages: bool, limit: int)
     return reply
 
 
-def status(name: str | None = None, include_messages: bool = False, limit: int = 100) -> dict:
+def status(name: str | None = None, include_messages: bool = False, limit: int = 100, owner_id=None) -> dict:
     client = redis_client()
     queues = [get_queue(name)] if name else list(MessageQueue.objects.all())
     items = []
     for queue in queues:
         if queue.kind == MessageQueue.Kind.DEAD_LETTER:
-            items.append(_dead_letter_status(queue, include_messages, limit))
+            items.append(_dead_letter_status(queue, include_messages, limit, owner_id))
             continue
         try:
             items.append(_stream_status(queue, client, include_messages, limit))
