@@ -254,3 +254,18 @@ def test_a_queue_survives_redis_losing_its_stream(redis_test_client):
     operations.queue_send(queue_name=name, message={"again": True})  # XADD recreates the stream, not the group
     assert [m["body"] for m in operations.queue_receive(queue_name=name)["messages"]] == [{"again": True}]
     assert queues.sweep(name)[name]["trimmed"] == 0
+
+
+def test_a_queue_consumed_by_a_workflow_starts_one_execution_per_message(celery_worker, redis_test_client):
+    from workflows_app.models import Execution
+
+    created = operations.workflow_create(name=f"consumer-{uuid.uuid4().hex[:6]}",
+                                         steps=[{"name": "s", "type": "test_echo", "params": {"value": 1}}])
+    name = make_queue(workflow_id=created["workflow_id"])
+    for symbol in ("AAPL", "MSFT"):
+        operations.queue_send(queue_name=name, message={"type": "trade_signal", "symbol": symbol}, group_id=symbol)
+    wait_for(lambda: Execution.objects.filter(workflow_id=created["workflow_id"], status="succeeded").count() == 2)
+    executions = Execution.objects.filter(workflow_id=created["workflow_id"]).order_by("queued_at")
+    assert [e.input_data["symbol"] for e in executions] == ["AAPL", "MSFT"]
+    assert all(e.trigger == "queue" and e.trigger_event["queue"] == name for e in executions)
+    assert operations.workflow_queue_status(queue_name=name)["queues"][0]["messages_processed"] == 2
