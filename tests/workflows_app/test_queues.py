@@ -269,3 +269,25 @@ def test_a_queue_consumed_by_a_workflow_starts_one_execution_per_message(celery_
     assert [e.input_data["symbol"] for e in executions] == ["AAPL", "MSFT"]
     assert all(e.trigger == "queue" and e.trigger_event["queue"] == name for e in executions)
     assert operations.workflow_queue_status(queue_name=name)["queues"][0]["messages_processed"] == 2
+
+
+@pytest.mark.slow
+def test_fifo_per_group_with_two_worker_processes(worker_process, redis_test_client):
+    from workflows_app.models import Execution
+
+    created = operations.workflow_create(name=f"fifo-{uuid.uuid4().hex[:6]}", steps=[{"name": "s", "type": "test_noop"}])
+    name = make_queue(workflow_id=created["workflow_id"], batch_size=2, visibility_timeout=20)
+    first, second = worker_process(concurrency=1), worker_process(concurrency=1)
+    groups = ["AAPL", "MSFT", "NVDA"]
+    items = [{"body": {"group": g, "seq": i}, "group_id": g} for i in range(8) for g in groups]
+    queues.send_many(name, items, notify=False)
+    drain_queue.delay(name)
+    drain_queue.delay(name)
+    wait_for(lambda: Execution.objects.filter(workflow_id=created["workflow_id"]).count() == 24, timeout=60)
+    for group in groups:
+        seqs = [e.input_data["seq"] for e in Execution.objects.filter(
+            workflow_id=created["workflow_id"], input_data__group=group).order_by("queued_at", "id")]
+        assert seqs == list(range(8)), group
+    consumers = redis_test_client.xinfo_consumers(queues.stream_key(name), queues.GROUP)
+    assert len([c for c in consumers if c["name"] != "sweeper"]) >= 2
+    assert first.process.poll() is None and second.process.poll() is None
