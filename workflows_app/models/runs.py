@@ -47,6 +47,7 @@ class Execution(models.Model):
         ordering = ["-queued_at"]
         indexes = [
             models.Index(fields=["workflow", "-queued_at"]),
+            models.Index(fields=["queued_at"]),  # system-wide metrics windows
             models.Index(fields=["status", "heartbeat_at"]),
             models.Index(fields=["finished_at"]),
             models.Index(fields=["parent"]),
@@ -97,6 +98,8 @@ class StepRun(models.Model):
             models.Index(fields=["execution", "step_name", "status"]),
             models.Index(fields=["step_name", "started_at"]),
             models.Index(fields=["status", "started_at"]),
+            models.Index(fields=["started_at"]),  # steps_performance windows
+            models.Index(fields=["finished_at"]),  # messages processed in a window
         ]
 
     def __str__(self) -> str:
