@@ -39,5 +39,6 @@ if env.bool("NEXUS_USE_TEST_DB", default=False):
     DATABASES["default"]["NAME"] = DATABASES["default"]["TEST"]["NAME"]
 
 CELERY_TASK_ALWAYS_EAGER = False  # asserted by tests/conftest.py: never eager
+NEXUS_DEMO = False  # tests drive the simulator themselves, whatever the environment says
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 NEXUS_SYNC_WAIT_SECONDS = 20.0

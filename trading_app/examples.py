@@ -81,7 +81,7 @@ EXAMPLES: list[dict] = [
         "steps": [
             {"name": "news", "type": "news_analysis"},
             {"name": "technicals", "type": "technical_analysis", "params": {"indicators": ["RSI", "MACD"]}},
-            {"name": "signal", "type": "signal_generation", "params": {"threshold": 0.7}},
+            {"name": "generate_signal", "type": "signal_generation", "params": {"threshold": 0.7}},
         ],
     },
     {
@@ -132,7 +132,7 @@ EXAMPLES: list[dict] = [
         "steps": [
             {"name": "classify_importance", "type": "classify", "params": {"categories": ["high", "medium", "low"]}},
             {"name": "news", "type": "news_analysis", "condition": "category != 'low'"},
-            {"name": "signal", "type": "signal_generation", "params": {"threshold": 0.7},
+            {"name": "generate_signal", "type": "signal_generation", "params": {"threshold": 0.7},
              "condition": "category != 'low'"},
             {"name": "trade_on_signal", "type": "trade_execution", "params": {"risk_limit": 0.01},
              "condition": "category == 'high' and signal in ['BUY', 'SELL']"},

@@ -209,9 +209,9 @@ def test_master_trader_runs_three_children_in_order_and_gets_their_outputs(celer
     assert len(scanned) == 3
     assert parent.context["symbols"] == scanned  # the scanner's output reached the parent ...
     assert children[1].input_data["symbols"] == scanned  # ... and the next child through it
-    signal = StepRun.objects.get(execution=children[1], step_name="signal").result
+    signal = StepRun.objects.get(execution=children[1], step_name="generate_signal").result
     assert set(signal["by_symbol"]) == set(scanned)
-    assert "signal" in parent.context and "execute" in parent.context
+    assert "generate_signal" in parent.context and "execute" in parent.context
     for step, child in zip(["market_scan", "analyze_opportunities", "execute_best"], children, strict=True):
         assert parent.context[step]["child_execution_id"] == str(child.id)
     trail = _trail(parent.id)
@@ -314,15 +314,14 @@ def test_news_driven_workflow_on_a_breaking_reuters_item(celery_worker, settings
     ctx = execution.context
     assert ctx["classify_importance"]["category"] == "high"
     assert ctx["news"]["by_symbol"]["AAPL"]["articles"] >= 1
-    # the step is named like its output key: the context's top-level `signal` is the signal itself
-    signal = StepRun.objects.get(execution=execution, step_name="signal").result
+    signal = StepRun.objects.get(execution=execution, step_name="generate_signal").result
     assert signal["signal"] in ("BUY", "SELL", "HOLD") and 0 <= signal["confidence"] <= 1
-    assert ctx["signal"] == signal["signal"]
+    assert ctx["signal"] == signal["signal"] and ctx["generate_signal"]["confidence"] == signal["confidence"]
     note = Notification.objects.get(pk=ctx["track_performance"]["notification_id"])
     assert note.subject == "news-driven result" and note.execution_id == str(execution.id)
     assert note.body["message"] == f"signal {signal['signal']}, confidence {signal['confidence']}"
     trail = _trail(execution.id)
-    assert _names(trail, "step_completed")[:3] == ["classify_importance", "news", "signal"]
+    assert _names(trail, "step_completed")[:3] == ["classify_importance", "news", "generate_signal"]
     assert _names(trail, "step_completed")[-1] == "track_performance"
     assert AuditEvent.objects.filter(event="trigger_fired", execution=execution).exists()
 
