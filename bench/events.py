@@ -31,11 +31,11 @@ from _harness import Worker, configure  # noqa: E402
 SYMBOLS = [f"S{i:03d}" for i in range(500)]
 
 
-def make_triggers(count: int) -> int:
-    """`count` market triggers spread over the 500 symbols (thresholds that never fire)."""
+def make_trigger_sets(counts: list[int]) -> None:
+    """One set of workflows per count: `count` market triggers spread over the 500 symbols
+    (thresholds that never fire). Sets are created once, paused, and activated one at a time."""
     from workflows_app import operations
     from workflows_app.models import Workflow
-    from workflows_app.services import triggers
 
     for workflow in Workflow.objects.all():
         operations.workflow_delete(workflow_id=str(workflow.id))
@@ -44,15 +44,26 @@ def make_triggers(count: int) -> int:
         lambda s: {"type": "volume_spike", "symbol": s, "multiplier": 1000},
         lambda s: {"type": "volatility", "symbol": s, "vix_threshold": 150},
     ]
-    made = 0
-    batch = 0
-    while made < count:
-        n = min(50, count - made)
-        trigs = [kinds[(made + i) % 3](SYMBOLS[(made + i) % len(SYMBOLS)]) for i in range(n)]
-        operations.workflow_create(name=f"bench-triggers-{count}-{batch}", triggers=trigs,
-                                   steps=[{"name": "s", "type": "transform"}])
-        made += n
-        batch += 1
+    for count in counts:
+        made = batch = 0
+        while made < count:
+            n = min(50, count - made)
+            trigs = [kinds[(made + i) % 3](SYMBOLS[(made + i) % len(SYMBOLS)]) for i in range(n)]
+            operations.workflow_create(name=f"bench-triggers-{count}-{batch}", triggers=trigs,
+                                       steps=[{"name": "s", "type": "transform"}])
+            made += n
+            batch += 1
+    Workflow.objects.update(status=Workflow.Status.PAUSED)
+
+
+def activate(count: int) -> int:
+    """Only the set of `count` triggers is active (the index is rebuilt from the rows)."""
+    from workflows_app.models import Workflow
+    from workflows_app.services import triggers
+
+    Workflow.objects.update(status=Workflow.Status.PAUSED)
+    Workflow.objects.filter(name__startswith=f"bench-triggers-{count}-").update(status=Workflow.Status.ACTIVE)
+    triggers.bump_index_version()
     triggers.reset_state()
     return triggers.current_index().count
 
@@ -145,16 +156,24 @@ def main() -> None:
     queues.ensure_default_queues()
     start = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
     print(f"ticks: {args.ticks} over {len(SYMBOLS)} symbols")
+    counts = [10, 1_000, 10_000]
+    make_trigger_sets(counts)
+    best: dict[int, dict] = {}
+    indexed: dict[int, int] = {}
+    for _round in range(args.repeat):  # interleaved, so load from elsewhere hits every configuration alike
+        for count in counts:
+            indexed[count] = activate(count)
+            run_ticks(tick_stream(200, start))  # warm: index built, states loaded
+            start += timedelta(hours=2)
+            result = run_ticks(tick_stream(args.ticks, start))
+            start += timedelta(hours=2)
+            if count not in best or result["rate"] > best[count]["rate"]:
+                best[count] = result
     rows = []
-    for count in (10, 1_000, 10_000):
-        indexed = make_triggers(count)
-        ticks = tick_stream(args.ticks, start)
-        start += timedelta(hours=2 * args.repeat)
-        best = max((run_ticks(ticks if i == 0 else tick_stream(args.ticks, start + timedelta(hours=i)))
-                    for i in range(args.repeat)), key=lambda r: r["rate"])
-        rows.append((count, indexed, best))
-        print(f"  {count:>6} triggers ({indexed} indexed): {best['rate']:8.0f} ticks/s "
-              f"(ingest {best['ingest']:.2f} s, match {best['match']:.2f} s)")
+    for count in counts:
+        rows.append((count, indexed[count], best[count]))
+        print(f"  {count:>6} triggers ({indexed[count]} indexed): {best[count]['rate']:8.0f} ticks/s "
+              f"(ingest {best[count]['ingest']:.2f} s, match {best[count]['match']:.2f} s)")
     base = rows[1][2]["rate"]
     print(f"  1,000 triggers >= 1,000 ticks/s: {'met' if base >= 1000 else 'NOT met'}; "
           f"10,000 at {rows[2][2]['rate'] / base:.2f}x of 1,000 (target >= 0.8x): "
