@@ -165,3 +165,37 @@ def test_a_second_beat_stays_on_stand_by(redis_test_client):
         second.tick()
         assert second._was_leader is True and real_tick.call_count == 3
         second.close()
+
+
+def test_the_beat_tick_fires_a_new_york_cron_once_at_nine_across_dst(redis_test_client):
+    """The real scheduler (NexusScheduler = DatabaseScheduler + lock) ticking on a controlled clock."""
+    from django_celery_beat import schedulers as dcb
+    from django_celery_beat import tzcrontab
+
+    from nexus_project.celery import app
+
+    workflow_id = _create([{"type": "schedule", "cron": "0 9 * * 1-5", "timezone": "America/New_York"}])
+    trigger = Trigger.objects.get(workflow_id=workflow_id)
+    start = datetime(2026, 3, 9, 12, 50, tzinfo=UTC)  # Monday after DST began: 9:00 EDT = 13:00 UTC
+    PeriodicTask.objects.filter(name__startswith="workflow:").update(last_run_at=start)
+    clock = {"now": start}
+    sent = []
+    redis_test_client.delete(beat.LOCK_KEY)
+    saved_schedule = app.conf.beat_schedule
+    app.conf.beat_schedule = {}  # only the workflow's task, not the housekeeping jobs
+    try:
+        with mock.patch.object(tzcrontab.TzAwareCrontab, "nowfunc", lambda self: clock["now"].astimezone(self.tz)), \
+                mock.patch.object(dcb.ModelEntry, "_default_now", lambda self: clock["now"]), \
+                mock.patch.object(dcb, "aware_now", lambda: clock["now"]), \
+                mock.patch.object(beat.NexusScheduler, "apply_async",
+                                  lambda self, entry, *a, **k: sent.append((clock["now"], entry.task, entry.args))):
+            scheduler = beat.NexusScheduler(app=app)
+            while clock["now"] <= start + timedelta(hours=1, minutes=15):  # past 14:00 UTC (9:00 EST)
+                for _ in range(3):
+                    scheduler.tick()
+                clock["now"] += timedelta(seconds=30)
+            scheduler.close()
+    finally:
+        app.conf.beat_schedule = saved_schedule
+    fired = [(at, task, args) for at, task, args in sent if task == "nexus.events.fire_schedule"]
+    assert [(at.strftime("%H:%M"), list(args)) for at, _task, args in fired] == [("13:00", [trigger.pk])]
