@@ -87,6 +87,7 @@ def workflow_detail(workflow: Workflow) -> dict:
 def step_run_summary(run: StepRun) -> dict:
     return {
         "step": run.step_name, "type": run.step_type, "attempt": run.attempt, "status": run.status,
+        "queue": run.queue or None,
         "compensation": run.is_compensation, "started_at": iso(run.started_at), "finished_at": iso(run.finished_at),
         "duration": round(run.duration, 6) if run.duration is not None else None,
         "result": run.result, "error": run.error or None, "error_class": run.error_class or None,

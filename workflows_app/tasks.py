@@ -21,7 +21,8 @@ ENGINE = {
 
 def _run(task, fn, *args):
     try:
-        return fn(*args, retries=task.request.retries, task_id=task.request.id or "")
+        queue = (task.request.delivery_info or {}).get("routing_key") or ""
+        return fn(*args, retries=task.request.retries, task_id=task.request.id or "", queue=queue)
     except executions.RetryStep as retry:
         raise task.retry(countdown=retry.delay, exc=retry.error) from None
     except (executions.StaleMessage, executions.StepFailed):

@@ -77,3 +77,15 @@ def test_two_reconcilers_at_once_dispatch_once():
         t.join()
     assert sorted(len(r) for r in results) == [0, 1]
     assert Execution.objects.get(pk=execution_id).dispatch_count == 2
+
+
+def test_agent_assignment_moves_the_step_to_the_agents_queue(worker_process):
+    wf = create("assigned", [{"name": "first", "type": "test_noop"}, {"name": "second", "type": "test_noop"}],
+                queue="assign-test")
+    reply = operations.workflow_agent_assign(workflow_id=wf, task_id="second", agent_type="analyst")
+    assert reply["assignment"]["queue"] == "agent.analyst" and reply["version"] == 2
+    worker_process(queues="assign-test,agent.analyst", concurrency=1)
+    execution = wait_until_final(operations.workflow_execute(workflow_id=wf)["execution_id"], 30)
+    assert execution.status == "succeeded", execution.error
+    queues = dict(StepRun.objects.filter(execution=execution).values_list("step_name", "queue"))
+    assert queues == {"first": "assign-test", "second": "agent.analyst"}

@@ -211,7 +211,7 @@ def _step_context(execution: Execution, step: dict, attempt: int, *, params=None
 
 
 def run_step(execution_id, generation: int, group_index: int, step_index: int, *, retries: int = 0,
-             task_id: str = "") -> dict:
+             task_id: str = "", queue: str = "") -> dict:
     execution = _load(execution_id, generation)
     step = execution.version.definition["steps"][step_index]
     name = step["name"]
@@ -235,7 +235,7 @@ def run_step(execution_id, generation: int, group_index: int, step_index: int, *
             Execution.objects.filter(pk=execution.pk).update(current_step=name, heartbeat_at=now)
         run = StepRun.objects.create(
             execution=execution, step_name=name, step_type=type_name, step_index=step_index, attempt=attempt,
-            task_id=task_id or "", started_at=now,
+            task_id=task_id or "", queue=queue[:100], started_at=now,
         )
         audit.record("step_started", workflow_id=execution.workflow_id, execution_id=execution.id, step=name,
                      attempt=attempt, type=type_name)
@@ -482,7 +482,8 @@ def compensations_pending(execution: Execution) -> list[str]:
     return [n for n in done if steps.get(n, {}).get("compensate") and n not in compensated]
 
 
-def run_compensation(execution_id, generation: int, step_name: str, *, retries: int = 0, task_id: str = "") -> dict:
+def run_compensation(execution_id, generation: int, step_name: str, *, retries: int = 0, task_id: str = "",
+                     queue: str = "") -> dict:
     execution = Execution.objects.select_related("version", "workflow").get(pk=execution_id)
     if execution.dispatch_count != generation or execution.status != S.COMPENSATING:
         raise StaleMessage("not compensating")
@@ -498,7 +499,7 @@ def run_compensation(execution_id, generation: int, step_name: str, *, retries: 
     now = timezone.now()
     run = StepRun.objects.create(execution=execution, step_name=step_name, step_type=comp_type, is_compensation=True,
                                  step_index=original.step_index if original else 0, attempt=attempt,
-                                 task_id=task_id, started_at=now)
+                                 task_id=task_id, queue=queue[:100], started_at=now)
     Execution.objects.filter(pk=execution.pk).update(heartbeat_at=now, current_step=step_name)
     try:
         ctx = _step_context(execution, step, attempt, params={}, compensating=original.result if original else {},
