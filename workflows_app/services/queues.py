@@ -624,10 +624,23 @@ def process(name: str, handler: Callable[[Message], object] | None = None, *, co
             processed += len(done)
         if len(messages) < queue.batch_size:
             break
+    if batches:
+        compact(queue, client)
     return {"processed": processed, "failed": failed, "batches": batches, "deferred": deferred}
 
 
 # --- housekeeping -------------------------------------------------------------------------------
+def compact(queue: MessageQueue, client: redis.Redis | None = None) -> None:
+    """Acked messages are XDEL'ed, which leaves tombstones in the stream's nodes until they are
+    trimmed: drop every node before the first live message (reads stay fast)."""
+    client = client or redis_client()
+    key = stream_key(queue.name)
+    first = client.xrange(key, "-", "+", count=1)
+    # a message sent meanwhile has a newer id than both bounds: never trimmed here
+    bound = first[0][0] if first else f"{int(time.time() * 1000) - 1000}-0"
+    client.xtrim(key, minid=bound, approximate=True)
+
+
 def trim(queue: MessageQueue, client: redis.Redis | None = None) -> int:
     """Drop messages older than message_retention (exact XTRIM MINID)."""
     client = client or redis_client()
@@ -649,6 +662,7 @@ def sweep(name: str | None = None) -> dict:
             _forget_group(queue.name, client)  # the stream is gone (Redis flushed / restarted empty)
         promoted = promote_delayed(queue, client)
         trimmed = trim(queue, client)
+        compact(queue, client)
         exhausted = 0
         idle_ms = int(queue.visibility_timeout * 1000)
         pending = client.xpending_range(stream_key(queue.name), GROUP, "-", "+", 100, idle=idle_ms)
