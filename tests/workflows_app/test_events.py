@@ -151,3 +151,15 @@ def test_a_firing_is_started_once_per_event_even_when_redelivered(redis_test_cli
     assert triggers.fire(trigger.pk, event) is None  # a redelivered batch
     assert triggers.fire(trigger.pk, {**event, "id": "another"}) is not None
     assert Execution.objects.filter(workflow_id=workflow_id).count() == 2
+
+
+def test_a_webhook_retried_three_times_with_fresh_signatures_starts_one_execution(celery_worker, webhook_secret,
+                                                                                  default_queues):
+    workflow_id = _workflow([{"type": "webhook", "source": "tradingview", "cooldown": 0}])
+    body = json.dumps({"event": "alert", "id": uuid.uuid4().hex, "symbol": "AAPL"}).encode()
+    replies = [operations.webhook_receive(**_signed(body, at=time.time() - n)) for n in range(3)]
+    assert [r["deduplicated"] for r in replies] == [False, True, True]
+    wait_for(lambda: Execution.objects.filter(workflow_id=workflow_id).exists())
+    wait_for(lambda: queues.status("events")["total_messages"] == 0, message="events queue drained")
+    time.sleep(0.3)
+    assert Execution.objects.filter(workflow_id=workflow_id).count() == 1
