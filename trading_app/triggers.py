@@ -205,7 +205,8 @@ def _price_features(params: PriceChangeParams, event: dict, shared: dict) -> tup
     if not samples or now - samples[-1][0] >= window / 10:
         samples.append([round(now, 3), price])
     reference = samples[0][1]
-    return price, reference, price / reference - 1.0, window
+    # Rounded so that a move of exactly 2 % (102 / 100 - 1 = 0.019999999999999574) meets a 0.02 threshold.
+    return price, reference, round(price / reference - 1.0, 9), window
 
 
 def _price_decide(params: PriceChangeParams, f: tuple) -> bool:

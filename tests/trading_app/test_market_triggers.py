@@ -174,3 +174,12 @@ def test_the_market_poller_feeds_ticks_for_the_triggers_symbols(celery_worker):
     first = market.poll_market_data(SimulatedMarketData())
     assert first["symbols"] == 1 and first["events"] == 1
     assert market.poll_market_data(SimulatedMarketData())["new"] == 0  # same bar: deduplicated
+
+
+def test_a_move_of_exactly_two_percent_meets_a_two_percent_threshold():
+    exact = _workflow({"type": "price_change", "symbol": "AAPL", "threshold": 0.02, "window": "1h", "cooldown": 0})
+    ticks = [{"symbol": "AAPL", "timestamp": (START + timedelta(seconds=s)).isoformat(), "price": price, "size": 100}
+             for s, price in ((0, 100.0), (60, 101.0), (120, 102.0))]  # 102 / 100 - 1 is not exactly 0.02
+    firings = engine.evaluate([market.tick_event(t) for t in ticks], fire_triggers=False)
+    fired = _fired(firings, exact)
+    assert len(fired) == 1 and fired[0]["detail"]["change"] == 0.02
