@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -38,16 +39,64 @@ def redis_test_client():
     client.flushdb()
 
 
+class TaskGate:
+    """Holds the in-process worker's tasks while a test's database is flushed.
+
+    A transactional test ends with TRUNCATE; on PostgreSQL a task writing at that moment (a retry, a
+    redrive, a queue drain the test started) deadlocks with it. Tasks pass the gate in task_prerun;
+    between tests the gate is shut and the flush waits for tasks already running to finish."""
+
+    def __init__(self):
+        self.cond = threading.Condition()
+        self.open = True
+        self.running = 0
+
+    def enter(self, **kwargs):
+        with self.cond:
+            self.cond.wait_for(lambda: self.open)
+            self.running += 1
+
+    def leave(self, **kwargs):
+        with self.cond:
+            self.running -= 1
+            self.cond.notify_all()
+
+    def shut(self, timeout: float = 30.0) -> None:
+        with self.cond:
+            self.open = False
+            self.cond.wait_for(lambda: self.running <= 0, timeout=timeout)
+
+    def reopen(self) -> None:
+        with self.cond:
+            self.open = True
+            self.cond.notify_all()
+
+
+GATE = TaskGate()
+
+
+@pytest.fixture(autouse=True)
+def _worker_quiet_during_flush():
+    """Set up after pytest-django's database fixture, so torn down before its flush."""
+    GATE.reopen()
+    yield
+    GATE.shut()
+
+
 @pytest.fixture(scope="session")
 def _session_worker(django_db_setup, django_db_blocker, redis_test_client):
     from celery.contrib.testing.worker import start_worker
+    from celery.signals import task_postrun, task_prerun
 
     from nexus_project.celery import app
 
+    task_prerun.connect(GATE.enter, weak=False)
+    task_postrun.connect(GATE.leave, weak=False)
     with django_db_blocker.unblock():
         with start_worker(app, pool="threads", concurrency=4, perform_ping_check=False, shutdown_timeout=20,
                           loglevel="WARNING") as worker:
             yield worker
+            GATE.reopen()  # let held tasks finish so the worker can stop
 
 
 @pytest.fixture
