@@ -58,6 +58,14 @@ def trading_orders(*, status=None, symbol=None, execution_id=None, limit=50, off
     except (TypeError, ValueError):
         raise OperationError("INVALID_INPUT_DATA", "limit and offset must be integers", {"field": "limit"}) from None
     qs = Order.objects.all()
+    if user is not None and not getattr(user, "is_staff", False):
+        # A trader sees the orders of their own executions only.
+        from django.db.models import Q
+
+        from workflows_app.models import Execution
+
+        mine = Execution.objects.filter(Q(owner=user) | Q(workflow__owner=user)).values_list("id", flat=True)
+        qs = qs.filter(execution_id__in=[str(pk) for pk in mine])
     if status:
         if status == "open":
             qs = qs.filter(status__in=Order.OPEN_STATUSES)

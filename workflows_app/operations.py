@@ -81,6 +81,12 @@ def _no_extra(extra: dict) -> None:
         raise OperationError("INVALID_INPUT_DATA", f"unknown argument '{field}'", {"field": field})
 
 
+def _require_staff(user, what: str) -> None:
+    """Queue writes and manual events act on shared infrastructure: staff (or trusted local callers) only."""
+    if user is not None and not getattr(user, "is_staff", False):
+        raise OperationError("PERMISSION_DENIED", f"only staff may {what}", {"field": "user"})
+
+
 def _can_see(user, owner_id) -> bool:
     return user is None or getattr(user, "is_staff", False) or owner_id == getattr(user, "id", None)
 
@@ -444,6 +450,7 @@ def _queue_name(value, field: str = "queue_name") -> str:
 def queue_send(*, queue_name=None, message=None, group_id=None, deduplication_id=None, delay=None, user=None,
                message_group_id=None, **extra) -> dict:
     """Send a message to a named queue (FIFO per group_id, deduplicated within the queue's window)."""
+    _require_staff(user, "send to a queue")
     from workflows_app.services import queues
 
     _no_extra(extra)
@@ -492,6 +499,7 @@ def queue_create(*, name=None, max_retries=3, visibility_timeout=30, message_ret
                  ordering="FIFO", deduplication=True, deduplication_window=300, max_messages=100_000, description="",
                  workflow_id=None, user=None, **extra) -> dict:
     """Create (or reconfigure) a named queue with the specification's queue_config fields."""
+    _require_staff(user, "configure a queue")
     import re as _re
 
     from workflows_app.models import MessageQueue
@@ -542,6 +550,7 @@ def queue_list(*, user=None, **extra) -> dict:
 
 def queue_receive(*, queue_name=None, max_messages=None, consumer="api", user=None, **extra) -> dict:
     """Pull messages (each stays invisible for visibility_timeout; ack with queue_ack)."""
+    _require_staff(user, "receive from a queue")
     from workflows_app.services import queues
 
     _no_extra(extra)
@@ -557,6 +566,7 @@ _re_consumer = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")
 
 
 def queue_ack(*, queue_name=None, message_ids=None, message_id=None, user=None, **extra) -> dict:
+    _require_staff(user, "acknowledge queue messages")
     from workflows_app.services import queues
 
     _no_extra(extra)
@@ -570,6 +580,7 @@ def queue_ack(*, queue_name=None, message_ids=None, message_id=None, user=None, 
 
 def event_ingest(*, kind="event", payload=None, source="manual", event_id=None, user=None, **extra) -> dict:
     """A manual event: it goes through the events queue and is matched against triggers."""
+    _require_staff(user, "inject events")
     from workflows_app.services import events
 
     _no_extra(extra)

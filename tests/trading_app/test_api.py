@@ -33,13 +33,15 @@ def filled_order(settings):
     return PaperBroker().submit_order(OrderRequest(symbol="AAPL", side="buy", qty=3, client_order_id="api-1"))
 
 
-def test_account_positions_orders(client, filled_order):
+def test_account_positions_orders(client, staff_client, filled_order):
     acct = client.get("/api/v1/trading/account/").json()
     assert acct["success"] and acct["account"]["broker"] == "paper" and acct["mode"]["mode"] == "paper"
     pos = client.get("/api/v1/trading/positions/").json()
     assert pos["count"] == 1 and pos["positions"][0]["symbol"] == "AAPL"
-    orders = client.get("/api/v1/trading/orders/", {"status": "filled", "symbol": "aapl"}).json()
+    orders = staff_client.get("/api/v1/trading/orders/", {"status": "filled", "symbol": "aapl"}).json()
     assert orders["total"] == 1 and orders["orders"][0]["client_order_id"] == "api-1"
+    # an order placed outside this trader's executions is not theirs to see
+    assert client.get("/api/v1/trading/orders/").json()["total"] == 0
     bad = client.get("/api/v1/trading/orders/", {"status": "nope"})
     assert bad.status_code == 400 and bad.json()["error"]["details"]["field"] == "status"
 
