@@ -88,6 +88,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis ----------------------------------------------------------------------------------
 REDIS_URL, REDIS_SOURCE = resolve_redis_url()
+REDIS_SOURCE = env("NEXUS_REDIS_SOURCE", default=REDIS_SOURCE)  # set by `make run`: embedded / external
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",

@@ -45,7 +45,7 @@ def _local_webhook_secret() -> str:
 def run() -> int:
     url, embedded = _resolve_redis()
     print(f"nexus: Redis at {url} ({'embedded, started by this stack' if embedded else 'already running'})", flush=True)
-    env = {**os.environ, "REDIS_URL": url}
+    env = {**os.environ, "REDIS_URL": url, "NEXUS_REDIS_SOURCE": "embedded" if embedded else "external"}
     env.setdefault("NEXUS_WEBHOOK_SECRETS", f"local:{_local_webhook_secret()}")
     port = env.setdefault("PORT", "8000")
     flower_port = env.setdefault("FLOWER_PORT", "5555")

@@ -18,7 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from workflows_app import definitions, selectors
+from workflows_app import definitions, filters, selectors
 from workflows_app.errors import OperationError
 from workflows_app.models import Agent, DeadLetter, Execution, StepRun, Workflow
 from workflows_app.registry import registry
@@ -177,17 +177,17 @@ def workflow_status(*, workflow_id=None, execution_id=None, include_metrics=Fals
     return reply
 
 
-def workflow_list(*, limit=10, offset=0, status=None, user=None, **extra) -> dict:
+def workflow_list(*, limit=10, offset=0, status=None, name=None, priority_min=None, priority_max=None,
+                  created_after=None, created_before=None, user=None, **extra) -> dict:
     _no_extra(extra)
     limit = _int(limit, "limit", 10, 1, 500)
     offset = _int(offset, "offset", 0, 0, 10**9)
     qs = Workflow.objects.select_related("current_version").order_by("-created_at")
-    if status:
-        if status not in Workflow.Status.values:
-            raise OperationError("INVALID_INPUT_DATA", f"status must be one of {Workflow.Status.values}", {"field": "status"})
-        qs = qs.filter(status=status)
     if user is not None and not getattr(user, "is_staff", False):
         qs = qs.filter(owner_id=user.id)
+    qs = filters.apply(filters.WorkflowFilter, qs, {
+        "status": status, "name": name, "priority_min": priority_min, "priority_max": priority_max,
+        "created_after": created_after, "created_before": created_before})
     total = qs.count()
     items = [selectors.workflow_summary(w) for w in qs[offset:offset + limit]]
     return {"success": True, "workflows": items, "count": len(items), "total": total, "limit": limit, "offset": offset}
@@ -372,25 +372,20 @@ def _visible_letters(user):
     return qs
 
 
-def dead_letters(*, status=None, error_class=None, queue_name=None, limit=50, offset=0, include_traceback=False,
-                 user=None, **extra) -> dict:
+def dead_letters(*, status=None, error_class=None, queue_name=None, source=None, created_after=None, limit=50,
+                 offset=0, include_traceback=False, user=None, **extra) -> dict:
     _no_extra(extra)
     limit = _int(limit, "limit", 50, 1, 1000)
     offset = _int(offset, "offset", 0, 0, 10**9)
-    qs = _visible_letters(user).order_by("-created_at")
-    if status:
-        if status not in DeadLetter.Status.values:
-            raise OperationError("INVALID_INPUT_DATA", f"status must be one of {DeadLetter.Status.values}", {"field": "status"})
-        qs = qs.filter(status=status)
-    if error_class:
-        qs = qs.filter(error_class=str(error_class)[:100])
-    if queue_name:
-        qs = qs.filter(queue_name=str(queue_name)[:100])
+    with_traceback = _bool(include_traceback, "include_traceback", False)
+    qs = filters.apply(filters.DeadLetterFilter, _visible_letters(user).order_by("-created_at"), {
+        "status": status, "error_class": error_class, "queue_name": queue_name, "source": source,
+        "created_after": created_after})
     total = qs.count()
     items = []
     for letter in qs[offset:offset + limit]:
         item = _dead_letter(letter)
-        if _bool(include_traceback, "include_traceback", False):
+        if with_traceback:
             item["traceback"] = letter.traceback
         items.append(item)
     return {"success": True, "dead_letters": items, "count": len(items), "total": total}

@@ -412,3 +412,20 @@ def test_token_for_username_and_password(alice, settings):
     finally:
         cache.delete("throttle_login_127.0.0.1")
 
+
+
+@pytest.mark.django_db
+def test_list_filters_and_pagination_links_keep_the_filters():
+    from django.contrib.auth import get_user_model
+    from rest_framework.test import APIClient
+
+    staff = get_user_model().objects.create_user("lister", password="pw", is_staff=True)
+    client = APIClient()
+    client.force_authenticate(staff)
+    for name in ("gamma-1", "gamma-2", "delta"):
+        client.post("/api/v1/workflows/", {"name": name, "steps": [{"name": "a", "type": "test_noop"}]}, format="json")
+    reply = client.get("/api/v1/workflows/", {"name": "gamma", "limit": 1}).json()
+    assert reply["total"] == 2 and reply["count"] == 1
+    assert "name=gamma" in reply["next"] and "offset=1" in reply["next"]
+    bad = client.get("/api/v1/workflows/", {"priority_min": 11})
+    assert bad.status_code == 400 and bad.json()["success"] is False

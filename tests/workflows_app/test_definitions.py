@@ -130,3 +130,19 @@ def test_unknown_and_badly_typed_arguments_are_refused():
     with pytest.raises(OperationError) as caught:
         operations.workflow_status(workflow_id="not-there")
     assert caught.value.code == "WORKFLOW_NOT_FOUND"
+
+
+def test_workflow_list_filters_paginates_and_names_bad_filters():
+    for name, priority in [("alpha-one", 2), ("alpha-two", 8), ("beta", 9)]:
+        operations.workflow_create(name=name, priority=priority, steps=[{"name": "a", "type": "test_noop"}])
+    operations.workflow_pause(workflow_id="beta")
+    assert operations.workflow_list(name="ALPHA")["total"] == 2
+    assert [w["name"] for w in operations.workflow_list(priority_min=8)["workflows"]] == ["beta", "alpha-two"]
+    assert operations.workflow_list(status="paused")["workflows"][0]["name"] == "beta"
+    page = operations.workflow_list(limit=1, offset=1)
+    assert page["count"] == 1 and page["total"] == 3
+    for bad, field in [({"status": "sleeping"}, "status"), ({"priority_min": "high"}, "priority_min"),
+                       ({"created_after": "yesterday"}, "created_after")]:
+        with pytest.raises(OperationError) as caught:
+            operations.workflow_list(**bad)
+        assert caught.value.code == "INVALID_INPUT_DATA" and caught.value.details["field"] == field

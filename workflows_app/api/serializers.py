@@ -68,6 +68,11 @@ class WorkflowListQuery(Strict):
     limit = serializers.IntegerField(min_value=1, max_value=500, required=False)
     offset = serializers.IntegerField(min_value=0, max_value=10**9, required=False)
     status = serializers.ChoiceField(choices=Workflow.Status.choices, required=False)
+    name = serializers.CharField(max_length=200, required=False, help_text="Part of the name (case-insensitive).")
+    priority_min = serializers.IntegerField(min_value=0, max_value=10, required=False)
+    priority_max = serializers.IntegerField(min_value=0, max_value=10, required=False)
+    created_after = serializers.DateTimeField(required=False)
+    created_before = serializers.DateTimeField(required=False)
 
 
 class WorkflowPatchRequest(Strict):
@@ -179,6 +184,8 @@ class DeadLetterQuery(Strict):
     status = serializers.ChoiceField(choices=DeadLetter.Status.choices, required=False)
     error_class = serializers.CharField(max_length=100, required=False)
     queue_name = serializers.CharField(max_length=100, required=False)
+    source = serializers.ChoiceField(choices=["step", "queue"], required=False)
+    created_after = serializers.DateTimeField(required=False)
     limit = serializers.IntegerField(min_value=1, max_value=1000, required=False)
     offset = serializers.IntegerField(min_value=0, max_value=10**9, required=False)
     include_traceback = serializers.BooleanField(required=False)

@@ -5,6 +5,8 @@ No logic lives here: every rule (ownership, validation of definitions, state cha
 """
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib.auth import authenticate
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -89,7 +91,8 @@ class WorkflowListView(OperationView):
         # Pagination links for convenience; the counts come from the operation.
         limit, offset, total = reply["limit"], reply["offset"], reply["total"]
         base = request.build_absolute_uri(request.path)
-        extra = f"&status={args['status']}" if args.get("status") else ""
+        kept = {k: v for k, v in request.query_params.items() if k not in ("limit", "offset")}
+        extra = f"&{urlencode(kept)}" if kept else ""
         reply["next"] = f"{base}?limit={limit}&offset={offset + limit}{extra}" if offset + limit < total else None
         reply["previous"] = f"{base}?limit={limit}&offset={max(offset - limit, 0)}{extra}" if offset > 0 else None
         return Response(reply)
