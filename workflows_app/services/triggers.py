@@ -132,7 +132,9 @@ class IndexedTrigger:
     key: str = ""
 
     def __post_init__(self):
-        self.key = str(self.id)
+        # The workflow's uuid is part of the key: trigger ids restart after a database reset while
+        # Redis keeps its state, and a new trigger must not inherit an old one's holding/cooldown.
+        self.key = f"{self.workflow_id}:{self.id}"
 
 
 @dataclass
@@ -407,10 +409,11 @@ def fire(trigger_id: int, event: dict, *, cooldown: int = 0, client=None):
     from workflows_app.services.executions import start_execution
 
     client = client or redis_client()
-    done_key = f"nexus:triggers:{trigger_id}:fired:{event.get('id') or ''}"
+    owner = (event.get("trigger") or {}).get("workflow_id") or ""
+    done_key = f"nexus:triggers:{owner}:{trigger_id}:fired:{event.get('id') or ''}"
     if event.get("id") and client.exists(done_key):
         return None
-    cooldown_key = f"nexus:triggers:{trigger_id}:cooldown"
+    cooldown_key = f"nexus:triggers:{owner}:{trigger_id}:cooldown"
     if cooldown and not client.set(cooldown_key, event.get("id") or "1", nx=True, ex=int(cooldown)):
         return None
     try:
