@@ -1,19 +1,7 @@
 from django.contrib import admin
 
 from trading_app import models
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Trading records are written by the engine only: visible, never editable."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+from workflows_app.admin import ReadOnlyAdmin  # trading records are written by the engine only
 
 
 class FillInline(admin.TabularInline):
