@@ -33,7 +33,7 @@ from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
 LOCK_KEY = "nexus:beat:lock"
-LOCK_TTL = 30
+LOCK_TTL = int(os.environ.get("NEXUS_BEAT_LOCK_TTL", 30))  # a stand-by beat takes over within this
 HEARTBEAT_EVERY = 5.0  # seconds between heartbeat rows written while nothing changes
 BACKOFF_MAX = 30.0
 # Refresh the lock only if we still own it.

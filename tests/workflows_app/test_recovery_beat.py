@@ -1,0 +1,206 @@
+"""Beat outlives its faults: a Redis SIGKILLed under it, and the active beat of two SIGKILLed.
+
+Real processes only: a redis-server this module starts (and kills) on a port of its own, real
+`celery beat` subprocesses on the test database, a real worker subprocess for the schedule test.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import redis
+
+from nexus_project.runtime import EmbeddedRedis, redis_answers
+from tests.conftest import ROOT, wait_for
+from workflows_app.models import Execution, ProcessHeartbeat
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+TEST_DB = int(os.environ.get("NEXUS_TEST_REDIS_DB", 12))  # test_settings puts every process on this db
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class OwnRedis:
+    """A throwaway redis-server (no persistence) that a test may SIGKILL and restart empty on the same port."""
+
+    def __init__(self, tmp: Path):
+        self.port = free_port()
+        self.tmp = tmp
+        self.process: subprocess.Popen | None = None
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [EmbeddedRedis.server_binary(), "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
+             "--appendonly", "no", "--dir", str(self.tmp)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        wait_for(lambda: redis_answers(self.url), timeout=30, message="redis-server answering")
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.port, db=TEST_DB, decode_responses=True,
+                           socket_timeout=5, socket_connect_timeout=5)
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    server = OwnRedis(tmp_path)
+    server.start()
+    yield server
+    server.kill()
+
+
+def process_env(redis_url: str, **extra) -> dict:
+    return {**os.environ, "REDIS_URL": redis_url, "NEXUS_USE_TEST_DB": "1",
+            "DJANGO_SETTINGS_MODULE": "nexus_project.test_settings", "PYTHONPATH": str(ROOT),
+            "CELERY_BEAT_MAX_LOOP_INTERVAL": "1", "NEXUS_BEAT_LOCK_TTL": "6", "NEXUS_RECONCILE_EVERY": "2",
+            **extra}
+
+
+class Beat:
+    def __init__(self, redis_url: str, log: Path):
+        self.log = log
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "nexus_project", "beat", "-l", "INFO"],
+            cwd=ROOT, env=process_env(redis_url), stdout=log.open("w"), stderr=subprocess.STDOUT,
+            start_new_session=True)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def heartbeat(self) -> ProcessHeartbeat | None:
+        return ProcessHeartbeat.objects.filter(role="beat", pid=self.process.pid).first()
+
+    def state(self) -> str | None:
+        beat = self.heartbeat()
+        return beat.state if beat else None
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.alive():
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def beats(tmp_path):
+    started: list[Beat] = []
+
+    def start(redis_url: str) -> Beat:
+        beat = Beat(redis_url, tmp_path / f"beat-{len(started)}.log")
+        started.append(beat)
+        return beat
+
+    yield start
+    for beat in started:
+        beat.stop()
+
+
+def test_beat_outlives_a_redis_outage_and_takes_the_lock_back(own_redis, beats, client):
+    from workflows_app import beat as beat_module
+
+    r = own_redis.client()
+    beat = beats(own_redis.url)
+    wait_for(lambda: beat.state() == "active", timeout=90, message=f"beat active ({beat.log})")
+    assert r.get(beat_module.LOCK_KEY)
+
+    own_redis.kill()  # Redis gone, beat's lock and queued messages with it
+    wait_for(lambda: beat.state() == "degraded", timeout=60, message="beat reports it cannot reach Redis")
+    assert beat.alive(), beat.log.read_text()[-3000:]
+    reply = client.get("/health/")
+    body = reply.json()
+    assert reply.status_code == 503 and "beat" in body["down"], body
+    assert "cannot reach Redis" in body["beat"]["error"], body["beat"]
+    down_since = beat.heartbeat().last_seen
+    wait_for(lambda: beat.heartbeat().last_seen > down_since, timeout=60, message="beat keeps retrying")
+    assert beat.alive()
+
+    own_redis.start()  # back, empty, on the same port
+    wait_for(lambda: beat.state() == "active", timeout=90, message="beat active again")
+    token = wait_for(lambda: r.get(beat_module.LOCK_KEY), timeout=30, message="lock taken back")
+    assert beat.alive()
+    # ticking again: the reconciler (every 2 s here) is sent to the new, empty Redis
+    wait_for(lambda: any(r.llen(k) for k in r.keys("maintenance*") if r.type(k) == "list"), timeout=60,
+             message="housekeeping messages sent after Redis came back")
+    assert r.get(beat_module.LOCK_KEY) == token  # still ours: one beat, one lock
+    log = beat.log.read_text()
+    assert "cannot reach Redis" in log and "Redis answers again" in log
+    assert "beat raised exception" not in log
+
+
+def test_stand_by_beat_takes_over_and_no_schedule_minute_fires_twice(own_redis, beats, worker_process,
+                                                                   monkeypatch):
+    from workflows_app import beat as beat_module
+    from workflows_app import operations
+
+    monkeypatch.setenv("REDIS_URL", own_redis.url)  # the worker subprocess consumes from our Redis
+    worker_process(queues="events,workflows", concurrency=2)
+    created = operations.workflow_create(
+        name=f"every-minute-{time.monotonic_ns()}", steps=[{"name": "s", "type": "test_noop"}],
+        triggers=[{"type": "schedule", "cron": "* * * * *"}])
+    workflow_id = created["workflow_id"]
+    r = own_redis.client()
+    first = beats(own_redis.url)
+    wait_for(lambda: first.state() == "active", timeout=90, message="first beat active")
+    second = beats(own_redis.url)
+    wait_for(lambda: second.state() == "standby", timeout=90, message="second beat on stand-by")
+
+    def executions() -> list[Execution]:
+        return list(Execution.objects.filter(workflow_id=workflow_id))
+
+    wait_for(lambda: executions(), timeout=150, interval=0.2, message="the first beat fired the schedule")
+    first.kill()  # right after it fired: it may not have saved last_run_at, so the other beat sees the minute due
+    killed_at = time.time()
+    wait_for(lambda: second.state() == "active", timeout=90, message="stand-by beat took over")
+    taken_over_at = time.time()
+    assert r.get(beat_module.LOCK_KEY)
+    wait_for(lambda: len(executions()) >= 2, timeout=150, interval=0.5, message="the second beat fired a later minute")
+    time.sleep(3)  # anything the takeover sent late has been consumed by now (events queue is fast)
+    wait_for(lambda: not any(r.llen(k) for k in r.keys("events*") if r.type(k) == "list"), timeout=60,
+             message="events queue drained")
+
+    minutes = Counter(_wall_clock(e) for e in executions())
+    assert minutes and all(count == 1 for count in minutes.values()), minutes
+    print(json.dumps({"takeover_seconds": round(taken_over_at - killed_at, 1), "minutes": dict(minutes)}))
+
+
+def _wall_clock(execution: Execution) -> str:
+    """The schedule minute an execution was started for (from its event), else its start minute."""
+    found = _find(execution.input_data, "wall_clock")
+    return found or execution.queued_at.strftime("%Y-%m-%dT%H:%M")
+
+
+def _find(value, key):
+    if isinstance(value, dict):
+        if isinstance(value.get(key), str):
+            return value[key]
+        for item in value.values():
+            found = _find(item, key)
+            if found:
+                return found
+    return None
