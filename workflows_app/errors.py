@@ -6,6 +6,8 @@ are classified by the registered classifiers (see ``registry.classify_error``).
 """
 from __future__ import annotations
 
+import functools
+
 
 class OperationError(Exception):
     """A refused operation: every face turns this into its own error reply."""
@@ -41,3 +43,26 @@ class PermanentStepError(StepError):
     """Retrying cannot help: bad symbol, broker rejection, invalid input."""
 
     default_class = "permanent"
+
+
+@functools.cache
+def infrastructure_errors() -> tuple[type[BaseException], ...]:
+    """Database and Redis failures: the platform, not the step, is at fault (retried as transient).
+
+    Only connection-level errors: an IntegrityError or a Redis ResponseError is a bug, not an outage."""
+    from django.db import InterfaceError, OperationalError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    found: list[type[BaseException]] = [OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError]
+    try:  # raw driver errors, when code talks to the connection below Django's wrapper
+        import psycopg
+
+        found += [psycopg.OperationalError, psycopg.InterfaceError]
+    except ImportError:
+        pass
+    return tuple(found)
+
+
+def is_infrastructure(exc: BaseException) -> bool:
+    return isinstance(exc, infrastructure_errors())

@@ -73,7 +73,58 @@ def undo(ctx: StepContext) -> dict:
     return {"undone": ctx.step_name}
 
 
+def _backend_pid() -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+def _effect_once(ctx: StepContext) -> int:
+    r = client()
+    if r.set(f"test:effect-key:{ctx.idempotency_key}", 1, nx=True):
+        r.incr(f"test:effects:{ctx.params.tag}")
+    return int(r.get(f"test:effects:{ctx.params.tag}") or 0)
+
+
+def pg_victim(ctx: StepContext) -> dict:
+    """PostgreSQL only. First attempt: publish this worker's backend pid, then wait (up to `sleep` s)
+    until the test has terminated that backend, so the step's completion meets a dead connection."""
+    r = client()
+    r.rpush(f"test:attempts:{ctx.params.tag}", ctx.attempt)
+    if r.incr(f"test:pg-victim:{ctx.idempotency_key}") == 1:
+        r.rpush(f"test:pg-pid:{ctx.params.tag}", _backend_pid())
+        r.blpop([f"test:pg-killed:{ctx.params.tag}"], timeout=ctx.params.sleep)
+    return {"effects": _effect_once(ctx)}
+
+
+def pg_suicide(ctx: StepContext) -> dict:
+    """PostgreSQL only. The first `failures` attempts terminate their own backend (the server hangs up
+    on this worker), do the side effect and return: the step's completion meets a dead connection."""
+    from django.db import Error
+
+    r = client()
+    r.rpush(f"test:attempts:{ctx.params.tag}", ctx.attempt)
+    if r.incr(f"test:pg-suicide:{ctx.idempotency_key}") <= ctx.params.failures:
+        from django.db import connection
+
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        except Error:
+            pass  # the server ended the connection, as asked
+    return {"effects": _effect_once(ctx)}
+
+
+def redis_probe(ctx: StepContext) -> dict:
+    """Talks to the Redis server at `value` (a test's own redis-server): fails while that server is down."""
+    other = redis.Redis.from_url(str(ctx.params.value), socket_connect_timeout=2, socket_timeout=2)
+    return {"probes": other.incr(f"test:probe:{ctx.idempotency_key}"), "effects": _effect_once(ctx)}
+
+
 FAST = RetryPolicy(max_retries=3, backoff=0.05, backoff_max=0.5, jitter=True)
 for name, handler in [("test_noop", noop), ("test_echo", echo), ("test_flaky", flaky), ("test_fail", fail),
-                      ("test_side_effect", side_effect), ("test_record", record), ("test_undo", undo)]:
+                      ("test_side_effect", side_effect), ("test_record", record), ("test_undo", undo),
+                      ("test_pg_victim", pg_victim), ("test_pg_suicide", pg_suicide), ("test_redis_probe", redis_probe)]:
     registry.register_step_type(name, handler, params_model=Params, retry=FAST, action=True)

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from celery import chain, group
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
 from workflows_app import expressions
 from workflows_app.circuit import CircuitBreaker, redis_client
 from workflows_app.definitions import execution_groups, step_type_name
-from workflows_app.errors import OperationError
+from workflows_app.errors import OperationError, is_infrastructure
 from workflows_app.models import Agent, DeadLetter, Execution, StepRun, Workflow
 from workflows_app.registry import ErrorInfo, RetryPolicy, StepContext, registry
 from workflows_app.services import audit
@@ -260,6 +260,8 @@ def run_step(execution_id, generation: int, group_index: int, step_index: int, *
         if not isinstance(output, dict):
             output = {"result": output}
     except Exception as exc:  # noqa: BLE001 - every failure is classified, retried or dead-lettered
+        if is_infrastructure(exc):
+            raise  # the platform failed, not the step: see infrastructure_fault
         info = ErrorInfo("timeout", True) if isinstance(exc, SoftTimeLimitExceeded) else registry.classify_error(exc)
         tb = traceback.format_exc()
         _circuit_feedback(execution, success=False)
@@ -507,6 +509,8 @@ def run_compensation(execution_id, generation: int, step_name: str, *, retries: 
         output = registry.get_step_type(comp_type).handler(ctx)
         output = output if isinstance(output, dict) else {"result": output}
     except Exception as exc:  # noqa: BLE001
+        if is_infrastructure(exc):
+            raise  # the platform failed, not the compensation: see infrastructure_fault
         info = registry.classify_error(exc)
         tb = traceback.format_exc()
         policy = retry_policy({"name": comp_type})
@@ -548,6 +552,122 @@ def finish_compensation(execution_id, generation: int) -> None:
             return
         _finalize(execution, S.COMPENSATED, execution.error)
         execution.save(update_fields=["status", "finished_at", "current_step", "error"])
+
+
+# --- infrastructure faults ----------------------------------------------------------------------
+INFRASTRUCTURE = "infrastructure"
+
+
+def infrastructure_policy() -> RetryPolicy:
+    """Backoff for database/Redis outages on a step's path: generous, an outage outlives a step's own retries."""
+    return RetryPolicy(
+        max_retries=getattr(settings, "NEXUS_INFRA_MAX_RETRIES", 8),
+        backoff=getattr(settings, "NEXUS_INFRA_BACKOFF", 1.0),
+        backoff_max=getattr(settings, "NEXUS_INFRA_BACKOFF_MAX", 60.0),
+        jitter=True,
+    )
+
+
+def reset_connections() -> None:
+    """Close this thread's database connections so the next query opens a fresh one: a connection the
+    server dropped (or that broke mid-transaction) must never be reused by the retry."""
+    for conn in connections.all(initialized_only=True):
+        if conn.in_atomic_block:
+            continue  # an enclosing transaction owns it
+        try:
+            conn.close()
+        except Exception:  # noqa: BLE001 - closing a dead connection may fail; drop it anyway
+            conn.connection = None
+
+
+def infrastructure_fault(execution_id, generation: int, exc: BaseException, *, infra_retries: int,
+                         step: int | str | None = None) -> RetryStep:
+    """A database or Redis error anywhere on a step's path (loading, start, handler, completion,
+    finalisation, join, compensation): reset the connections and return the retry to schedule.
+
+    Once the retries are spent, record it (audit + `infrastructure` dead letter, execution failed or
+    compensated) and raise StepFailed. Retrying is safe: a step whose success committed returns its
+    stored result, and handlers guard side effects with ctx.idempotency_key. If even the record
+    cannot be written, the error propagates and the reconciler resumes the execution later."""
+    tb = "".join(traceback.format_exception(exc))
+    reset_connections()
+    policy = infrastructure_policy()
+    if infra_retries < policy.max_retries:
+        delay = backoff_delay(policy, infra_retries)
+        log.warning("infrastructure error in execution %s (step %s), retry %d in %.2fs: %r",
+                    execution_id, step, infra_retries + 1, delay, exc)
+        try:
+            _note_infrastructure_retry(execution_id, generation, step, exc, tb, delay, infra_retries + 1)
+        except Exception:  # noqa: BLE001 - still down: scheduling the retry matters, not its record
+            log.warning("could not record the retry of execution %s", execution_id, exc_info=True)
+            reset_connections()
+        return RetryStep(delay, exc)
+    log.error("giving up on execution %s (step %s) after %d infrastructure retries: %r",
+              execution_id, step, infra_retries, exc)
+    try:
+        _give_up_infrastructure(execution_id, generation, step, exc, tb, infra_retries + 1)
+    except Exception:
+        reset_connections()
+        log.critical("could not record the infrastructure failure of execution %s; the reconciler resumes it",
+                     execution_id, exc_info=True)
+        raise
+    raise StepFailed(str(exc)) from exc
+
+
+def _fault_step_name(execution: Execution, step: int | str | None) -> str:
+    if isinstance(step, int):
+        return execution.version.definition["steps"][step]["name"]
+    return step or ""
+
+
+def _note_infrastructure_retry(execution_id, generation, step, exc, tb: str, delay: float, attempt: int) -> None:
+    execution = Execution.objects.select_related("version").filter(pk=execution_id).first()
+    if execution is None or execution.dispatch_count != generation or execution.is_final:
+        return
+    name = _fault_step_name(execution, step)
+    now = timezone.now()
+    with transaction.atomic():
+        if name:  # the attempt that was cut short
+            StepRun.objects.filter(execution=execution, step_name=name, status=StepRun.Status.RUNNING,
+                                   is_compensation=execution.status == S.COMPENSATING).update(
+                status=StepRun.Status.RETRYING, finished_at=now, error=str(exc)[:5000],
+                error_class=INFRASTRUCTURE, traceback=tb[-20000:])
+        # The next sign of life is expected after the backoff: keep the reconciler away until then.
+        Execution.objects.filter(pk=execution.pk).update(heartbeat_at=now + timezone.timedelta(seconds=delay))
+        audit.record("step_retrying", workflow_id=execution.workflow_id, execution_id=execution.id, step=name,
+                     error=str(exc)[:1000], error_class=INFRASTRUCTURE, attempt=attempt, next_delay=delay)
+
+
+def _give_up_infrastructure(execution_id, generation, step, exc, tb: str, attempts: int) -> None:
+    with transaction.atomic():
+        execution = (Execution.objects.select_for_update().select_related("version", "workflow")
+                     .filter(pk=execution_id).first())
+        if execution is None or execution.is_final or execution.dispatch_count != generation:
+            return  # finished or superseded meanwhile: nothing of this message's to fail
+        name = _fault_step_name(execution, step)
+        compensating = execution.status == S.COMPENSATING
+        if name:
+            StepRun.objects.filter(execution=execution, step_name=name, is_compensation=compensating,
+                                   status__in=[StepRun.Status.RUNNING, StepRun.Status.RETRYING]).update(
+                status=StepRun.Status.FAILED, finished_at=timezone.now(), error=str(exc)[:5000],
+                error_class=INFRASTRUCTURE, traceback=tb[-20000:])
+        audit.record("step_failed", workflow_id=execution.workflow_id, execution_id=execution.id, step=name,
+                     error=str(exc)[:1000], error_class=INFRASTRUCTURE, attempt=attempts)
+        letter = DeadLetter.objects.create(
+            source="step", workflow_id=execution.workflow_id, execution=execution, step_name=name,
+            error_class=INFRASTRUCTURE, error=str(exc)[:5000], traceback=tb[-20000:], attempts=attempts,
+            payload={"execution_id": str(execution.id), "step": name, "compensating": compensating,
+                     "input_data": execution.input_data},
+        )
+        audit.record("dead_lettered", workflow_id=execution.workflow_id, execution_id=execution.id, step=name,
+                     dead_letter_id=str(letter.id), error_class=INFRASTRUCTURE)
+        error = {"step": name, "error_class": INFRASTRUCTURE, "message": str(exc)[:1000],
+                 "dead_letter_id": str(letter.id)}
+        if compensating:  # `retry` resumes a compensation_failed execution's compensation
+            _finalize(execution, S.FAILED, {**error, "error_class": "compensation_failed", "cause": INFRASTRUCTURE})
+            execution.save(update_fields=["status", "finished_at", "current_step", "error"])
+        else:
+            _fail_or_compensate(execution, error)
 
 
 # --- circuit breakers ---------------------------------------------------------------------------
