@@ -150,8 +150,9 @@ def workflow_execute(*, workflow_id=None, input_data=None, trigger="manual", tim
         raise OperationError("EXECUTION_TIMEOUT", f"execution still {execution.status} after {wait:g}s; it keeps running",
                              {"execution_id": str(execution.id), "status": execution.status})
     detail = selectors.execution_detail(execution)
+    steps = {name: {**run, "result": audit.summarise(run["result"])} for name, run in detail["steps"].items()}
     return {**reply, "status": execution.status, "finished_at": detail["finished_at"], "duration": detail["duration"],
-            "error": detail["error"], "steps": detail["steps"], "completed_steps": detail["completed_steps"]}
+            "error": detail["error"], "steps": steps, "completed_steps": detail["completed_steps"]}
 
 
 def workflow_status(*, workflow_id=None, execution_id=None, include_metrics=False, user=None, **extra) -> dict:
