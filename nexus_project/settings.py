@@ -189,6 +189,9 @@ NEXUS_SYNC_WAIT_SECONDS = env.float("NEXUS_SYNC_WAIT_SECONDS", default=30.0)
 # Reconciler: a step with no progress for its timeout plus this margin is re-dispatched.
 NEXUS_RECONCILE_MARGIN_SECONDS = env.int("NEXUS_RECONCILE_MARGIN_SECONDS", default=30)
 NEXUS_STEP_DEFAULT_TIMEOUT = env.int("NEXUS_STEP_DEFAULT_TIMEOUT", default=120)
+# Ceilings no definition can raise: subprocess nesting, and the size of one step's stored output.
+NEXUS_MAX_SUBPROCESS_DEPTH = env.int("NEXUS_MAX_SUBPROCESS_DEPTH", default=8)
+NEXUS_MAX_STEP_OUTPUT_BYTES = env.int("NEXUS_MAX_STEP_OUTPUT_BYTES", default=256 * 1024)
 # Unit prices for the cost breakdown in workflow_metrics (the specification's figures).
 NEXUS_COST_PER_EXECUTION = env.float("NEXUS_COST_PER_EXECUTION", default=0.001)
 NEXUS_COST_PER_MESSAGE = env.float("NEXUS_COST_PER_MESSAGE", default=0.00001)

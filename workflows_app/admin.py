@@ -212,14 +212,25 @@ def _show_error(field: str, message: str, main_form, step_forms, trigger_forms, 
         step_set._non_form_errors.append(f"{field or 'definition'}: {message}")
 
 
+class WorkflowForm(forms.ModelForm):
+    # The version the editor loaded: a save over someone else's newer version is refused, not merged.
+    loaded_version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and not self.instance._state.adding:
+            self.fields["loaded_version"].initial = self.instance.version
+
+
 @admin.register(Workflow)
 class WorkflowAdmin(admin.ModelAdmin):
+    form = WorkflowForm
     list_display = ["name", "status", "priority", "version", "queue", "owner", "executions_link", "updated_at"]
     list_filter = ["status", "queue"]
     search_fields = ["name", "description"]
     readonly_fields = ["id", "status", "version", "created_at", "updated_at", "ops_links"]
     fields = ["id", "name", "description", "status", "priority", "queue", "metadata", "owner", "version",
-              "created_at", "updated_at", "ops_links"]
+              "created_at", "updated_at", "ops_links", "loaded_version"]
     inlines = [StepInline, TriggerInline, VersionInline]
     actions = ["execute_now", "pause", "resume", "duplicate"]
     formfield_overrides = JSON_WIDGET
@@ -259,9 +270,16 @@ class WorkflowAdmin(admin.ModelAdmin):
         step_forms, trigger_forms = _kept_forms(step_set), _kept_forms(trigger_set)
         data = main_form.cleaned_data
         old = {}
+        owner = request.user
         if not obj._state.adding:
             current = Workflow.objects.select_related("current_version").filter(pk=obj.pk).first()
             old = current.current_version.definition if current and current.current_version_id else {}
+            owner = current.owner if current else None
+            loaded = data.get("loaded_version")
+            if current and loaded is not None and loaded != current.version:
+                main_form.add_error(None, f"This workflow was changed (now version {current.version}, you loaded "
+                                          f"version {loaded}); reload the page and apply your change again.")
+                return
         old_steps = {s["name"]: s for s in old.get("steps", [])}
         old_triggers = old.get("triggers", [])
 
@@ -290,7 +308,8 @@ class WorkflowAdmin(admin.ModelAdmin):
             "triggers": [trigger_of(f) for f in trigger_forms],
         }
         try:
-            normalised = definitions.validate_definition(raw, workflow_id=str(obj.pk) if obj.pk and not obj._state.adding else None)
+            normalised = definitions.validate_definition(
+                raw, workflow_id=str(obj.pk) if obj.pk and not obj._state.adding else None, owner=owner)
         except OperationError as exc:
             errors = exc.details.get("errors") if isinstance(exc.details, dict) else None
             for error in errors or [{"field": "", "message": exc.message}]:
@@ -315,7 +334,12 @@ class WorkflowAdmin(admin.ModelAdmin):
         old = current.current_version.definition if current.current_version_id else {}
         updates = {key: definition[key] for key in definitions.UPDATABLE_ROOTS if definition.get(key) != old.get(key)}
         if updates:
-            reply = operations.workflow_update(workflow_id=str(obj.pk), updates=updates, user=request.user)
+            try:
+                reply = operations.workflow_update(workflow_id=str(obj.pk), updates=updates, user=request.user,
+                                                   expected_version=form.cleaned_data.get("loaded_version"))
+            except OperationError as exc:  # changed by someone else since the form was checked
+                self.message_user(request, f"Not saved: {exc.message}", messages.ERROR)
+                return
             self.message_user(request, f"Saved as version {reply['version']} (changed: {', '.join(reply['changed'])}).")
         if "owner" in form.changed_data:
             Workflow.objects.filter(pk=obj.pk).update(owner=form.cleaned_data["owner"])

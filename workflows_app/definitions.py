@@ -125,31 +125,70 @@ def _check_groups(steps: list[dict], errors: list[dict]) -> None:
                     errors.append({"field": f"steps[{index}]", "message": "a parallel step cannot be a subprocess or have compensate"})
 
 
-def _resolve_workflow_ref(ref: str):
+def may_execute(owner, workflow) -> bool:
+    """Whether a workflow owned by `owner` (a user; None = trusted local caller) may run `workflow`:
+    staff and trusted callers any, a user only their own."""
+    return _trusted(owner) or workflow.owner_id == getattr(owner, "pk", None)
+
+
+def _trusted(owner) -> bool:
+    return owner is None or getattr(owner, "is_staff", False)
+
+
+def resolve_workflow_ref(ref, owner=None):
+    """The workflow `ref` (a uuid or a name) names, as seen by `owner`; None when nothing matches.
+
+    A name resolves within the owner's own workflows (names are unique per owner). Staff and
+    trusted callers (owner None) fall back to owner-less workflows (the examples, the demo),
+    then to a name held by exactly one owner; an ambiguous name resolves to nothing (use the
+    uuid). A non-staff owner never reaches another user's workflow by name. A uuid resolves to
+    its workflow whoever owns it: callers check ``may_execute``."""
     from workflows_app.models import Workflow
 
+    qs = Workflow.objects.select_related("current_version", "owner")
     try:
-        return Workflow.objects.filter(id=uuid.UUID(str(ref))).first()
+        return qs.filter(id=uuid.UUID(str(ref))).first()
     except ValueError:
-        return Workflow.objects.filter(name=ref).first()
+        pass
+    name = str(ref)[:200]
+    owner_id = getattr(owner, "pk", None)
+    own = qs.filter(name=name, owner_id=owner_id) if owner_id else qs.filter(name=name, owner__isnull=True)
+    found = own.first()
+    if found is not None or not _trusted(owner):
+        return found
+    found = qs.filter(name=name, owner__isnull=True).first()
+    if found is not None:
+        return found
+    matches = list(qs.filter(name=name)[:2])
+    return matches[0] if len(matches) == 1 else None
 
 
-def _subprocess_cycle(root_names: set[str], ref: str, depth: int = 0) -> bool:
-    """True when following subprocess references from workflow `ref` reaches a root name."""
-    target = _resolve_workflow_ref(ref)
+_resolve_workflow_ref = resolve_workflow_ref  # the old private name
+
+
+def _resolve_for(ref, owner):
+    target = resolve_workflow_ref(ref, owner)
+    return target if target is not None and may_execute(owner, target) else None
+
+
+def _subprocess_cycle(root: tuple, ref: str, owner, depth: int = 0) -> bool:
+    """True when following subprocess references from workflow `ref` reaches the root
+    (name, owner id, workflow id); each target's references resolve as its own owner sees them."""
+    target = _resolve_for(ref, owner)
     if target is None or depth > 20:
         return depth > 20
-    if target.name in root_names or str(target.id) in root_names:
+    name, owner_id, workflow_id = root
+    if str(target.id) == workflow_id or (target.name == name and target.owner_id == owner_id):
         return True
     steps = target.current_version.steps if target.current_version_id else []
     return any(
-        _subprocess_cycle(root_names, s["workflow_id"], depth + 1)
+        _subprocess_cycle(root, s["workflow_id"], target.owner, depth + 1)
         for s in steps
         if step_type_name(s) == "subprocess" and s.get("workflow_id")
     )
 
 
-def _validate_step(index: int, raw: Any, names: set[str], root_names: set[str], errors: list[dict]) -> dict | None:
+def _validate_step(index: int, raw: Any, names: set[str], root: tuple, owner, errors: list[dict]) -> dict | None:
     prefix = f"steps[{index}]"
     if not isinstance(raw, dict):
         errors.append({"field": prefix, "message": "a step must be an object"})
@@ -187,9 +226,9 @@ def _validate_step(index: int, raw: Any, names: set[str], root_names: set[str], 
     if type_name == "subprocess":
         if not spec.workflow_id:
             errors.append({"field": f"{prefix}.workflow_id", "message": "a subprocess needs workflow_id (uuid or name)"})
-        elif _resolve_workflow_ref(spec.workflow_id) is None:
+        elif _resolve_for(spec.workflow_id, owner) is None:  # another user's workflow reads as missing
             errors.append({"field": f"{prefix}.workflow_id", "message": f"no workflow '{spec.workflow_id}'"})
-        elif _subprocess_cycle(root_names, spec.workflow_id):
+        elif _subprocess_cycle(root, spec.workflow_id, owner):
             errors.append({"field": f"{prefix}.workflow_id", "message": "subprocess cycle: this workflow would run itself"})
     elif spec.workflow_id:
         errors.append({"field": f"{prefix}.workflow_id", "message": "only a subprocess step takes workflow_id"})
@@ -220,8 +259,9 @@ def _validate_trigger(index: int, raw: Any, errors: list[dict]) -> dict | None:
     return {"type": kind, **model.model_dump(mode="json")}
 
 
-def validate_definition(raw: Any, *, workflow_id: str | None = None) -> dict:
-    """Validate a whole definition; return it normalised (types resolved, params defaulted)."""
+def validate_definition(raw: Any, *, workflow_id: str | None = None, owner=None) -> dict:
+    """Validate a whole definition; return it normalised (types resolved, params defaulted).
+    `owner` (a user; None = trusted) decides which workflows its subprocess steps may call."""
     if not isinstance(raw, dict):
         raise OperationError("INVALID_DEFINITION", "definition must be an object", {"errors": [{"field": "", "message": "expected an object"}]})
     try:
@@ -237,8 +277,8 @@ def validate_definition(raw: Any, *, workflow_id: str | None = None) -> dict:
             if name in names:
                 errors.append({"field": f"steps[{index}].name", "message": f"duplicate step name '{name}'"})
             names.add(name)
-    root_names = {spec.name} | ({workflow_id} if workflow_id else set())
-    steps = [_validate_step(i, s, names, root_names, errors) for i, s in enumerate(spec.steps)]
+    root = (spec.name, getattr(owner, "pk", None), str(workflow_id or ""))
+    steps = [_validate_step(i, s, names, root, owner, errors) for i, s in enumerate(spec.steps)]
     triggers = [_validate_trigger(i, t, errors) for i, t in enumerate(spec.triggers)]
     if not errors:
         _check_groups(steps, errors)

@@ -10,31 +10,111 @@ from __future__ import annotations
 
 import ast
 import operator
+import re
 from functools import lru_cache
 from typing import Any
 
 MAX_LENGTH = 500
 MAX_NODES = 200
-MAX_REPEAT = 10_000
+# Every value the evaluator produces is bounded BEFORE it is computed (a condition or transform
+# must never build a 100 MB string): strings/bytes in characters, lists in items (recursively),
+# integers in bits, %-format fields in width and precision.
+MAX_VALUE_SIZE = 100_000
+MAX_INT_BITS = 4_096
+MAX_FORMAT_WIDTH = 100
+MAX_REPEAT = MAX_VALUE_SIZE  # kept for callers of the old name
 
+_SEQUENCE = (str, bytes, list, tuple)
+# printf-style conversions: %[(key)][flags][width][.precision][length]type
+_FORMAT_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d*))?[hlL]?(.)", re.S)
+
+
+def size_of(value: Any, limit: int = MAX_VALUE_SIZE) -> int:
+    """A value's size in the units above; stops counting once over `limit` (cheap on huge values)."""
+    total, stack = 0, [value]
+    while stack and total <= limit:
+        item = stack.pop()
+        if isinstance(item, str | bytes):
+            total += len(item)
+        elif isinstance(item, list | tuple):
+            total += 1 + len(item)
+            if total <= limit:
+                stack.extend(item)
+        elif isinstance(item, dict):
+            total += 1 + len(item)
+            if total <= limit:
+                stack.extend(item.keys())
+                stack.extend(item.values())
+        elif isinstance(item, int) and not isinstance(item, bool):
+            total += 1 + item.bit_length() // 64
+        else:
+            total += 1
+    return total
+
+
+def _too_big(what: str) -> ExpressionError:
+    return ExpressionError(f"{what} would exceed the expression size limit ({MAX_VALUE_SIZE} characters/items, "
+                           f"{MAX_INT_BITS}-bit integers)")
+
+
+def _int_bits(value: Any) -> int:
+    return abs(int(value)).bit_length() if isinstance(value, int) else 0
+
+
+def _safe_add(a: Any, b: Any) -> Any:
+    if isinstance(a, _SEQUENCE) and isinstance(b, _SEQUENCE):
+        if size_of(a) + size_of(b) > MAX_VALUE_SIZE:
+            raise _too_big("concatenation")
+    elif max(_int_bits(a), _int_bits(b)) + 1 > MAX_INT_BITS:
+        raise _too_big("addition")
+    return operator.add(a, b)
+
+
+def _safe_sub(a: Any, b: Any) -> Any:
+    if max(_int_bits(a), _int_bits(b)) + 1 > MAX_INT_BITS:
+        raise _too_big("subtraction")
+    return operator.sub(a, b)
 
 
 def _safe_mul(a: Any, b: Any) -> Any:
-    # "x" * 10**9 would exhaust memory: bound sequence repetition.
-    if isinstance(a, str | list | tuple) or isinstance(b, str | list | tuple):
-        count = b if isinstance(a, str | list | tuple) else a
-        if isinstance(count, int) and count > MAX_REPEAT:
-            raise ExpressionError(f"repetition over {MAX_REPEAT}")
+    # Bound the RESULT of a repetition, not each factor: 'a' * 10000 * 10000 is refused at once.
+    if isinstance(a, _SEQUENCE) or isinstance(b, _SEQUENCE):
+        seq, count = (a, b) if isinstance(a, _SEQUENCE) else (b, a)
+        if isinstance(count, int) and count > 0:
+            unit = size_of(seq)
+            if unit and count > MAX_VALUE_SIZE // unit:
+                raise _too_big("repetition")
+    elif _int_bits(a) + _int_bits(b) > MAX_INT_BITS:
+        raise _too_big("multiplication")
     return operator.mul(a, b)
 
 
+def _safe_mod(a: Any, b: Any) -> Any:
+    if isinstance(a, str | bytes):
+        text = a.decode("latin-1") if isinstance(a, bytes) else a
+        specs = _FORMAT_SPEC.findall(text)
+        for width, precision, _kind in specs:
+            if "*" in (width, precision):
+                raise ExpressionError("'*' widths are not allowed in a format")
+            if int(width or 0) > MAX_FORMAT_WIDTH or int(precision or 0) > MAX_FORMAT_WIDTH:
+                raise ExpressionError(f"format width or precision over {MAX_FORMAT_WIDTH}")
+        # Each conversion adds at most its width or its argument's size.
+        args = b if isinstance(b, tuple | list) else [b]
+        bound = size_of(a) + len(specs) * MAX_FORMAT_WIDTH + sum(size_of(x) for x in args)
+        if bound > MAX_VALUE_SIZE:
+            raise _too_big("formatting")
+        if isinstance(b, list):
+            b = tuple(b)  # lists are this language's tuples
+    return operator.mod(a, b)
+
+
 _BINOPS = {
-    ast.Add: operator.add,
-    ast.Sub: operator.sub,
+    ast.Add: _safe_add,
+    ast.Sub: _safe_sub,
     ast.Mult: _safe_mul,
     ast.Div: operator.truediv,
     ast.FloorDiv: operator.floordiv,
-    ast.Mod: operator.mod,
+    ast.Mod: _safe_mod,
 }
 _CMPOPS = {
     ast.Eq: operator.eq,
@@ -72,6 +152,8 @@ def compile_expression(source: str) -> ast.Expression:
         tree = ast.parse(source.strip(), mode="eval")
     except SyntaxError as exc:
         raise ExpressionError(f"syntax error: {exc.msg}") from None
+    except (MemoryError, RecursionError):
+        raise ExpressionError("expression is nested too deeply") from None
     nodes = list(ast.walk(tree))
     if len(nodes) > MAX_NODES:
         raise ExpressionError(f"expression has more than {MAX_NODES} parts")
@@ -107,7 +189,10 @@ def _eval(node: ast.AST, names: dict) -> Any:
         case ast.Subscript(value=value, slice=index):
             return _lookup(_eval(value, names), _eval(index, names))
         case ast.List(elts=elts) | ast.Tuple(elts=elts):
-            return [_eval(e, names) for e in elts]
+            items = [_eval(e, names) for e in elts]
+            if size_of(items) > MAX_VALUE_SIZE:  # [big, big, big] copies context values
+                raise _too_big("list")
+            return items
         case ast.BoolOp(op=ast.And(), values=values):
             result = True
             for v in values:
@@ -148,8 +233,10 @@ def evaluate(source: str, names: dict) -> Any:
         return _eval(compile_expression(source), names)
     except ExpressionError:
         raise
-    except (TypeError, ZeroDivisionError, ValueError, OverflowError) as exc:
+    except (TypeError, ZeroDivisionError, ValueError, OverflowError, KeyError, IndexError) as exc:
         raise ExpressionError(f"cannot evaluate {source!r}: {exc}") from None
+    except (MemoryError, RecursionError):
+        raise ExpressionError(f"cannot evaluate {source!r}: too large") from None
 
 
 def validate(source: str) -> None:

@@ -141,7 +141,10 @@ TOOLS: list[ToolSpec] = [
     ToolSpec("workflow_update", "Change a workflow by paths (e.g. steps[2].params.threshold); creates a new version.",
              _obj({"workflow_id": _UUID_OR_NAME,
                    "updates": {"type": "object", "minProperties": 1,
-                               "description": "path -> new value, e.g. {\"steps[2].params.threshold\": 0.9}"}},
+                               "description": "path -> new value, e.g. {\"steps[2].params.threshold\": 0.9}"},
+                   "expected_version": {"type": "integer", "minimum": 1,
+                                        "description": "Apply only if the workflow is still at this version "
+                                                       "(else CONFLICT)."}},
                   ("workflow_id", "updates"))),
     ToolSpec("workflow_pause", "Pause a workflow: its triggers stop firing.", _obj({"workflow_id": _UUID_OR_NAME}, ("workflow_id",))),
     ToolSpec("workflow_resume", "Resume a paused workflow.", _obj({"workflow_id": _UUID_OR_NAME}, ("workflow_id",))),

@@ -95,11 +95,8 @@ def _workflow(workflow_id, user, *, for_update: bool = False) -> Workflow:
     """By uuid or by name; someone else's workflow is reported as not found."""
     if workflow_id in (None, ""):
         raise OperationError("INVALID_INPUT_DATA", "workflow_id is required", {"field": "workflow_id"})
-    qs = Workflow.objects.select_related("current_version")
-    try:
-        workflow = qs.filter(pk=uuid.UUID(str(workflow_id))).first()
-    except ValueError:
-        workflow = qs.filter(name=str(workflow_id)[:200]).first()
+    # Names are unique per owner: resolved within the caller's own workflows (definitions).
+    workflow = definitions.resolve_workflow_ref(workflow_id, user)
     if workflow is None or not _can_see(user, workflow.owner_id):
         raise OperationError("WORKFLOW_NOT_FOUND", f"no workflow {workflow_id}", {"field": "workflow_id"})
     return workflow
@@ -153,8 +150,9 @@ def workflow_execute(*, workflow_id=None, input_data=None, trigger="manual", tim
         raise OperationError("EXECUTION_TIMEOUT", f"execution still {execution.status} after {wait:g}s; it keeps running",
                              {"execution_id": str(execution.id), "status": execution.status})
     detail = selectors.execution_detail(execution)
+    steps = {name: {**run, "result": audit.summarise(run["result"])} for name, run in detail["steps"].items()}
     return {**reply, "status": execution.status, "finished_at": detail["finished_at"], "duration": detail["duration"],
-            "error": detail["error"], "steps": detail["steps"], "completed_steps": detail["completed_steps"]}
+            "error": detail["error"], "steps": steps, "completed_steps": detail["completed_steps"]}
 
 
 def workflow_status(*, workflow_id=None, execution_id=None, include_metrics=False, user=None, **extra) -> dict:
@@ -198,12 +196,15 @@ def workflow_get(*, workflow_id=None, user=None, **extra) -> dict:
     return {"success": True, **selectors.workflow_detail(_workflow(workflow_id, user))}
 
 
-def workflow_update(*, workflow_id=None, updates=None, user=None, **extra) -> dict:
+def workflow_update(*, workflow_id=None, updates=None, expected_version=None, user=None, **extra) -> dict:
+    """Updates serialise on the workflow row; with `expected_version` a stale caller gets CONFLICT."""
     _no_extra(extra)
     workflow = _workflow(workflow_id, user)
-    previous = workflow.version
+    expected = None if expected_version is None else _int(expected_version, "expected_version", 1, 1, 10**9)
     workflow, changed = workflows.update_by_paths(workflow.id, _dict(updates, "updates"),
-                                                  user=user if getattr(user, "pk", None) else None)
+                                                  user=user if getattr(user, "pk", None) else None,
+                                                  expected_version=expected)
+    previous = workflow.version - 1
     return {"success": True, "workflow_id": str(workflow.id), "name": workflow.name, "version": workflow.version,
             "previous_version": previous, "changed": changed, "updated_at": selectors.iso(workflow.updated_at)}
 

@@ -127,13 +127,25 @@ class TransformParams(Strict):
     @field_validator("set")
     @classmethod
     def _valid_expressions(cls, value: dict[str, str]) -> dict[str, str]:
-        for expr in value.values():
+        for key, expr in value.items():
+            if _reserved(key):
+                raise ValueError(f"'{key}' is a reserved context key (test_mode, owner, account, event, _*)")
             expressions.validate(expr)
         return value
 
 
+def _reserved(key: str) -> bool:
+    from workflows_app.services.executions import is_reserved
+
+    return is_reserved(key)
+
+
 def transform(ctx: StepContext) -> dict:
-    return {key: expressions.evaluate(expr, ctx.context) for key, expr in ctx.params.set.items()}
+    # Reserved keys are refused with the params (at save and at run time) and by the engine's output check.
+    try:
+        return {key: expressions.evaluate(expr, ctx.context) for key, expr in ctx.params.set.items()}
+    except expressions.ExpressionError as exc:  # e.g. a value over the size bounds
+        raise PermanentStepError(str(exc), "invalid_expression") from None
 
 
 class WaitParams(Strict):

@@ -84,6 +84,8 @@ class WorkflowPatchRequest(Strict):
     triggers = serializers.ListField(child=serializers.DictField(), max_length=100, required=False)
     metadata = serializers.DictField(required=False)
     queue = serializers.CharField(max_length=100, required=False)
+    expected_version = serializers.IntegerField(
+        min_value=1, required=False, help_text="Apply only if the workflow is still at this version (else 409).")
 
 
 class WorkflowExecuteRequest(Strict):
@@ -102,6 +104,8 @@ WorkflowExecuteRequest._declared_fields["async"] = serializers.BooleanField(
 class WorkflowUpdateRequest(Strict):
     updates = serializers.DictField(help_text='Path -> value, e.g. {"steps[2].params.threshold": 0.9, '
                                               '"steps[generate_signals].params.threshold": 0.9, "priority": 7}.')
+    expected_version = serializers.IntegerField(
+        min_value=1, required=False, help_text="Apply only if the workflow is still at this version (else 409).")
 
 
 class StatusQuery(Strict):

@@ -114,7 +114,9 @@ class WorkflowDetailView(OperationView):
                    request=s.WorkflowPatchRequest, responses={200: OK, **WRITE_ERRORS, **errors(422)},
                    summary="Change whole fields (each is a workflow_update path; a new version)")
     def patch(self, request, workflow_id):
-        return self.call("workflow_update", workflow_id=workflow_id, updates=self.body(s.WorkflowPatchRequest))
+        updates = self.body(s.WorkflowPatchRequest)
+        expected = updates.pop("expected_version", None)
+        return self.call("workflow_update", workflow_id=workflow_id, updates=updates, expected_version=expected)
 
     @extend_schema(operation_id="workflow_delete", tags=["workflows"], parameters=[WORKFLOW_ID],
                    request=None, responses={200: OK, **WRITE_ERRORS})

@@ -20,7 +20,8 @@ class Workflow(models.Model):
         ARCHIVED = "archived"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    name = models.CharField(max_length=200, unique=True)
+    # Unique per owner (see Meta), not globally: a name must not reveal another user's workflow.
+    name = models.CharField(max_length=200, db_index=True)
     description = models.TextField(blank=True, default="")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     priority = models.PositiveSmallIntegerField(
@@ -42,6 +43,12 @@ class Workflow(models.Model):
         indexes = [
             models.Index(fields=["status", "-created_at"]),
             models.Index(fields=["owner", "-created_at"]),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "name"], name="unique_workflow_name_per_owner"),
+            # NULLs are distinct in a unique index: owner-less workflows need their own constraint.
+            models.UniqueConstraint(fields=["name"], condition=models.Q(owner__isnull=True),
+                                    name="unique_workflow_name_unowned"),
         ]
 
     def __str__(self) -> str:

@@ -10,6 +10,7 @@ Invariants that make redelivery safe:
 """
 from __future__ import annotations
 
+import json
 import logging
 import random
 import traceback
@@ -18,13 +19,14 @@ from dataclasses import dataclass
 from celery import chain, group
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections, transaction
 from django.utils import timezone
 
 from workflows_app import expressions
 from workflows_app.circuit import CircuitBreaker, redis_client
-from workflows_app.definitions import execution_groups, step_type_name
-from workflows_app.errors import OperationError, is_infrastructure
+from workflows_app.definitions import execution_groups, may_execute, resolve_workflow_ref, step_type_name
+from workflows_app.errors import OperationError, PermanentStepError, is_infrastructure
 from workflows_app.models import Agent, DeadLetter, Execution, StepRun, Workflow
 from workflows_app.registry import ErrorInfo, RetryPolicy, StepContext, registry
 from workflows_app.services import audit
@@ -89,17 +91,29 @@ def step_queue(workflow_queue: str, step: dict, agents: dict[str, str]) -> str:
 # --- start and dispatch -------------------------------------------------------------------------
 def start_execution(
     workflow: Workflow, input_data: dict, *, trigger: str = "manual", trigger_event: dict | None = None,
-    owner=None, parent: Execution | None = None, parent_step: str = "",
+    owner=None, parent: Execution | None = None, parent_step: str = "", test_mode: bool | None = None,
 ) -> Execution:
+    """Test mode and owner are the execution's, fixed here: test mode from the input or the caller,
+    and a child's never looser than its parent's; the owner defaults to the workflow's (triggers,
+    beat and the CLI start executions on the owner's behalf)."""
     if workflow.status != Workflow.Status.ACTIVE:
         raise OperationError("CONFLICT", f"workflow '{workflow.name}' is {workflow.status}", {"field": "workflow_id"})
+    engine_keys = sorted(k for k in input_data if str(k).startswith("_"))
+    if engine_keys and parent is None:
+        raise OperationError("INVALID_INPUT_DATA", f"input key '{engine_keys[0]}' is reserved for the engine",
+                             {"field": f"input_data.{engine_keys[0]}"})
+    if owner is None:
+        owner = workflow.owner
+    fixed_test_mode = bool(input_data.get("test_mode", False)) or bool(test_mode) or bool(parent and parent.test_mode)
     context = dict(input_data)
+    if fixed_test_mode or "test_mode" in context:
+        context["test_mode"] = fixed_test_mode  # what expressions see agrees with the execution
     if trigger_event is not None:
         context["event"] = trigger_event
     with transaction.atomic():
         execution = Execution.objects.create(
             workflow=workflow, version_id=workflow.current_version_id, trigger=trigger, trigger_event=trigger_event,
-            input_data=input_data, context=context, test_mode=bool(input_data.get("test_mode", False)),
+            input_data=input_data, context=context, test_mode=fixed_test_mode,
             priority=workflow.priority, parent=parent, parent_step=parent_step, owner=owner,
             dispatch_count=1, heartbeat_at=timezone.now(),
         )
@@ -279,6 +293,10 @@ def run_step(execution_id, generation: int, group_index: int, step_index: int, *
 def _complete_step(loaded: Execution, step: dict, run: StepRun, output: dict, group_index: int, *,
                    skipped: bool = False) -> None:
     """Commit the step's result, the context merge, the cursor and the audit event together."""
+    refused = output_problem(loaded, step, output)
+    if refused is not None:  # nothing of it is stored: the step fails for good
+        _fail_step(loaded, step, run, ErrorInfo(refused.error_class, False), refused, "")
+        raise StepFailed(str(refused))
     groups = execution_groups(loaded.version.definition["steps"])
     parallel = len(groups[group_index]) > 1
     generation = loaded.dispatch_count
@@ -294,7 +312,7 @@ def _complete_step(loaded: Execution, step: dict, run: StepRun, output: dict, gr
         name = step["name"]
         execution.context[name] = output
         if not skipped:
-            execution.context.update(output)
+            execution.context.update(mergeable(step, output))
         run.status = StepRun.Status.SKIPPED if skipped else StepRun.Status.SUCCEEDED
         run.finished_at = timezone.now()
         run.result = output
@@ -426,20 +444,53 @@ def _fail_or_compensate(execution: Execution, error: dict) -> None:
 
 
 # --- subprocesses -------------------------------------------------------------------------------
-def _start_child(execution: Execution, step: dict, run: StepRun) -> None:
-    from workflows_app.definitions import _resolve_workflow_ref
+def _ancestry(execution: Execution, limit: int) -> list:
+    """Workflow ids from this execution up its parent links (at most `limit` + 1 of them)."""
+    chain, parent_id = [execution.workflow_id], execution.parent_id
+    while parent_id and len(chain) <= limit:
+        row = Execution.objects.filter(pk=parent_id).values_list("workflow_id", "parent_id").first()
+        if row is None:
+            break
+        chain.append(row[0])
+        parent_id = row[1]
+    return chain
 
-    child_workflow = _resolve_workflow_ref(step["workflow_id"])
+
+def _child_refusal(execution: Execution, step: dict, child_workflow) -> PermanentStepError | None:
+    """Why this subprocess may not start: missing, not the owner's to run, too deep, or a cycle."""
+    ref = step["workflow_id"]
+    if child_workflow is None or child_workflow.status != Workflow.Status.ACTIVE:
+        return PermanentStepError(f"subprocess workflow '{ref}' is missing or not active", "subprocess_unavailable")
+    if not may_execute(execution.workflow.owner, child_workflow):
+        return PermanentStepError(f"subprocess workflow '{ref}' is not this workflow's owner's to run",
+                                  "permission_denied")
+    max_depth = int(getattr(settings, "NEXUS_MAX_SUBPROCESS_DEPTH", 8))
+    chain = _ancestry(execution, max_depth)
+    if child_workflow.id in chain:
+        return PermanentStepError(f"subprocess cycle: '{child_workflow.name}' is already running in this chain "
+                                  f"({len(chain)} levels)", "subprocess_cycle")
+    if len(chain) > max_depth:
+        return PermanentStepError(f"subprocess nesting deeper than NEXUS_MAX_SUBPROCESS_DEPTH={max_depth}",
+                                  "subprocess_depth")
+    return None
+
+
+def _start_child(execution: Execution, step: dict, run: StepRun) -> None:
+    # Checked again at run time (the definition was checked when saved): names resolve within
+    # the owner's workflows, and ownership, depth and cycles may have changed since.
+    child_workflow = resolve_workflow_ref(step["workflow_id"], execution.workflow.owner)
     with transaction.atomic():
         run.status = StepRun.Status.WAITING
         run.save(update_fields=["status"])
-        if child_workflow is None or child_workflow.status != Workflow.Status.ACTIVE:
-            exc = RuntimeError(f"subprocess workflow '{step['workflow_id']}' is missing or not active")
-            _fail_step(execution, step, run, ErrorInfo("subprocess_unavailable", False), exc, "")
-            raise StepFailed(str(exc))
-        child_input = {k: v for k, v in execution.context.items() if not k.startswith("_")}
+        refused = _child_refusal(execution, step, child_workflow)
+        if refused is not None:
+            _fail_step(execution, step, run, ErrorInfo(refused.error_class, False), refused, "")
+            raise StepFailed(str(refused))
+        child_input = {k: v for k, v in execution.context.items() if not is_reserved(k)}
+        if execution.test_mode:
+            child_input["test_mode"] = True  # inherited from the execution, never from the context
         child = start_execution(child_workflow, child_input, trigger="subprocess", owner=execution.owner,
-                                parent=execution, parent_step=step["name"])
+                                parent=execution, parent_step=step["name"], test_mode=execution.test_mode)
         run.result = {"child_execution_id": str(child.id), "workflow": child_workflow.name}
         run.save(update_fields=["result"])
 
@@ -451,9 +502,10 @@ def _child_finished(child: Execution) -> None:
     if run is None or parent.status != S.RUNNING:
         return
     step = next(s for s in parent.version.definition["steps"] if s["name"] == child.parent_step)
-    if child.status == S.SUCCEEDED:
-        outputs = {k: v for k, v in child.context.items() if k not in child.input_data and k != "event"}
-        output = {"child_execution_id": str(child.id), "status": child.status, "output": outputs}
+    outputs = {k: v for k, v in child.context.items() if k not in child.input_data and not is_reserved(k)}
+    output = {"child_execution_id": str(child.id), "status": child.status, "output": outputs}
+    refused = output_problem(parent, step, output) if child.status == S.SUCCEEDED else None
+    if child.status == S.SUCCEEDED and refused is None:
         groups = execution_groups(parent.version.definition["steps"])
         group_index = next(i for i, g in enumerate(groups) if run.step_index in g)
         parent.context[step["name"]] = output
@@ -468,9 +520,50 @@ def _child_finished(child: Execution) -> None:
         else:
             parent.save(update_fields=["context", "cursor"])
             dispatch(parent, reason="subprocess_finished")
+    elif refused is not None:
+        _fail_step(parent, step, run, ErrorInfo(refused.error_class, False), refused, "")
     else:
-        exc = RuntimeError(f"child execution {child.id} ended {child.status}")
+        reason = child.error or {}
+        detail = f": {reason.get('error_class')}: {reason.get('message')}" if reason.get("error_class") else ""
+        exc = RuntimeError(f"child execution {child.id} ended {child.status}{detail}"[:1000])
         _fail_step(parent, step, run, ErrorInfo("subprocess_failed", False), exc, "")
+
+
+# --- what a step may write into the context -----------------------------------------------------
+# Keys that steer the engine: its own (`_circuits`, ...) and those the execution owns. A step output
+# may not set them (the execution's test mode, owner and account are fixed at start; `event` is the
+# trigger's); only the engine's step types write their own `_` keys.
+RESERVED_KEYS = frozenset({"test_mode", "owner", "account", "event"})
+ENGINE_WRITES = {"circuit_breaker": frozenset({"_circuits"})}
+
+
+def is_reserved(key) -> bool:
+    return str(key).startswith("_") or key in RESERVED_KEYS
+
+
+def _engine_value(execution: Execution, key: str):
+    return execution.test_mode if key == "test_mode" else execution.context.get(key)
+
+
+def output_problem(execution: Execution, step: dict, output: dict) -> PermanentStepError | None:
+    """A reason to refuse a step's output: it rewrites a reserved key, or it is too large to store.
+    Repeating a reserved key's current value (a step reporting the test mode) is harmless."""
+    allowed = ENGINE_WRITES.get(step_type_name(step), frozenset())
+    for key, value in output.items():
+        if is_reserved(key) and key not in allowed and value != _engine_value(execution, key):
+            return PermanentStepError(f"step output may not set the reserved context key '{key}'", "reserved_key")
+    limit = int(getattr(settings, "NEXUS_MAX_STEP_OUTPUT_BYTES", 256 * 1024))
+    size = len(json.dumps(output, cls=DjangoJSONEncoder, default=str).encode())
+    if size > limit:
+        return PermanentStepError(f"step output is {size} bytes, over NEXUS_MAX_STEP_OUTPUT_BYTES={limit}",
+                                  "output_too_large")
+    return None
+
+
+def mergeable(step: dict, output: dict) -> dict:
+    """The part of an output merged into the context's top level (all of it stays under the step's name)."""
+    allowed = ENGINE_WRITES.get(step_type_name(step), frozenset())
+    return {k: v for k, v in output.items() if not is_reserved(k) or k in allowed}
 
 
 # --- saga compensation --------------------------------------------------------------------------

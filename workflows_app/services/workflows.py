@@ -68,7 +68,7 @@ def _new_version(workflow: Workflow, definition: dict, changed: list[str], user=
 
 
 def create_workflow(raw_definition: dict, *, owner=None) -> Workflow:
-    definition = definitions.validate_definition(raw_definition)
+    definition = definitions.validate_definition(raw_definition, owner=owner)
     try:
         with transaction.atomic():
             workflow = Workflow.objects.create(
@@ -84,20 +84,31 @@ def create_workflow(raw_definition: dict, *, owner=None) -> Workflow:
             _write_rows(workflow, definition)
             audit.record("workflow_created", workflow_id=workflow.id, version=1, name=workflow.name)
             workflow_changed.send(sender=Workflow, workflow=workflow, action="created")
-    except IntegrityError:
+    except IntegrityError:  # names are unique per owner: only the caller's own names conflict
         raise OperationError(
-            "CONFLICT", f"a workflow named '{definition['name']}' already exists", {"field": "name"}
+            "CONFLICT", f"you already have a workflow named '{definition['name']}'", {"field": "name"}
         ) from None
     return workflow
 
 
-def replace_definition(workflow_id, new_raw: dict, changed: list[str], *, user=None) -> Workflow:
-    """Validate and store a whole new definition as the next version (atomic)."""
+def _check_version(workflow: Workflow, expected_version: int | None) -> None:
+    if expected_version is not None and workflow.version != expected_version:
+        raise OperationError(
+            "CONFLICT", f"workflow is at version {workflow.version}, not {expected_version}: re-read it and retry",
+            {"field": "expected_version", "current_version": workflow.version})
+
+
+def replace_definition(workflow_id, new_raw: dict, changed: list[str], *, user=None,
+                       expected_version: int | None = None) -> Workflow:
+    """Validate and store a whole new definition as the next version (atomic, under the row lock)."""
     with transaction.atomic():
         workflow = Workflow.objects.select_for_update().get(pk=workflow_id)
-        definition = definitions.validate_definition(new_raw, workflow_id=str(workflow.id))
-        if definition["name"] != workflow.name and Workflow.objects.filter(name=definition["name"]).exists():
-            raise OperationError("CONFLICT", f"a workflow named '{definition['name']}' already exists", {"field": "name"})
+        _check_version(workflow, expected_version)
+        definition = definitions.validate_definition(new_raw, workflow_id=str(workflow.id), owner=workflow.owner)
+        if definition["name"] != workflow.name and Workflow.objects.filter(
+                name=definition["name"], owner_id=workflow.owner_id).exists():
+            raise OperationError("CONFLICT", f"you already have a workflow named '{definition['name']}'",
+                                 {"field": "name"})
         version = _new_version(workflow, definition, changed, user)
         workflow.name = definition["name"]
         workflow.description = definition["description"]
@@ -111,10 +122,14 @@ def replace_definition(workflow_id, new_raw: dict, changed: list[str], *, user=N
     return workflow
 
 
-def update_by_paths(workflow_id, updates: dict, *, user=None) -> tuple[Workflow, list[str]]:
-    workflow = Workflow.objects.select_related("current_version").get(pk=workflow_id)
-    new_raw, changed = definitions.apply_updates(definition_of(workflow), updates)
-    return replace_definition(workflow_id, new_raw, changed, user=user), changed
+def update_by_paths(workflow_id, updates: dict, *, user=None,
+                    expected_version: int | None = None) -> tuple[Workflow, list[str]]:
+    """Read, apply the paths and write under one row lock: concurrent updates serialise, none is lost."""
+    with transaction.atomic():
+        workflow = Workflow.objects.select_for_update().get(pk=workflow_id)
+        _check_version(workflow, expected_version)
+        new_raw, changed = definitions.apply_updates(definition_of(workflow), updates)
+        return replace_definition(workflow_id, new_raw, changed, user=user), changed
 
 
 def definition_from_rows(workflow: Workflow) -> dict:
