@@ -12,6 +12,14 @@ class BrokerRejected(PermanentStepError):
         self.order = order or {}
 
 
+class RiskRejected(BrokerRejected):
+    """Refused by the operator's caps in the order path (the last check before any order is sent)."""
+
+    def __init__(self, message: str, order: dict | None = None):
+        super().__init__(message, order)
+        self.error_class = "risk_limit_breach"
+
+
 @dataclass
 class OrderRequest:
     symbol: str

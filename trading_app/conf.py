@@ -21,6 +21,7 @@ of the same name, then the environment variable, then the default below.
 | NEXUS_PAPER_FILL_OUTSIDE_HOURS | true | paper: fill outside market hours at the last price (false: wait for the open) |
 | NEXUS_MAX_POSITION_PCT | 0.10 | per-symbol exposure cap, fraction of equity |
 | NEXUS_MAX_GROSS_EXPOSURE | 1.0 | gross exposure cap, multiple of equity |
+| NEXUS_MAX_RISK_LIMIT | 0.05 | largest `risk_limit` (loss entry->stop, fraction of equity) a step may ask for |
 | NEXUS_CACHE_TTL_BARS / _INTRADAY / _QUOTE / _NEWS / _CLOCK | 3600 / 60 / 5 / 300 / 30 | provider cache TTLs (s) |
 | NEXUS_PROVIDER_RETRY_ATTEMPTS | 1 | in-adapter retries of a 429/503 before raising a transient error |
 | NEXUS_PROVIDER_RETRY_MAX_WAIT | 2.0 | longest in-adapter wait (s); longer Retry-After goes to the engine |
@@ -28,6 +29,10 @@ of the same name, then the environment variable, then the default below.
 | NEXUS_PAPER_PROCESS_SECONDS | 15 | beat: paper broker checks open orders / bracket exits this often |
 | NEXUS_BROKER_SYNC_SECONDS | 30 | beat: Alpaca order statuses refreshed this often |
 | NEXUS_ACCOUNT_SNAPSHOT_SECONDS | 900 | beat: account snapshot this often |
+
+The NEXUS_MAX_* values are ceilings: a definition (or an account's own limits) may ask for less -
+a looser value is refused at create/update time with a field error naming the ceiling - never more;
+the order path applies them again at run time (``trading_app.risk.check_order``).
 """
 from __future__ import annotations
 
@@ -58,6 +63,7 @@ DEFAULTS: dict[str, Any] = {
     "NEXUS_PAPER_FILL_OUTSIDE_HOURS": True,
     "NEXUS_MAX_POSITION_PCT": 0.10,
     "NEXUS_MAX_GROSS_EXPOSURE": 1.0,
+    "NEXUS_MAX_RISK_LIMIT": 0.05,
     "NEXUS_CACHE_TTL_BARS": 3600,
     "NEXUS_CACHE_TTL_INTRADAY": 60,
     "NEXUS_CACHE_TTL_QUOTE": 5,

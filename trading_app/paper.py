@@ -25,8 +25,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from trading_app import conf
-from trading_app.brokers import BrokerRejected, OrderRequest
+from trading_app import conf, risk
+from trading_app.brokers import BrokerRejected, OrderRequest, RiskRejected
 from trading_app.models import AccountSnapshot, Fill, Order, PaperAccount, Position
 from trading_app.risk import ensure_trading_allowed
 
@@ -237,7 +237,8 @@ class PaperBroker:
                 if fill_price is not None:
                     self._fill(acct, order, market, price=fill_price)
         if rejected is not None:
-            raise BrokerRejected(f"order rejected: {rejected.reject_reason}", rejected.as_dict())
+            cls = RiskRejected if rejected.reject_reason.startswith("risk limit:") else BrokerRejected
+            raise cls(f"order rejected: {rejected.reject_reason}", rejected.as_dict())
         order.refresh_from_db()
         return {**order.as_dict(), "duplicate": False, "market_price": float(market)}
 
@@ -263,6 +264,23 @@ class PaperBroker:
                 ZERO)
             if order.qty > held - open_sells:
                 return f"short selling is disabled: sell {order.qty} but {held - open_sells} held"
+        return self._over_caps(acct, order, market, held)
+
+    def _over_caps(self, acct: PaperAccount, order: Order, market: Decimal, held: Decimal) -> str | None:
+        """The operator's caps, checked again with the account row locked: the last word before a
+        fill, whatever step (trade, hedge, saga, stop) sized the order. Open orders of the symbol
+        count as if filled, so orders waiting for the open cannot stack past the cap."""
+        value, gross, equity = self._totals(acct)
+        pending = ZERO
+        for o in Order.objects.filter(account=acct, symbol=order.symbol, status__in=Order.OPEN_STATUSES,
+                                      parent__isnull=True):
+            pending += (o.qty - o.filled_qty) * (1 if o.side == "buy" else -1)
+        try:
+            risk.check_order(side=order.side, qty=float(order.qty), price=float(market), equity=float(equity),
+                             held_qty=float(held + pending), gross_value=float(gross),
+                             lim=risk.limits(acct), symbol=order.symbol)
+        except risk.RiskLimitExceeded as exc:
+            return f"risk limit: {exc}"
         return None
 
     def _can_fill_now(self) -> bool:

@@ -136,17 +136,79 @@ def size_position(*, side: str, equity: float, entry: float, stop: float, risk_l
     return Sizing(qty, side, entry, stop, take_profit, budget, per_share, max_loss, capped, reason)
 
 
-def limits() -> dict:
-    return {"max_position_pct": float(conf.get("NEXUS_MAX_POSITION_PCT")),
-            "max_gross_exposure": float(conf.get("NEXUS_MAX_GROSS_EXPOSURE"))}
+# --- operator ceilings ------------------------------------------------------------------------------
+CEILINGS = {"max_position_pct": "NEXUS_MAX_POSITION_PCT", "max_gross_exposure": "NEXUS_MAX_GROSS_EXPOSURE",
+            "risk_limit": "NEXUS_MAX_RISK_LIMIT", "max_net_exposure": "NEXUS_MAX_GROSS_EXPOSURE"}
+
+
+class RiskLimitExceeded(PermanentStepError):
+    def __init__(self, message: str):
+        super().__init__(message, error_class="risk_limit_breach")
+
+
+def ceiling(name: str) -> float:
+    """The operator's maximum for a limit (a Django setting / environment variable, see conf)."""
+    return float(conf.get(CEILINGS[name]))
+
+
+def check_ceiling(name: str, value: float | None) -> float | None:
+    """Params validators call this: a definition may tighten a ceiling, never loosen it."""
+    if value is None:
+        return value
+    top = ceiling(name)
+    if value > top + 1e-12:
+        raise ValueError(f"{value} is above the operator's ceiling {CEILINGS[name]}={top:g}; "
+                         f"a definition can only tighten it")
+    return value
+
+
+def limits(account=None, **requested) -> dict:
+    """The limits in force: the settings' ceilings, tightened by the account's own limits and by
+    what the step asked for (``requested``, None = not asked). Never looser than a ceiling."""
+    out = {}
+    for name in ("max_position_pct", "max_gross_exposure"):
+        values = [ceiling(name), getattr(account, name, None), requested.get(name)]
+        out[name] = min(float(v) for v in values if v is not None)
+    return out
+
+
+def effective_risk_limit(requested: float) -> float:
+    return min(float(requested), ceiling("risk_limit"))
+
+
+def check_order(*, side: str, qty: float, price: float, equity: float, held_qty: float,
+                gross_value: float, lim: dict, symbol: str = "") -> None:
+    """The last check before an order leaves: after the fill, the symbol's position value must stay
+    within ``max_position_pct x equity`` and the gross within ``max_gross_exposure x equity``. An
+    order that only shrinks exposure (closing, reducing) always passes: a cap never traps a position.
+    Raises ``RiskLimitExceeded`` (error_class ``risk_limit_breach``)."""
+    delta = qty if side == "buy" else -qty
+    before, after = abs(held_qty) * price, abs(held_qty + delta) * price
+    if after <= before + 1e-9:
+        return
+    if equity <= 0:
+        raise RiskLimitExceeded(f"{side} {qty:g} {symbol}: no equity")
+    cap = lim["max_position_pct"] * equity
+    if after > cap + 1e-6:
+        raise RiskLimitExceeded(
+            f"{side} {qty:g} {symbol} would make the position {after:.2f} ({after / equity:.2%} of equity), "
+            f"above max_position_pct {lim['max_position_pct']:g}")
+    gross_after = gross_value - before + after
+    gross_cap = lim["max_gross_exposure"] * equity
+    if gross_after > gross_cap + 1e-6:
+        raise RiskLimitExceeded(
+            f"{side} {qty:g} {symbol} would make gross exposure {gross_after:.2f} "
+            f"({gross_after / equity:.2f}x equity), above max_gross_exposure {lim['max_gross_exposure']:g}")
 
 
 def exposure_report(account: dict, positions: list[dict], *, max_position_pct: float | None = None,
-                    max_gross_exposure: float | None = None, max_net_exposure: float | None = None) -> dict:
+                    max_gross_exposure: float | None = None, max_net_exposure: float | None = None,
+                    account_limits=None) -> dict:
     """Per-symbol, gross and net exposure as fractions of equity, with the limits they breach."""
-    lim = limits()
-    max_position_pct = lim["max_position_pct"] if max_position_pct is None else max_position_pct
-    max_gross_exposure = lim["max_gross_exposure"] if max_gross_exposure is None else max_gross_exposure
+    lim = limits(account_limits, max_position_pct=max_position_pct, max_gross_exposure=max_gross_exposure)
+    max_position_pct, max_gross_exposure = lim["max_position_pct"], lim["max_gross_exposure"]
+    if max_net_exposure is not None:
+        max_net_exposure = min(max_net_exposure, ceiling("max_net_exposure"))
     equity = float(account.get("equity") or 0.0)
     per_symbol = {}
     gross = net = 0.0

@@ -277,6 +277,9 @@ class TradeParams(SymbolsParams):
     allow_short: bool = False
     signal: Literal["BUY", "SELL"] | None = Field(None, description="Override the context's signal.")
 
+    _ceilings = field_validator("risk_limit", "max_position_pct", "max_gross_exposure")(
+        lambda cls, v, info: risk.check_ceiling(info.field_name, v))
+
 
 def _signal_for(ctx: StepContext, sym: str, primary: str) -> tuple[str | None, float | None]:
     sig = _find(ctx, sym, "signal", primary)
@@ -324,16 +327,19 @@ def execute_one(ctx: StepContext, broker, md, sym: str, side_signal: str, p: Tra
     if p.take_profit_ratio:
         dist = abs(entry - stop) * p.take_profit_ratio
         take_profit = entry + dist if side == "buy" else entry - dist
-    lim = risk.limits()
+    # the operator's ceilings, tightened by the account's and the step's own limits (never loosened)
+    lim = risk.limits(getattr(broker, "account_row", None), max_position_pct=p.max_position_pct,
+                      max_gross_exposure=p.max_gross_exposure)
     gross = sum(abs(float(x.get("market_value") or 0)) for x in positions.values())
     sizing = risk.size_position(
-        side=side, equity=float(account["equity"]), entry=entry, stop=stop, risk_limit=p.risk_limit,
+        side=side, equity=float(account["equity"]), entry=entry, stop=stop,
+        risk_limit=risk.effective_risk_limit(p.risk_limit),
         take_profit=take_profit, slippage_bps=float(account.get("slippage_bps", 0.0)),
         commission_per_share=float(account.get("commission_per_share", 0.0)),
         commission_min=float(account.get("commission_min", 0.0)),
-        max_position_pct=p.max_position_pct if p.max_position_pct is not None else lim["max_position_pct"],
+        max_position_pct=lim["max_position_pct"],
         current_position_value=float(pos["market_value"]) if pos else 0.0,
-        max_gross_exposure=p.max_gross_exposure if p.max_gross_exposure is not None else lim["max_gross_exposure"],
+        max_gross_exposure=lim["max_gross_exposure"],
         gross_exposure=gross, buying_power=float(account.get("buying_power", account["equity"])),
     )
     if sizing.qty <= 0:
@@ -453,6 +459,10 @@ class RiskCheckParams(Params):
     fail_on_breach: bool = Field(False, description="Fail the step (risk_limit_breach) when a limit is breached.")
     mark_to_market: bool = True
 
+    # a monitor may watch tighter limits than the operator's, never looser ones
+    _ceilings = field_validator("max_position_pct", "max_gross_exposure", "max_net_exposure")(
+        lambda cls, v, info: risk.check_ceiling(info.field_name, v))
+
 
 def risk_check(ctx: StepContext) -> dict:
     p: RiskCheckParams = ctx.params
@@ -460,7 +470,8 @@ def risk_check(ctx: StepContext) -> dict:
     account = broker.get_account(mark=p.mark_to_market) if broker.name == "paper" else broker.get_account()
     positions = broker.get_positions()
     report = risk.exposure_report(account, positions, max_position_pct=p.max_position_pct,
-                                  max_gross_exposure=p.max_gross_exposure, max_net_exposure=p.max_net_exposure)
+                                  max_gross_exposure=p.max_gross_exposure, max_net_exposure=p.max_net_exposure,
+                                  account_limits=getattr(broker, "account_row", None))
     ks = risk.kill_switch_state()
     out = {**report, "status": "breach" if report["breaches"] else "ok", "kill_switch": ks["active"],
            "positions": positions, "cash": account.get("cash"), "broker": broker.name,
@@ -596,6 +607,8 @@ class PositionSizingParams(SymbolsParams):
     atr_multiple: float = Field(2.0, gt=0, le=20)
     take_profit_ratio: float | None = Field(2.0, gt=0, le=20)
 
+    _ceilings = field_validator("risk_limit")(lambda cls, v, info: risk.check_ceiling(info.field_name, v))
+
 
 def position_sizing(ctx: StepContext) -> dict:
     p: PositionSizingParams = ctx.params
@@ -603,7 +616,7 @@ def position_sizing(ctx: StepContext) -> dict:
     broker = get_broker(ctx.test_mode)
     md = broker.market_data if hasattr(broker, "market_data") else get_market_data(ctx.test_mode)
     account, positions = _account_and_positions(broker)
-    lim = risk.limits()
+    lim = risk.limits(getattr(broker, "account_row", None))
     gross = sum(abs(float(x.get("market_value") or 0)) for x in positions.values())
     by_symbol = {}
     for sym in symbols:
@@ -617,7 +630,8 @@ def position_sizing(ctx: StepContext) -> dict:
             tp = entry + d if p.side == "buy" else entry - d
         pos = positions.get(sym)
         by_symbol[sym] = risk.size_position(
-            side=p.side, equity=float(account["equity"]), entry=entry, stop=stop, risk_limit=p.risk_limit,
+            side=p.side, equity=float(account["equity"]), entry=entry, stop=stop,
+            risk_limit=risk.effective_risk_limit(p.risk_limit),
             take_profit=tp, slippage_bps=float(account.get("slippage_bps", 0)),
             commission_per_share=float(account.get("commission_per_share", 0)),
             commission_min=float(account.get("commission_min", 0)), max_position_pct=lim["max_position_pct"],

@@ -155,7 +155,7 @@ def test_market_scan_feeds_symbols():
 
 @pytest.mark.django_db
 def test_risk_check_hedge_stop_loss_and_sizing():
-    run_step("trade_execution", {"signal": "BUY", "max_position_pct": 0.5, "risk_limit": 0.05},
+    run_step("trade_execution", {"signal": "BUY", "risk_limit": 0.05},
              input_data={"symbols": ["AAPL"]})
     rc = run_step("risk_check", {"max_position_pct": 0.01})
     assert rc["status"] == "breach" and rc["breaches"][0]["limit"] == "max_position_pct"
