@@ -1,8 +1,9 @@
 """Trading step types: params schemas (pydantic, extra fields forbidden, every field defaulted) and handlers.
 
-Handlers take a ``StepContext`` and return a JSON-serialisable dict. Symbols come from the step's
-params, else the execution context (``symbols`` / ``symbol``, e.g. from input_data or a previous
-``market_scan``), else ``["AAPL"]``. ``ctx.test_mode`` forces the simulated providers and the paper
+Handlers take a ``StepContext`` and return a JSON-serialisable dict. Which symbols a step works on
+follows one rule (``trading_app.symbols.symbol_scope``, README "Symbol scope"): the trigger's event
+or ``input_data.symbols`` narrows the step's list (its ``symbols``, else the previous steps'),
+unless the step says ``symbols_mode: fixed``; each output's ``symbol_scope`` says which and why. ``ctx.test_mode`` forces the simulated providers and the paper
 broker. Orders carry a ``client_order_id`` derived from ``ctx.idempotency_key`` (execution + step)
 and the symbol, so a retried or redelivered step finds its order instead of placing a second one.
 """
@@ -14,13 +15,13 @@ from datetime import timedelta
 from typing import Literal
 
 from django.utils import timezone
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from trading_app import conf, indicators, risk, sentiment
 from trading_app.brokers import OrderRequest, client_order_id_for
 from trading_app.providers import get_broker, get_market_data, get_news_provider
 from trading_app.signals import score_signal
-from trading_app.symbols import normalise, resolve_symbols
+from trading_app.symbols import normalise, resolve_symbols, symbol_scope
 from workflows_app.errors import PermanentStepError
 from workflows_app.registry import StepContext
 
@@ -34,7 +35,12 @@ class Params(BaseModel):
 
 
 class SymbolsParams(Params):
-    symbols: list[str] | None = Field(None, description="Symbols; default: the context's `symbols`, else AAPL.")
+    symbols: list[str] | None = Field(
+        None, description="Symbols; default: the previous steps' symbols, else AAPL. The trigger's event or "
+                          "input_data.symbols narrows this list unless symbols_mode is fixed.")
+    symbols_mode: Literal["narrow", "fixed"] = Field(
+        "narrow", description="narrow: analyse/trade only the triggering event's (or input_data's) symbols "
+                              "among these; fixed: always exactly these symbols (needs symbols).")
 
     @field_validator("symbols", mode="before")
     @classmethod
@@ -52,6 +58,12 @@ class SymbolsParams(Params):
             raise ValueError("at most 500 symbols")
         return [normalise(s) if _wellformed(s) else _raise_symbol(s) for s in v]
 
+    @model_validator(mode="after")
+    def _fixed_needs_symbols(self):
+        if self.symbols_mode == "fixed" and not self.symbols:
+            raise ValueError("symbols_mode 'fixed' needs a non-empty symbols list")
+        return self
+
 
 def _wellformed(s) -> bool:
     from trading_app.symbols import SYMBOL_RE
@@ -63,8 +75,22 @@ def _raise_symbol(s):
     raise ValueError(f"malformed symbol {s!r}: 1-5 letters, optional .X class suffix")
 
 
+def _scope(ctx: StepContext, p, **kw) -> dict:
+    """The step's symbol scope (see ``trading_app.symbols.symbol_scope``), shown in its output."""
+    return symbol_scope(ctx, p.symbols, getattr(p, "symbols_mode", "narrow"), **kw)
+
+
 def _symbols(ctx: StepContext, params_symbols) -> list[str]:
-    return resolve_symbols(params_symbols, ctx)
+    scope = symbol_scope(ctx, params_symbols)
+    if not scope["symbols"]:
+        raise PermanentStepError(f"no symbols in scope: {scope.get('reason')}", error_class="empty_symbol_scope")
+    return scope["symbols"]
+
+
+def _empty_scope(scope: dict, **extra) -> dict:
+    """The output of a step left with no symbols by the scope rule: it does nothing, and says why."""
+    return {"symbols": [], "symbol_scope": scope, "by_symbol": {}, **extra,
+            "note": scope.get("reason") or "no symbols in scope"}
 
 
 def audit_order(ctx: StepContext, order: dict, **extra) -> dict:
@@ -114,7 +140,11 @@ class NewsAnalysisParams(SymbolsParams):
 
 def news_analysis(ctx: StepContext) -> dict:
     p: NewsAnalysisParams = ctx.params
-    symbols = _symbols(ctx, p.symbols)
+    scope = _scope(ctx, p)
+    symbols = scope["symbols"]
+    if not symbols:
+        return _empty_scope(scope, sentiment=0.0, sentiment_label=sentiment.label(0.0), article_count=0,
+                            articles=[])
     provider = get_news_provider(ctx.test_mode)
     now = provider.now() if hasattr(provider.inner, "now") else timezone.now()
     start = now - timedelta(hours=p.lookback_hours)
@@ -149,6 +179,7 @@ def news_analysis(ctx: StepContext) -> dict:
         ],
         "by_symbol": by_symbol,
         "symbols": symbols,
+        "symbol_scope": scope,
         "provider": provider.name,
         "lookback_hours": p.lookback_hours,
         **({"note": "no articles in the lookback window: sentiment 0"} if not articles else {}),
@@ -190,7 +221,10 @@ class TechnicalAnalysisParams(SymbolsParams):
 
 def technical_analysis(ctx: StepContext) -> dict:
     p: TechnicalAnalysisParams = ctx.params
-    symbols = _symbols(ctx, p.symbols)
+    scope = _scope(ctx, p)
+    symbols = scope["symbols"]
+    if not symbols:
+        return _empty_scope(scope, indicators=[w.upper() for w in indicators.normalise_indicators(p.indicators)])
     wanted = indicators.normalise_indicators(p.indicators)
     md = get_market_data(ctx.test_mode)
     if p.timeframe == "day":
@@ -216,6 +250,7 @@ def technical_analysis(ctx: StepContext) -> dict:
     out = {
         "symbol": symbols[0],
         "symbols": symbols,
+        "symbol_scope": scope,
         "indicators": [w.upper() for w in wanted],
         "by_symbol": by_symbol,
         "timeframe": p.timeframe,
@@ -245,7 +280,10 @@ def signal_generation(ctx: StepContext) -> dict:
     """BUY / SELL / HOLD per symbol: the transparent score documented in ``trading_app.signals``
     (sentiment 0.4, RSI 0.2, MACD 0.4 by default; confidence = |score|; HOLD below ``threshold``)."""
     p: SignalParams = ctx.params
-    symbols = _symbols(ctx, p.symbols)
+    scope = _scope(ctx, p)
+    symbols = scope["symbols"]
+    if not symbols:
+        return _empty_scope(scope, signal="HOLD", confidence=0.0, actionable=[], threshold=p.threshold)
     primary = symbols[0]
     by_symbol = {}
     for sym in symbols:
@@ -258,7 +296,7 @@ def signal_generation(ctx: StepContext) -> dict:
         "signal": top["signal"], "confidence": top["confidence"], "symbol": primary, "score": top["score"],
         "components": top["components"], "threshold": p.threshold,
         "actionable": [s for s, v in by_symbol.items() if v["signal"] != "HOLD"],
-        "by_symbol": by_symbol,
+        "by_symbol": by_symbol, "symbols": symbols, "symbol_scope": scope,
         **({"reason": top["reason"]} if "reason" in top else {}),
     }
 
@@ -362,11 +400,15 @@ def execute_one(ctx: StepContext, broker, md, sym: str, side_signal: str, p: Tra
 
 def trade_execution(ctx: StepContext) -> dict:
     p: TradeParams = ctx.params
-    explicit = p.symbols or (ctx.context or {}).get("symbols") or (ctx.input_data or {}).get("symbols")
-    symbols = _symbols(ctx, p.symbols)
-    if not explicit:  # no symbols named anywhere: trade what the signal step scored
+    scope = _scope(ctx, p)
+    if scope["source"] == "default":  # no symbols named anywhere: trade what the signal step scored
         sig_symbols = [s for s in ((ctx.context or {}).get("by_symbol") or {}) if _find(ctx, s, "signal")]
-        symbols = sig_symbols or symbols
+        if sig_symbols:
+            scope = {**scope, "symbols": sig_symbols, "source": "previous_step"}
+    symbols = scope["symbols"]
+    if not symbols:
+        return _empty_scope(scope, order_id=None, status="skipped", orders=[], skipped=[], risk_limit=p.risk_limit,
+                            reason=scope.get("reason"), **_mode(ctx))
     primary = symbols[0]
     decisions = []
     for sym in symbols:
@@ -404,6 +446,7 @@ def trade_execution(ctx: StepContext) -> dict:
         "skipped": [r for r in results if r.get("status") == "skipped"],
         "risk_limit": p.risk_limit,
         "broker": broker.name,
+        "symbol_scope": scope,
         **_mode(ctx),
     }
     if first.get("status") == "skipped":
@@ -424,7 +467,10 @@ class MarketScanParams(SymbolsParams):
 
 def market_scan(ctx: StepContext) -> dict:
     p: MarketScanParams = ctx.params
-    universe = resolve_symbols(p.symbols, None, default=DEFAULT_SCAN_UNIVERSE)
+    scope = _scope(ctx, p, use_context=False, default=DEFAULT_SCAN_UNIVERSE, default_source="watchlist")
+    universe = scope["symbols"]
+    if not universe:
+        return _empty_scope(scope, candidates=[], scanned=0, passed_filters=0, rank_by=p.rank_by)
     md = get_market_data(ctx.test_mode)
     bars = md.daily_bars_many(universe, limit=max(p.bars, 30))
     ind = indicators.rsi_macd_many({s: b["close"] for s, b in bars.items()})
@@ -448,7 +494,7 @@ def market_scan(ctx: StepContext) -> dict:
     rows.sort(key=key, reverse=True)
     top = rows[: p.top_n]
     return {"candidates": top, "symbols": [r["symbol"] for r in top], "scanned": len(universe),
-            "passed_filters": len(rows), "rank_by": p.rank_by, "provider": md.name}
+            "passed_filters": len(rows), "rank_by": p.rank_by, "provider": md.name, "symbol_scope": scope}
 
 
 # --- risk_check / exposure ---------------------------------------------------------------------

@@ -15,7 +15,9 @@ Trigger types (params accept the specification's shapes, plus ``cooldown`` secon
 
 The engine calls ``evaluator(params, event, state)``; it fires on the edge with the cooldown.
 Pollers (``nexus.events.poll_market`` / ``poll_news``) run on beat, only when such triggers exist,
-and put their events on the ``events`` queue (deduplicated by bar / article id).
+and put their events on the ``events`` queue (deduplicated by bar / article id). The news poller
+fetches the union of the symbols the active news triggers name, plus the watchlist
+(``NEXUS_NEWS_WATCHLIST``) when any of them names none.
 """
 from __future__ import annotations
 
@@ -431,6 +433,20 @@ def news_event(article: dict) -> dict:
                       event_id=f"news:{article.get('id') or article.get('url')}")
 
 
+def news_watchlist() -> list[str]:
+    return [s.strip().upper() for s in os.environ.get(
+        "NEXUS_NEWS_WATCHLIST", "AAPL,MSFT,GOOGL,AMZN,TSLA,NVDA,META,JPM").split(",") if s.strip()]
+
+
+def news_symbols(rows: list[dict]) -> list[str]:
+    """The symbols polled for the active news triggers' params: every symbol a trigger names, plus the
+    watchlist as soon as one trigger names none (a filtered trigger must not blind an unfiltered one)."""
+    symbols = {str(s).upper() for p in rows for s in (p or {}).get("symbols", [])}
+    if any(not (p or {}).get("symbols") for p in rows):
+        symbols.update(news_watchlist())
+    return sorted(symbols)
+
+
 def poll_news(news=None, now: datetime | None = None) -> dict:
     from trading_app import sentiment
     from trading_app.providers import get_news_provider
@@ -440,10 +456,7 @@ def poll_news(news=None, now: datetime | None = None) -> dict:
     rows = list(_active_triggers(NEWS_TYPES).values_list("params", flat=True))
     if not rows:
         return {"articles": 0, "events": 0}
-    symbols = sorted({str(s).upper() for p in rows for s in (p or {}).get("symbols", [])})
-    if not symbols:
-        symbols = [s.strip().upper() for s in os.environ.get(
-            "NEXUS_NEWS_WATCHLIST", "AAPL,MSFT,GOOGL,AMZN,TSLA,NVDA,META,JPM").split(",") if s.strip()]
+    symbols = news_symbols(rows)
     now = now or datetime.now(UTC)
     client = redis_client()
     cursor = client.get(NEWS_CURSOR_KEY)
@@ -454,7 +467,7 @@ def poll_news(news=None, now: datetime | None = None) -> dict:
     batch = [news_event(a) for a in articles]
     replies = events.ingest_many(batch) if batch else []
     client.set(NEWS_CURSOR_KEY, now.isoformat())
-    return {"articles": len(articles), "events": len(batch),
+    return {"articles": len(articles), "events": len(batch), "symbols": symbols,
             "new": sum(1 for r in replies if not r["deduplicated"])}
 
 

@@ -80,7 +80,9 @@ def test_specification_chain_buys_and_is_idempotent():
     bullish_aapl()
     outs, exec_id = spec_chain({"symbols": ["AAPL"], "test_mode": True})
     news = outs["analyze_news"]
-    assert -1 <= news["sentiment"] <= 1 and news["articles"] and set(news["by_symbol"]) == {"AAPL", "MSFT"}
+    assert -1 <= news["sentiment"] <= 1 and news["articles"] and set(news["by_symbol"]) == {"AAPL"}
+    # input_data.symbols narrows the news step's AAPL+MSFT (README "Symbol scope")
+    assert news["symbol_scope"]["source"] == "input_data" and news["symbol_scope"]["listed"] == ["AAPL", "MSFT"]
     assert news["by_symbol"]["AAPL"]["sentiment"] > 0.25
     assert NewsItem.objects.exists()
     tech = outs["market_analysis"]
