@@ -24,7 +24,14 @@ import threading
 import time
 from pathlib import Path
 
-from nexus_project.runtime import BASE_DIR, VAR_DIR, EmbeddedRedis, local_secret, recorded_embedded_url, resolve_redis_url
+from nexus_project.runtime import (
+    BASE_DIR,
+    VAR_DIR,
+    EmbeddedRedis,
+    local_secret,
+    recorded_embedded_url,
+    resolve_redis_url,
+)
 
 RESTART_DELAY_MAX = 60.0
 STABLE_AFTER = 60.0  # a process that ran this long before exiting restarts after the shortest delay

@@ -23,12 +23,12 @@ import time
 import uuid
 from datetime import timedelta
 
+import redis
 from celery import schedules
+from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
 from django_celery_beat.schedulers import DatabaseScheduler
-import redis
-from django.conf import settings
 from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
+from pathlib import Path
 
 import pytest
 
@@ -67,3 +67,82 @@ def test_stack_restarts_a_dead_process_and_ctrl_c_leaves_nothing_behind(tmp_path
     assert not redis_answers(url)
     assert not (var / "redis.url").exists()
     wait_for(lambda: not _alive(steady) and not _alive(grandchild), timeout=10, message="children gone")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _procfile_process(name: str, tmp_path, **env_extra) -> subprocess.Popen:
+    """Start one process exactly as `make run` does: the Procfile's line, with make run's environment
+    (no DEBUG, no SECRET_KEY, a fresh var dir)."""
+    from nexus_project.stack import read_procfile
+
+    command = read_procfile(ROOT / "Procfile")[name]
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DEBUG", "SECRET_KEY", "DJANGO_SETTINGS_MODULE", "DATABASE_URL", "FLOWER_BASIC_AUTH")}
+    env.update(NEXUS_VAR_DIR=str(tmp_path / "var"), PYTHONPATH=str(ROOT),
+               PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", **env_extra)
+    return subprocess.Popen(["/bin/sh", "-c", f"exec {command}"], cwd=ROOT, env=env, stdout=(tmp_path / f"{name}.log").open("w"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _get(url: str, auth: tuple[str, str] | None = None):
+    import base64
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url)
+    if auth:
+        request.add_header("Authorization", "Basic " + base64.b64encode(":".join(auth).encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            return reply.status, reply.read().decode(errors="replace")
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode(errors="replace")
+    except OSError:
+        return None, ""
+
+
+def _stop(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(10)
+
+
+def test_make_run_web_has_no_debug_page_and_its_own_secret_key(tmp_path):
+    port = _free_port()
+    web = _procfile_process("web", tmp_path, PORT=str(port))
+    try:
+        status, body = wait_for(lambda: (lambda r: r if r[0] else None)(_get(f"http://127.0.0.1:{port}/no-such-page/")),
+                                timeout=90, interval=0.5, message=f"web answering ({tmp_path / 'web.log'})")
+        assert status == 404
+        assert "URLconf" not in body and "DEBUG = True" not in body and "api/v1" not in body  # not the debug page
+        static = _get(f"http://127.0.0.1:{port}/static/admin/css/base.css")  # WhiteNoise serves static without DEBUG
+        assert static[0] == 200 and "body" in static[1]
+        assert _get(f"http://127.0.0.1:{port}/admin/login/")[0] in (200, 500)  # served (no database migrated here)
+    finally:
+        _stop(web)
+    key = tmp_path / "var" / "secret-key"
+    assert key.stat().st_mode & 0o077 == 0 and len(key.read_text().strip()) >= 50
+    assert "dev-insecure" not in key.read_text()
+
+
+def test_make_run_flower_wants_the_admin_login(tmp_path):
+    port = _free_port()
+    flower = _procfile_process("flower", tmp_path, FLOWER_PORT=str(port), FLOWER_BASIC_AUTH="admin:s3cret-pw",
+                               REDIS_URL="redis://127.0.0.1:1/0")  # no broker needed to answer HTTP
+    try:
+        status, _ = wait_for(lambda: (lambda r: r if r[0] else None)(_get(f"http://127.0.0.1:{port}/")),
+                             timeout=90, interval=0.5, message=f"flower answering ({tmp_path / 'flower.log'})")
+        assert status == 401
+        assert _get(f"http://127.0.0.1:{port}/", auth=("admin", "wrong"))[0] == 401
+        assert _get(f"http://127.0.0.1:{port}/", auth=("admin", "s3cret-pw"))[0] == 200
+    finally:
+        _stop(flower)

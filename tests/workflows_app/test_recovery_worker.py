@@ -1,0 +1,102 @@
+"""A worker SIGKILLed with executions in flight while the other queues are flooded: the dedicated
+maintenance consumer and beat (real subprocesses) resume every lost execution within
+step timeout + margin + one reconcile period, every execution ends final, nothing happens twice.
+
+Everything runs on a Redis of this module's own (the flood must not reach any other test's worker):
+two worker subprocesses as in the Procfile (`worker` on every queue, `maintenance` on its own), a
+real beat sending the reconciler every 2 s, and executions started from a client subprocess.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+
+import pytest
+from django.db.models import Count
+
+from tests.conftest import wait_for
+from tests.workflows_app.helpers import create
+from tests.workflows_app.recovery_support import beats_fixture, own_redis_fixture, start_executions  # noqa: F401
+from trading_app.models import Order
+from workflows_app.models import AuditEvent, Execution, StepRun
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+TIMEOUT, MARGIN, EVERY = 5, 3, 2  # step timeout, reconcile margin and period (s) for this test
+BOUND = TIMEOUT + MARGIN + EVERY
+SLACK = 25  # the machine is busy: processes get CPU late (the flood below keeps the queues busy far longer)
+FINAL = {"succeeded", "failed", "cancelled", "timed_out", "compensated"}
+N = 50
+FLOOD = 120  # per queue: 2 x 120 one-second tasks on 4 processes keep the worker busy for > 60 s
+
+
+def _steps(kind: str, tag: str) -> tuple[list, dict]:
+    middle = ({"name": "effect", "type": "test_side_effect", "params": {"tag": tag, "sleep": 0.5}}
+              if kind == "side_effect" else
+              {"name": "buy", "type": "trade_execution", "params": {"signal": "BUY", "risk_limit": 0.001}})
+    steps = [{"name": "before", "type": "wait", "params": {"seconds": 0.5}}, middle,
+             {"name": "after", "type": "wait", "params": {"seconds": 0.5}}]
+    for step in steps:
+        step["timeout"] = TIMEOUT
+    return steps, ({"test_mode": True, "symbols": ["AAPL"]} if kind == "paper_buy" else {})
+
+
+@pytest.mark.parametrize("kind", ["side_effect", "paper_buy"])
+def test_lost_executions_resume_within_the_bound_while_the_other_queues_are_flooded(
+        kind, own_redis, beats, worker_process, monkeypatch, settings):
+    settings.NEXUS_SIM_NOW = "2025-09-17T17:00:00Z"  # the paper broker fills during market hours
+    monkeypatch.setenv("NEXUS_SIM_NOW", settings.NEXUS_SIM_NOW)
+    monkeypatch.setenv("REDIS_URL", own_redis.url)  # every subprocess below talks to our Redis
+    monkeypatch.setenv("NEXUS_RECONCILE_MARGIN_SECONDS", str(MARGIN))
+    monkeypatch.setenv("NEXUS_RECONCILE_EVERY", str(EVERY))
+    tag = f"{kind}-{time.monotonic_ns()}"
+    steps, input_data = _steps(kind, tag)
+    wf = create(f"recover-{tag}", steps)
+    slow = [{"name": "slow", "type": "test_record", "params": {"tag": f"{tag}-flood", "sleep": 1}, "timeout": TIMEOUT}]
+    flood = [create(f"flood-{queue}-{tag}", slow, queue=queue) for queue in ("trading", "workflows")]
+
+    worker_process(queues="maintenance", concurrency=1)  # the Procfile's `maintenance` process
+    worker = worker_process(queues="workflows,events,trading,maintenance", concurrency=4)
+    beats(own_redis.url)
+    ids = start_executions(own_redis.url, [(wf, N, input_data)])[wf]
+
+    def started_middle() -> int:
+        return StepRun.objects.filter(execution_id__in=ids, step_name=steps[1]["name"]).count()
+
+    wait_for(lambda: started_middle() >= 5, timeout=120, interval=0.2, message="executions mid-flight")
+    start_executions(own_redis.url, [(flood[0], FLOOD, {}), (flood[1], FLOOD, {})])  # the other queues flooded
+    worker.kill()  # SIGKILL the worker's whole process group: prefetched and running messages are lost
+    killed_at = time.time()
+    in_flight = set(Execution.objects.filter(pk__in=ids).exclude(status__in=FINAL).values_list("pk", flat=True))
+    assert in_flight, "nothing was in flight at the kill"
+    worker_process(queues="workflows,events,trading,maintenance", concurrency=4)  # restarted, as supervisors do
+
+    def final() -> int:
+        return Execution.objects.filter(pk__in=ids, status__in=FINAL).count()
+
+    wait_for(lambda: final() == N, timeout=900, interval=1, message=f"{N} executions final")
+    done_at = time.time()
+
+    statuses = Counter(Execution.objects.filter(pk__in=ids).values_list("status", flat=True))
+    assert statuses == {"succeeded": N}, statuses
+    # lost executions were resumed by the reconciler within the bound, flood or not
+    resumed = {}
+    for event in AuditEvent.objects.filter(execution_id__in=ids, event="execution_dispatched").order_by("timestamp"):
+        if (event.data or {}).get("reason") == "reconciled" and event.timestamp.timestamp() > killed_at:
+            resumed.setdefault(event.execution_id, event.timestamp.timestamp() - killed_at)
+    assert resumed, "the reconciler resumed nothing: no execution was lost?"
+    assert max(resumed.values()) <= BOUND + SLACK, sorted(resumed.values())
+    flood_left = Execution.objects.filter(workflow_id__in=flood).exclude(status__in=FINAL).count()
+    assert flood_left > 0 or done_at - killed_at > max(resumed.values()), "the flood was over before the reconciler ran"
+
+    if kind == "side_effect":
+        r = own_redis.client()
+        assert int(r.get(f"test:effects:{tag}")) == N  # one effect per execution, none twice
+    else:
+        orders = Order.objects.filter(execution_id__in=ids, parent__isnull=True)
+        per_execution = orders.values("execution_id").annotate(n=Count("id"))
+        assert orders.count() == N and all(row["n"] == 1 for row in per_execution), list(per_execution)
+        assert orders.values("client_order_id").distinct().count() == N
+    print(json.dumps({"kind": kind, "in_flight_at_kill": len(in_flight), "resumed": len(resumed),
+                      "max_resume_after_kill_s": round(max(resumed.values()), 1), "bound_s": BOUND,
+                      "all_final_after_kill_s": round(done_at - killed_at, 1), "flood_unfinished_then": flood_left}))
