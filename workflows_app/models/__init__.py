@@ -1,13 +1,17 @@
 from workflows_app.models.audit import AuditEvent, DeadLetter
 from workflows_app.models.definitions import Agent, Step, Trigger, Workflow, WorkflowVersion
-from workflows_app.models.queues import MessageQueue
+from workflows_app.models.guards import CircuitState, Guard
+from workflows_app.models.queues import InboxMessage, MessageQueue
 from workflows_app.models.runs import Execution, StepRun
 
 __all__ = [
     "Agent",
     "AuditEvent",
+    "CircuitState",
     "DeadLetter",
     "Execution",
+    "Guard",
+    "InboxMessage",
     "MessageQueue",
     "Step",
     "StepRun",
