@@ -203,14 +203,15 @@ def redrives(inbox_id) -> int | None:
 
 def prune(now=None, limit: int = 5000) -> dict:
     """Retention: pending rows older than their queue's message_retention expire (as XTRIM drops
-    their entries); finished rows are deleted once that old. Expired guards are deleted."""
+    their entries); rows finished that long ago are deleted. Expired guards are deleted."""
     now = now or timezone.now()
     expired = deleted = 0
     for name, retention in MessageQueue.objects.values_list("name", "message_retention"):
         cutoff = now - timedelta(seconds=retention)
-        old = InboxMessage.objects.filter(queue_name=name, created_at__lt=cutoff)
-        expired += old.filter(state=PENDING).update(state=InboxMessage.State.EXPIRED, finished_at=now)
-        ids = list(old.exclude(state=PENDING).values_list("pk", flat=True)[:limit])
+        mine = InboxMessage.objects.filter(queue_name=name)
+        expired += mine.filter(state=PENDING, created_at__lt=cutoff).update(
+            state=InboxMessage.State.EXPIRED, finished_at=now)
+        ids = list(mine.exclude(state=PENDING).filter(finished_at__lt=cutoff).values_list("pk", flat=True)[:limit])
         if ids:
             deleted += InboxMessage.objects.filter(pk__in=ids).delete()[0]
     return {"expired": expired, "deleted": deleted, "guards_deleted": guards.prune(now)}

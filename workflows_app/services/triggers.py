@@ -27,6 +27,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -91,8 +92,10 @@ def on_workflow_changed(sender, workflow: Workflow, action: str, **kwargs) -> No
 
 
 def bump_index_version() -> None:
+    # A random token, not a counter: a counter restarts at 1 when Redis restarts empty and could
+    # match the version a process cached before, which would keep a stale index.
     try:
-        redis_client().incr(INDEX_VERSION_KEY)
+        redis_client().set(INDEX_VERSION_KEY, uuid.uuid4().hex)
     except Exception:  # noqa: BLE001 - an unreachable Redis must not fail a definition change
         log.exception("could not bump the trigger index version")
 
