@@ -1,8 +1,14 @@
-"""Circuit breakers shared by every execution and worker, kept in Redis.
+"""Circuit breakers shared by every execution and worker, kept in Redis and backed by the database.
 
 closed --(failure_threshold failures within timeout_duration)--> open
 open --(reset_timeout elapsed)--> half_open: exactly one execution is let through as a trial
 half_open --(trial succeeds)--> closed;  half_open --(trial fails)--> open again
+
+Every transition (open / closed) is also written to ``CircuitState``. When Redis has no state for
+a breaker (first use, or Redis restarted empty) the last transition is restored from there, so an
+open breaker stays open (with its original ``opened_at``) across a Redis restart. What is not
+restored: the failures counted towards the threshold in the current window and a half-open trial
+in progress (a new trial is let through).
 """
 from __future__ import annotations
 
@@ -45,8 +51,24 @@ class CircuitBreaker:
     def _failures_key(self) -> str:
         return f"nexus:circuit:{self.key}:failures"
 
-    def snapshot(self) -> dict:
+    def _load(self) -> dict:
         data = self._redis.hgetall(self._state_key)
+        if data:
+            return data
+        from workflows_app.models import CircuitState
+
+        row = CircuitState.objects.filter(key=self.key[:200]).values("state", "opened_at").first()
+        data = {"state": row["state"], "opened_at": row["opened_at"]} if row else {"state": CLOSED, "opened_at": 0}
+        self._redis.hset(self._state_key, mapping=data)  # restored: the next read is Redis only
+        return {k: str(v) for k, v in data.items()}
+
+    def _persist(self, state: str, opened_at: float) -> None:
+        from workflows_app.models import CircuitState
+
+        CircuitState.objects.update_or_create(key=self.key[:200], defaults={"state": state, "opened_at": opened_at})
+
+    def snapshot(self) -> dict:
+        data = self._load()
         state = data.get("state", CLOSED)
         opened_at = float(data.get("opened_at", 0) or 0)
         if state == OPEN and self.clock() - opened_at >= self.reset_timeout:
@@ -73,8 +95,9 @@ class CircuitBreaker:
         pipe.zadd(self._failures_key, {f"{now}:{time.monotonic_ns()}": now})
         pipe.zremrangebyscore(self._failures_key, "-inf", now - self.timeout_duration)
         pipe.zcard(self._failures_key)
-        pipe.hget(self._state_key, "state")
-        _, _, failures, state = pipe.execute()
+        pipe.execute()
+        state = self._load().get("state")
+        failures = self._redis.zcard(self._failures_key)
         half_open_trial = self._redis.exists(f"{self._state_key}:trial")
         if (state or CLOSED) == CLOSED and failures >= self.failure_threshold or half_open_trial:
             self._open(now)
@@ -88,6 +111,7 @@ class CircuitBreaker:
             pipe.hset(self._state_key, mapping={"state": CLOSED, "opened_at": 0})
             pipe.delete(self._failures_key, f"{self._state_key}:trial")
             pipe.execute()
+            self._persist(CLOSED, 0)
         return self.snapshot()["state"]
 
     def _open(self, now: float) -> None:
@@ -95,6 +119,10 @@ class CircuitBreaker:
         pipe.hset(self._state_key, mapping={"state": OPEN, "opened_at": now})
         pipe.delete(self._failures_key, f"{self._state_key}:trial")
         pipe.execute()
+        self._persist(OPEN, now)
 
     def reset(self) -> None:
+        from workflows_app.models import CircuitState
+
         self._redis.delete(self._state_key, self._failures_key, f"{self._state_key}:trial")
+        CircuitState.objects.filter(key=self.key[:200]).delete()

@@ -1,11 +1,18 @@
 """Celery tasks for triggers, events, named queues and dead letters: thin wrappers over services.
 
 Routed by name: ``nexus.events.*`` to the ``events`` queue, ``nexus.maintenance.*`` to
-``maintenance`` (settings.CELERY_TASK_ROUTES). Beat runs the sweep and the dead-letter job.
+``maintenance`` (settings.CELERY_TASK_ROUTES). Beat runs the sweep and the dead-letter job. A
+worker that starts re-feeds accepted messages a restarted Redis lost (``services.inbox.replay``;
+the sweep does it too).
 """
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
+from celery.signals import worker_ready
+
+log = logging.getLogger(__name__)
 
 EVENTS = {"acks_late": True, "reject_on_worker_lost": True, "time_limit": 120, "soft_time_limit": 100}
 
@@ -53,3 +60,21 @@ def process_dead_letters(limit: int = 200):
     result = deadletters.process_dead_letters(limit=limit)
     result.pop("results", None)
     return result
+
+
+@worker_ready.connect(dispatch_uid="nexus-inbox-replay-at-start")
+def replay_inbox_at_start(**kwargs):
+    """A (re)started worker may be the first to see a Redis that restarted empty: re-feed the
+    accepted messages it lost now rather than at the next sweep."""
+    from django.db import connections
+
+    from workflows_app.services import inbox
+
+    try:
+        result = inbox.replay()
+        if result["fed"]:
+            log.warning("worker start: fed %d accepted message(s) back into Redis", result["fed"])
+    except Exception:  # noqa: BLE001 - the sweep tries again; a worker must start anyway
+        log.exception("worker start: inbox replay failed")
+    finally:
+        connections.close_all()  # opened in the parent process: never share it with the pool's children

@@ -17,7 +17,7 @@ from workflows_app.services.workflows import workflow_changed
 
 # --- evaluators of the engine's own event triggers ----------------------------------------------
 def webhook_evaluator(params: trigger_types.WebhookParams, event: dict, state: dict) -> tuple[bool, dict]:
-    if event.get("source") != params.source:
+    if (event.get("ingest_source") or event.get("source")) != params.source:  # who signed it, not the body's claim
         return False, {}
     if params.event and event.get("event") != params.event:
         return False, {}

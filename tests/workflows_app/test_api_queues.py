@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from tests.workflows_app.api_support import API, assert_error
 
 pytest_plugins = ["tests.workflows_app.api_support"]
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(transaction=True)  # accepted messages reach Redis on commit
 
 SECRET = "whsec-test-5f1c0a"
 

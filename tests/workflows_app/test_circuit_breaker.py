@@ -16,7 +16,7 @@ class Clock:
 
 
 @pytest.fixture
-def breaker(redis_test_client):
+def breaker(redis_test_client, db):  # transitions are also written to the database (CircuitState)
     clock = Clock()
     cb = CircuitBreaker(f"test-{uuid.uuid4()}", failure_threshold=3, timeout_duration=60, reset_timeout=300,
                         clock=clock, client=redis_test_client)

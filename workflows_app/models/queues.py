@@ -57,3 +57,36 @@ class MessageQueue(models.Model):
             "max_messages": self.max_messages, "kind": self.kind, "handler": self.handler or None,
             "workflow_id": str(self.workflow_id) if self.workflow_id else None,
         }
+
+
+class InboxMessage(models.Model):
+    """A named-queue message accepted for a caller (queue_send, event_ingest, POST /api/v1/events/,
+    webhooks). The row is committed before the caller hears "accepted"; the Redis stream is fed from
+    it on commit and re-fed after Redis lost it (a new Redis ``epoch``). Acknowledgement and
+    dead-lettering mark it; ``services.inbox.prune`` deletes it after the queue's retention."""
+
+    class State(models.TextChoices):
+        PENDING = "pending"  # accepted; in the stream (or to be fed into it) and not yet acknowledged
+        ACKED = "acked"
+        DEAD_LETTERED = "dead_lettered"
+        EXPIRED = "expired"  # older than the queue's message_retention without an ack (like XTRIM)
+
+    queue_name = models.CharField(max_length=100)
+    body = models.JSONField()
+    group_id = models.CharField(max_length=100, default="default")
+    dedup_id = models.CharField(max_length=200, blank=True, default="")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    available_at = models.DateTimeField(null=True, blank=True, help_text="Delayed until (null: at once).")
+    # Where it was last fed: the stream entry id, in the Redis whose epoch token is `epoch`.
+    message_id = models.CharField(max_length=64, blank=True, default="")
+    epoch = models.CharField(max_length=64, blank=True, default="")
+    redrives = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["state", "epoch"], name="inbox_state_epoch"),
+                   models.Index(fields=["queue_name", "created_at"], name="inbox_queue_created")]
+
+    def __str__(self) -> str:
+        return f"{self.queue_name}#{self.pk} ({self.state})"

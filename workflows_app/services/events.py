@@ -5,8 +5,17 @@ queue's consumer (``handle_batch``), in order per symbol (the message group).
 Webhooks: ``X-Nexus-Signature`` is ``hex(HMAC-SHA256(secret, f"{timestamp}." + body))`` (a
 ``sha256=`` prefix is accepted); the secret is per source (``NEXUS_WEBHOOK_SECRETS`` =
 ``"source:secret,..."`` or a dict); the timestamp must be within ``NEXUS_WEBHOOK_TOLERANCE``
-seconds of now; a signature already seen is refused (``SET NX`` in Redis), so a captured request
-cannot be replayed.
+seconds of now; a signature already seen is refused (a durable ``Guard``, so a Redis restart does
+not reopen the replay window), so a captured request cannot be replayed. A webhook without an ``id``
+gets one from its source and content (canonical JSON, no timestamp), so a sender that re-signs its
+retries with fresh timestamps is deduplicated within the events queue's window.
+
+An event keeps its payload's fields, ``source`` included (an article's "Reuters"); who handed it to
+Nexus is ``ingest_source`` (``manual``, a webhook's source, ``beat``, a poller). ``source`` defaults
+to the ingest source when the payload has none.
+
+Accepted events are durable (``queues.send`` stores them in the database inbox before the reply);
+the pollers' batches (``ingest_many``) are not, by design (see ``services.inbox``).
 """
 from __future__ import annotations
 
@@ -20,10 +29,10 @@ import uuid
 from datetime import UTC, datetime
 
 from django.conf import settings
+from django.db import transaction
 
-from workflows_app.circuit import redis_client
 from workflows_app.errors import OperationError
-from workflows_app.services import queues
+from workflows_app.services import guards, queues
 
 log = logging.getLogger(__name__)
 EVENTS_QUEUE = "events"
@@ -42,7 +51,10 @@ def make_event(kind: str, payload: dict, *, source: str = "manual", event_id: st
         raise OperationError("INVALID_INPUT_DATA", "payload must be an object", {"field": "payload"})
     event = dict(payload)
     event["kind"] = kind
-    event["source"] = str(source or "manual")[:100]
+    event["ingest_source"] = str(source or "manual")[:100]
+    if not isinstance(event.get("source"), str) or not event["source"]:
+        event["source"] = event["ingest_source"]
+    event["source"] = event["source"][:100]
     event["id"] = str(event_id or payload.get("id") or uuid.uuid4())[:200]
     event.setdefault("timestamp", _now_iso())
     if event.get("symbol"):
@@ -103,12 +115,15 @@ def fire_schedule(trigger_id: int, now: datetime | None = None) -> dict:
     tz_name = (trigger.params or {}).get("timezone") or "UTC"
     local = (now or datetime.now(UTC)).astimezone(zoneinfo.ZoneInfo(tz_name))
     wall = local.strftime("%Y-%m-%dT%H:%M")
-    if not redis_client().set(f"nexus:schedule:{trigger_id}:{wall}", 1, nx=True, ex=3 * 24 * 3600):
-        return {"fired": False, "reason": "already fired at this wall-clock time", "wall_clock": wall}
-    reply = ingest("schedule", {"trigger_id": trigger_id, "workflow_id": str(trigger.workflow_id),
-                                "cron": trigger.params.get("cron"), "timezone": tz_name, "wall_clock": wall,
-                                "scheduled_for": local.isoformat(), "priority": "normal"},
-                   source="beat", event_id=f"schedule:{trigger_id}:{wall}")
+    # The minute's claim and its event commit together: a failed ingest can be retried, a fired
+    # minute never fires again (a durable guard: not forgotten when Redis restarts empty).
+    with transaction.atomic():
+        if not guards.claim("schedule", f"{trigger.workflow_id}:{trigger_id}:{wall}", 3 * 24 * 3600):
+            return {"fired": False, "reason": "already fired at this wall-clock time", "wall_clock": wall}
+        reply = ingest("schedule", {"trigger_id": trigger_id, "workflow_id": str(trigger.workflow_id),
+                                    "cron": trigger.params.get("cron"), "timezone": tz_name, "wall_clock": wall,
+                                    "scheduled_for": local.isoformat(), "priority": "normal"},
+                       source="beat", event_id=f"schedule:{trigger_id}:{wall}")
     return {"fired": True, "wall_clock": wall, **reply}
 
 
@@ -156,7 +171,7 @@ def verify_webhook(source: str, body: bytes, signature: str, timestamp, *, now: 
     expected = sign(secret, ts, body)
     if not hmac.compare_digest(given.lower(), expected):
         raise _refuse("bad_signature", "signature does not match")
-    if not redis_client().set(f"nexus:webhook:seen:{source}:{expected}", ts, nx=True, ex=2 * tolerance() + 60):
+    if not guards.claim(f"webhook-seen:{source}", expected, 2 * tolerance() + 60, value=str(ts)):
         raise _refuse("replayed", "this signature was already used")
 
 
@@ -165,16 +180,24 @@ def receive_webhook(source: str, body: bytes, signature: str, timestamp) -> dict
         body = body.encode()
     if not isinstance(body, bytes | bytearray) or len(body) > 256 * 1024:
         raise OperationError("INVALID_INPUT_DATA", "body must be at most 256 KiB of bytes", {"field": "body"})
-    verify_webhook(source, bytes(body), signature, timestamp)
-    try:
-        data = json.loads(body or b"{}")
-    except ValueError:
-        raise OperationError("INVALID_INPUT_DATA", "body must be JSON", {"field": "body"}) from None
-    if not isinstance(data, dict):
-        raise OperationError("INVALID_INPUT_DATA", "body must be a JSON object", {"field": "body"})
-    name = data.get("event") or data.get("name") or data.get("type")
-    payload = {k: v for k, v in data.items() if k not in ("kind", "source")}
-    if name:
-        payload["event"] = str(name)[:100]
-    event_id = str(data.get("id") or f"{source}:{timestamp}:{hashlib.sha256(body).hexdigest()[:16]}")
-    return ingest("webhook", payload, source=source, event_id=event_id)
+    with transaction.atomic():  # the signature's guard and the accepted event commit together
+        verify_webhook(source, bytes(body), signature, timestamp)
+        try:
+            data = json.loads(body or b"{}")
+        except ValueError:
+            raise OperationError("INVALID_INPUT_DATA", "body must be JSON", {"field": "body"}) from None
+        if not isinstance(data, dict):
+            raise OperationError("INVALID_INPUT_DATA", "body must be a JSON object", {"field": "body"})
+        name = data.get("event") or data.get("name") or data.get("type")
+        payload = {k: v for k, v in data.items() if k not in ("kind", "ingest_source")}
+        if name:
+            payload["event"] = str(name)[:100]
+        event_id = str(data.get("id") or content_event_id(source, data))
+        return ingest("webhook", payload, source=source, event_id=event_id)
+
+
+def content_event_id(source: str, data: dict) -> str:
+    """The id of a webhook that has none: its source and content, not its timestamp or signature,
+    so a retry re-signed with a fresh timestamp is the same event."""
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return f"{source}:content:{hashlib.sha256(canonical.encode()).hexdigest()[:32]}"

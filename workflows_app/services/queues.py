@@ -2,21 +2,26 @@
 
 One stream per queue and one consumer group ("nexus") on it:
 
-- send: ``XADD`` (a Lua script also checks capacity -> QUEUE_FULL, deduplication ``SET NX EX`` within
-  ``deduplication_window`` and, for FIFO queues, appends the id to its message group's list);
-  ``delay`` parks the message in a sorted set until it is due.
+- send (durable, the default: ``services.inbox``): the message is committed to the database inbox
+  (deduplicated by a ``Guard`` row within ``deduplication_window``) before the caller hears success,
+  then ``XADD``ed on commit with its row id; ``delay`` keeps it in the inbox until the sweep feeds it.
+  Re-fed after Redis lost it (see ``inbox.replay``).
+- send_many (the pollers' fast path, not durable): ``XADD`` from a Lua script that also checks
+  capacity -> QUEUE_FULL, deduplicates (``SET NX EX``) and, for FIFO queues, appends the id to its
+  message group's list.
 - receive / process: reclaim first (``XPENDING IDLE visibility_timeout`` + ``XCLAIM`` with the same
   min-idle, so only one consumer wins a message), then ``XREADGROUP COUNT batch_size``. An unacked
   message becomes visible again once it has been idle ``visibility_timeout`` seconds.
 - deliveries are counted per message (a hash); a message already delivered ``1 + max_retries``
   times is not delivered again but moved to the dead-letter store (``DeadLetter`` source "queue",
   the same store as failed steps), with the last error its handler raised.
-- ack: ``XACK`` + ``XDEL`` (so XLEN = messages available + in flight), counted for processing_rate.
+- ack: the inbox row is marked first, then ``XACK`` + ``XDEL`` (so XLEN = messages available + in
+  flight), counted for processing_rate.
 - FIFO per message group: a push consumer runs a message only when it is the head of its group's
   list, so two consumers never reorder a group (the later one waits for the earlier ack).
 - retention: ``XTRIM MINID`` (approximate on every send, exact on every sweep).
 
-Everything ``status()`` reports is read live from Redis (and the dead-letter table).
+Everything ``status()`` reports is read live from Redis (and the inbox and dead-letter tables).
 """
 from __future__ import annotations
 
@@ -113,6 +118,10 @@ def get_queue(name) -> MessageQueue:
     return queue
 
 
+def fed_key(name: str, inbox_id) -> str:
+    return _k(name, f"fed:{inbox_id}")
+
+
 def _ensure_group(name: str, client: redis.Redis | None = None) -> None:
     client = client or redis_client()
     marker = (client.connection_pool.connection_kwargs.get("db"), name)
@@ -185,14 +194,20 @@ def _check_stream(queue: MessageQueue) -> None:
 
 
 def send(name: str, body, *, group_id=None, dedup_id=None, delay: float | None = None,
-         client: redis.Redis | None = None, notify: bool = True) -> dict:
-    """Put one message on a queue. Returns {message_id, deduplicated, queue, ...}."""
+         client: redis.Redis | None = None, notify: bool = True, durable: bool = True) -> dict:
+    """Put one message on a queue. Returns {message_id, deduplicated, queue, ...}.
+
+    Durable (the default): committed to the database inbox first, so the reply means the message
+    survives a Redis restart. ``durable=False`` is Redis only (internal, regenerable traffic)."""
     queue = get_queue(name)
     _check_stream(queue)
+    if durable or delay:
+        from workflows_app.services import inbox
+
+        return inbox.accept(queue, body, group_id=group_id, dedup_id=dedup_id,
+                            delay=float(delay) if delay else None, notify=notify)
     client = client or redis_client()
     _ensure_group(queue.name, client)
-    if delay:
-        return _send_delayed(queue, body, group_id, dedup_id, float(delay), client)
     keys, args = _send_args(queue, body, group_id, dedup_id)
     status, message_id = _script(client, _SEND)(keys=keys, args=args, client=client)
     if status == -1:
@@ -205,10 +220,25 @@ def send(name: str, body, *, group_id=None, dedup_id=None, delay: float | None =
     return reply
 
 
-def send_many(name: str, items: list[dict], *, client: redis.Redis | None = None, notify: bool = True) -> list[dict]:
-    """Send many messages in one round trip; items are {body, group_id?, dedup_id?}."""
+def send_many(name: str, items: list[dict], *, client: redis.Redis | None = None, notify: bool = True,
+              durable: bool = False) -> list[dict]:
+    """Send many messages in one round trip; items are {body, group_id?, dedup_id?}.
+
+    Not durable by default: this is the pollers' high-rate path (ticks and articles are internal and
+    the next poll regenerates them; see services.inbox). ``durable=True`` stores each in the inbox."""
     queue = get_queue(name)
     _check_stream(queue)
+    if durable:
+        out = []
+        for item in items:
+            try:
+                out.append({**send(name, item["body"], group_id=item.get("group_id"), dedup_id=item.get("dedup_id"),
+                                   notify=notify), "full": False})
+            except OperationError as exc:
+                if exc.code != "QUEUE_FULL":
+                    raise
+                out.append({"queue": queue.name, "message_id": None, "deduplicated": False, "full": True})
+        return out
     client = client or redis_client()
     _ensure_group(queue.name, client)
     script = _script(client, _SEND)
@@ -227,38 +257,11 @@ def send_many(name: str, items: list[dict], *, client: redis.Redis | None = None
     return replies
 
 
-def _send_delayed(queue: MessageQueue, body, group_id, dedup_id, delay: float, client: redis.Redis) -> dict:
-    if not 0 < delay <= 12 * 3600:
-        raise OperationError("INVALID_INPUT_DATA", "delay must be between 0 and 43200 seconds", {"field": "delay"})
-    if queue.deduplication:
-        dedup_id = dedup_id or content_dedup_id(body)
-        prev = client.get(_k(queue.name, f"dedup:{dedup_id}"))
-        if prev:
-            return {"queue": queue.name, "message_id": prev, "deduplicated": True}
-    token = f"delayed-{time.time_ns()}-{os.getpid()}"
-    item = _dumps({"token": token, "body": body, "group_id": group_id, "dedup_id": dedup_id})
-    due = time.time() + delay
-    client.zadd(_k(queue.name, "delayed"), {item: due})
-    if queue.deduplication and dedup_id:
-        client.set(_k(queue.name, f"dedup:{dedup_id}"), token, ex=int(queue.deduplication_window + delay))
-    return {"queue": queue.name, "message_id": token, "deduplicated": False, "delayed_until": due,
-            "delay": delay}
-
-
 def promote_delayed(queue: MessageQueue, client: redis.Redis | None = None) -> int:
-    """Move due delayed messages onto the stream (their dedup id was already claimed)."""
-    client = client or redis_client()
-    key = _k(queue.name, "delayed")
-    moved = 0
-    for item in client.zrangebyscore(key, "-inf", time.time(), start=0, num=1000):
-        if client.zrem(key, item):  # only one sweeper moves it
-            data = json.loads(item)
-            keys, args = _send_args(queue, data["body"], data.get("group_id"), None)
-            keys[1], args[2] = "", data.get("dedup_id") or ""
-            args[3] = 0  # capacity was checked... not at all for delayed ones: never lose a due message
-            _script(client, _SEND)(keys=keys, args=args, client=client)
-            moved += 1
-    return moved
+    """Feed due delayed messages (they wait in the database inbox) onto the stream."""
+    from workflows_app.services import inbox
+
+    return inbox.replay(queue_name=queue.name, client=client)["fed"]
 
 
 # --- consuming ----------------------------------------------------------------------------------
@@ -270,6 +273,7 @@ class Message:
     group_id: str
     deduplication_id: str
     delivery_count: int
+    inbox_id: int | None = None  # its durable inbox row (None: a Redis-only message)
 
     def as_dict(self) -> dict:
         return {"message_id": self.id, "queue": self.queue, "body": self.body, "group_id": self.group_id,
@@ -320,13 +324,21 @@ def _deliver(queue: MessageQueue, entries, client: redis.Redis) -> list[Message]
     for mid, _ in entries:
         pipe.hincrby(_k(queue.name, "deliveries"), mid, 1)
     counts = pipe.execute()
+    from workflows_app.services import inbox
+
+    done = inbox.final_ids([int(f["inbox"]) for _, f in entries if f.get("inbox")])
     out = []
     for (mid, fields), count in zip(entries, counts, strict=True):
+        inbox_id = int(fields["inbox"]) if fields.get("inbox") else None
+        if inbox_id in done:  # already handled (its Redis ack was lost, or it was fed twice): drop it
+            ack(queue.name, [mid], groups={mid: fields.get("group", "default")}, inbox={}, processed=False,
+                client=client)
+            continue
         if count > queue.max_retries + 1:
             dead_letter(queue, mid, fields, deliveries=count - 1, client=client)
             continue
         out.append(Message(queue.name, mid, json.loads(fields["body"]), fields.get("group", "default"),
-                           fields.get("dedup", ""), count))
+                           fields.get("dedup", ""), count, inbox_id))
     return out
 
 
@@ -390,17 +402,26 @@ def _rate_key(name: str, at: float | None = None) -> str:
     return _k(name, f"rate:{int((at or time.time()) // RATE_BUCKET)}")
 
 
-def ack(name: str, message_ids: list[str], *, groups: dict[str, str] | None = None, processed: bool = True,
-        client: redis.Redis | None = None) -> int:
-    """Acknowledge (and delete) messages. ``processed`` counts them towards processing_rate."""
+def ack(name: str, message_ids: list[str], *, groups: dict[str, str] | None = None,
+        inbox: dict[str, int] | None = None, processed: bool = True, client: redis.Redis | None = None) -> int:
+    """Acknowledge (and delete) messages. ``processed`` counts them towards processing_rate.
+    ``inbox`` maps message ids to their inbox rows (read from the stream when not given); the rows
+    are marked acknowledged before Redis is told."""
+    from workflows_app.services import inbox as inbox_rows
+
     queue = get_queue(name)
     client = client or redis_client()
-    if groups is None and queue.ordering == MessageQueue.Ordering.FIFO and message_ids:
-        groups = {}
+    if (inbox is None or groups is None) and message_ids:
+        pipe = client.pipeline(transaction=False)
         for mid in message_ids:
-            entry = client.xrange(stream_key(queue.name), mid, mid)
-            if entry:
-                groups[mid] = entry[0][1].get("group", "default")
+            pipe.xrange(stream_key(queue.name), mid, mid)
+        found = {entry[0][0]: entry[0][1] for entry in pipe.execute() if entry}
+        if groups is None:
+            groups = {mid: fields.get("group", "default") for mid, fields in found.items()}
+        if inbox is None:
+            inbox = {mid: int(fields["inbox"]) for mid, fields in found.items() if fields.get("inbox")}
+    if processed and inbox:
+        inbox_rows.mark(list(inbox.values()), "acked")
     script = _script(client, _ACK)
     pipe = client.pipeline(transaction=False)
     for mid in message_ids:
@@ -437,14 +458,21 @@ def dead_letter(queue: MessageQueue, message_id: str, fields: dict, *, deliverie
     payload = {"message_id": message_id, "body": body, "group_id": fields.get("group", "default"),
                "deduplication_id": fields.get("dedup") or None, "deliveries": deliveries,
                "sent_at": id_time(message_id)}
-    redrives = int(client.hget(_k(queue.name, "redrives"), message_id) or 0)
+    from workflows_app.services import inbox
+
+    inbox_id = int(fields["inbox"]) if fields.get("inbox") else None
+    redrives = inbox.redrives(inbox_id)
+    if redrives is None:
+        redrives = int(client.hget(_k(queue.name, "redrives"), message_id) or 0)
     letter = DeadLetter.objects.create(source="queue", queue_name=queue.name, error_class=error_class[:100],
                                        error=error, payload=payload, attempts=max(deliveries, 1),
                                        workflow_id=queue.workflow_id, redrive_count=redrives)
+    if inbox_id:
+        inbox.mark([inbox_id], "dead_lettered")
     client.hdel(_k(queue.name, "redrives"), message_id)
     audit.record("message_dead_lettered", workflow_id=queue.workflow_id, queue=queue.name, message_id=message_id,
                  dead_letter_id=str(letter.id), error_class=letter.error_class, deliveries=deliveries)
-    ack(queue.name, [message_id], groups={message_id: fields.get("group", "default")}, processed=False,
+    ack(queue.name, [message_id], groups={message_id: fields.get("group", "default")}, inbox={}, processed=False,
         client=client)
     client.incr(_k(queue.name, "dead_lettered"))
     return letter
@@ -620,7 +648,8 @@ def process(name: str, handler: Callable[[Message], object] | None = None, *, co
                     continue
                 done.append(message)
         if done:
-            ack(queue.name, [m.id for m in done], groups={m.id: m.group_id for m in done}, client=client)
+            ack(queue.name, [m.id for m in done], groups={m.id: m.group_id for m in done},
+                inbox={m.id: m.inbox_id for m in done if m.inbox_id}, client=client)
             processed += len(done)
         if len(messages) < queue.batch_size:
             break
@@ -650,8 +679,15 @@ def trim(queue: MessageQueue, client: redis.Redis | None = None) -> int:
 def sweep(name: str | None = None) -> dict:
     """Promote due delayed messages, apply retention, dead-letter exhausted unacked messages of
     pull queues, and ask a worker to drain push queues that have work."""
+    from workflows_app.services import inbox
+
     client = redis_client()
     report = {}
+    if client.set("nexus:inbox:prune", 1, nx=True, ex=60):  # retention of inbox rows and guards, once a minute
+        report["_inbox_pruned"] = inbox.prune()
+    replayed = inbox.replay(queue_name=name, client=client)  # re-feed what Redis lost, feed due delayed ones
+    if replayed["fed"]:
+        report["_inbox_fed"] = replayed["fed"]
     queues = [get_queue(name)] if name else list(MessageQueue.objects.filter(kind=MessageQueue.Kind.STREAM))
     for queue in queues:
         if queue.kind != MessageQueue.Kind.STREAM:
@@ -660,7 +696,7 @@ def sweep(name: str | None = None) -> dict:
             client.xinfo_groups(stream_key(queue.name))
         except redis.ResponseError:
             _forget_group(queue.name, client)  # the stream is gone (Redis flushed / restarted empty)
-        promoted = promote_delayed(queue, client)
+        promoted = 0  # delayed messages wait in the inbox: inbox.replay() above fed the due ones
         trimmed = trim(queue, client)
         compact(queue, client)
         exhausted = 0
@@ -700,11 +736,13 @@ def _stream_status(queue: MessageQueue, client: redis.Redis, include_messages: b
     pipe.xlen(key)
     pipe.xpending(key, GROUP)
     pipe.xrange(key, "-", "+", count=1)
-    pipe.zcard(_k(queue.name, "delayed"))
     pipe.get(_k(queue.name, "processed"))
     pipe.xinfo_consumers(key, GROUP)
     pipe.hlen(_k(queue.name, "errors"))
-    length, pending, first, delayed, processed, consumers, failing = pipe.execute()
+    length, pending, first, processed, consumers, failing = pipe.execute()
+    from workflows_app.services import inbox
+
+    delayed = inbox.delayed_count(queue.name)
     in_flight = int(pending["pending"]) if pending else 0
     oldest = id_time(first[0][0]) if first else None
     reply = {
@@ -799,14 +837,21 @@ def status(name: str | None = None, include_messages: bool = False, limit: int =
 
 # --- redrive (dead letters with source "queue") -------------------------------------------------
 def redrive(letter: DeadLetter) -> dict:
-    """Put a dead-lettered message back on its queue (a new message id, deduplication bypassed)."""
+    """Put a dead-lettered message back on its queue (a new durable message, deduplication bypassed)."""
+    from workflows_app.services import inbox
+
     queue = get_queue(letter.queue_name)
-    client = redis_client()
-    _ensure_group(queue.name, client)
     payload = letter.payload or {}
-    keys, args = _send_args(queue, payload.get("body"), payload.get("group_id"), None)
-    keys[1], args[2], args[3] = "", payload.get("deduplication_id") or "", 0
-    _status, message_id = _script(client, _SEND)(keys=keys, args=args, client=client)
-    client.hset(_k(queue.name, "redrives"), message_id, letter.redrive_count + 1)
-    schedule_drain(queue)
-    return {"queue": queue.name, "message_id": message_id}
+    reply = inbox.accept(queue, payload.get("body"), group_id=payload.get("group_id"),
+                         dedup_id=payload.get("deduplication_id"), dedup=False, redrives=letter.redrive_count + 1)
+    return {"queue": queue.name, "message_id": reply["message_id"], "inbox_id": reply["inbox_id"]}
+
+
+# --- public names for services.inbox ------------------------------------------------------------
+def prepare(queue: MessageQueue, body, group_id, dedup_id) -> tuple[str, str, str]:
+    """(encoded body, message group, deduplication id or '') as send would use them."""
+    keys, args = _send_args(queue, body, group_id, dedup_id)
+    return args[0], args[1], args[2]
+
+
+script, dumps, ensure_group, retention_cutoff = _script, _dumps, _ensure_group, _retention_cutoff

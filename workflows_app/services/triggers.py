@@ -10,9 +10,15 @@ Event triggers: an index (event kind, symbol) -> triggers is built per process f
 database and rebuilt when a workflow changes (a version counter in Redis), so a tick only touches
 the triggers of its own symbol. Each trigger type's evaluator says whether its condition holds for
 an event; a trigger fires on the edge (the condition starts to hold) for level events such as
-ticks, on every match for discrete events such as news, and never twice within its cooldown
-(an atomic ``SET NX EX`` in Redis, so two workers cannot both fire it). A firing is audited with
-its event, updates ``last_fired_at`` and starts an execution with the event in its input.
+ticks, on every match for discrete events such as news, and never twice within its cooldown.
+A firing is audited with its event, updates ``last_fired_at`` and starts an execution with the
+event in its input.
+
+What decides whether a firing happens is durable (``services.guards``, claimed in the firing's own
+transaction): "this trigger fired for this event id" and "this trigger is cooling down". The
+evaluation state in Redis (holding flags, reference prices) is regenerable: after Redis restarts
+empty a level trigger may see a new edge, but never fires twice for the same event and never
+inside its cooldown.
 """
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -32,7 +39,7 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask
 from workflows_app.circuit import redis_client
 from workflows_app.models import Trigger, Workflow
 from workflows_app.registry import registry
-from workflows_app.services import audit
+from workflows_app.services import audit, guards
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +92,10 @@ def on_workflow_changed(sender, workflow: Workflow, action: str, **kwargs) -> No
 
 
 def bump_index_version() -> None:
+    # A random token, not a counter: a counter restarts at 1 when Redis restarts empty and could
+    # match the version a process cached before, which would keep a stale index.
     try:
-        redis_client().incr(INDEX_VERSION_KEY)
+        redis_client().set(INDEX_VERSION_KEY, uuid.uuid4().hex)
     except Exception:  # noqa: BLE001 - an unreachable Redis must not fail a definition change
         log.exception("could not bump the trigger index version")
 
@@ -403,44 +412,42 @@ def evaluate(events: list[dict], *, fire_triggers: bool = True, client=None) -> 
     return batch.firings
 
 
+FIRED_TTL = 7 * 24 * 3600  # how long "fired for this event" is remembered (longer than any dedup window)
+
+
 def fire(trigger_id: int, event: dict, *, cooldown: int = 0, client=None):
     """Start the trigger's workflow with the event: at most once per (trigger, event) - a redelivered
-    batch does not start a second execution - and at most once per cooldown across workers."""
+    or replayed batch does not start a second execution - and at most once per cooldown across
+    workers. Both guards are database rows claimed in the transaction that starts the execution:
+    a firing that fails releases them, a firing that commits holds them whatever Redis forgets."""
     from workflows_app.services.executions import start_execution
 
-    client = client or redis_client()
     owner = (event.get("trigger") or {}).get("workflow_id") or ""
-    done_key = f"nexus:triggers:{owner}:{trigger_id}:fired:{event.get('id') or ''}"
-    if event.get("id") and client.exists(done_key):
-        return None
-    cooldown_key = f"nexus:triggers:{owner}:{trigger_id}:cooldown"
-    if cooldown and not client.set(cooldown_key, event.get("id") or "1", nx=True, ex=int(cooldown)):
-        return None
-    try:
-        with transaction.atomic():
-            trigger = Trigger.objects.select_related("workflow", "workflow__current_version").filter(
-                pk=trigger_id).first()
-            if trigger is None or not trigger.enabled:
-                return None
-            workflow = trigger.workflow
-            if workflow.status != Workflow.Status.ACTIVE:
-                return None
-            fired_at = timezone.now()
-            Trigger.objects.filter(pk=trigger.pk).update(last_fired_at=fired_at)
-            input_data = {"event": event, "trigger": trigger.type}
-            symbols = event.get("symbols") or ([event["symbol"]] if event.get("symbol") else None)
-            if symbols:
-                input_data["symbols"] = list(symbols)
-            execution = start_execution(workflow, input_data, trigger=trigger.type, trigger_event=event)
-            audit.record("trigger_fired", workflow_id=workflow.id, execution_id=execution.id, trigger=trigger.type,
-                         trigger_position=trigger.position, trigger_id=trigger.pk, event=event,
-                         fired_at=fired_at.isoformat())
-    except Exception:
-        if cooldown:
-            client.delete(cooldown_key)  # it did not fire: a redelivery may
-        raise
-    if event.get("id"):
-        client.set(done_key, str(execution.id), ex=86_400)
+    with transaction.atomic():
+        trigger = Trigger.objects.select_related("workflow", "workflow__current_version").filter(
+            pk=trigger_id).first()
+        if trigger is None or not trigger.enabled:
+            return None
+        workflow = trigger.workflow
+        if workflow.status != Workflow.Status.ACTIVE:
+            return None
+        owner = owner or str(workflow.id)
+        if event.get("id") and not guards.claim("trigger-fired", f"{owner}:{trigger_id}:{event['id']}", FIRED_TTL):
+            return None
+        if cooldown and not guards.claim("trigger-cooldown", f"{owner}:{trigger_id}", cooldown,
+                                         value=str(event.get("id") or "")):
+            transaction.set_rollback(True)  # not fired: this event may fire it after the cooldown
+            return None
+        fired_at = timezone.now()
+        Trigger.objects.filter(pk=trigger.pk).update(last_fired_at=fired_at)
+        input_data = {"event": event, "trigger": trigger.type}
+        symbols = event.get("symbols") or ([event["symbol"]] if event.get("symbol") else None)
+        if symbols:
+            input_data["symbols"] = list(symbols)
+        execution = start_execution(workflow, input_data, trigger=trigger.type, trigger_event=event)
+        audit.record("trigger_fired", workflow_id=workflow.id, execution_id=execution.id, trigger=trigger.type,
+                     trigger_position=trigger.position, trigger_id=trigger.pk, event=event,
+                     fired_at=fired_at.isoformat())
     return execution
 
 
