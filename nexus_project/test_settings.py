@@ -58,7 +58,7 @@ if env.bool("NEXUS_USE_TEST_DB", default=False):
 CELERY_TASK_ALWAYS_EAGER = False  # asserted by tests/conftest.py: never eager
 NEXUS_DEMO = False  # tests drive the simulator themselves, whatever the environment says
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-NEXUS_SYNC_WAIT_SECONDS = 20.0
+NEXUS_SYNC_WAIT_SECONDS = 120.0  # a ceiling: a sync execute returns when final, even on a busy machine
 # Database/Redis outages on a step's path: quick retries, so the give-up path is reached in seconds.
 NEXUS_INFRA_MAX_RETRIES = 4
 NEXUS_INFRA_BACKOFF = 0.2

@@ -176,7 +176,7 @@ def test_running_execution_keeps_its_version_while_the_workflow_is_updated(celer
     operations.workflow_update(workflow_id=wf, updates={"steps[echo].params.value": "new"})
     from workflows_app.services.executions import wait_until_final
 
-    first = wait_until_final(started["execution_id"], 20)
+    first = wait_until_final(started["execution_id"], 120)
     assert first.status == "succeeded" and first.context["echo"]["value"] == "old" and first.version.number == 1
     second = run(wf)
     assert second.context["echo"]["value"] == "new" and second.version.number == 2

@@ -191,7 +191,7 @@ def test_fifo_order_holds_within_a_group_with_two_consumers(celery_worker, redis
     def done():
         return all(redis_test_client.llen(f"test:fifo:{name}:{g}") == 12 for g in groups)
 
-    wait_for(done, timeout=30, message="all messages processed")
+    wait_for(done, timeout=120, message="all messages processed")
     threads = set()
     for group in groups:
         rows = [r.split("|") for r in redis_test_client.lrange(f"test:fifo:{name}:{group}", 0, -1)]
@@ -211,7 +211,7 @@ def test_failing_consumer_redelivers_after_visibility_timeout_then_dead_letters(
         queues.sweep(name)  # what beat does every few seconds: schedules a drain that reclaims
         return DeadLetter.objects.filter(queue_name=name).first()
 
-    letter = wait_for(dead_lettered, timeout=20, interval=0.2, message="the message reaching the dead-letter store")
+    letter = wait_for(dead_lettered, timeout=120, interval=0.2, message="the message reaching the dead-letter store")
     assert int(redis_test_client.get(f"test:fails:{name}")) == 3  # 1 + max_retries attempts
     assert letter.error_class == "RuntimeError" and "downstream unavailable" in letter.error
     status = operations.workflow_queue_status(queue_name=name)["queues"][0]
@@ -222,7 +222,7 @@ def test_permanent_failure_dead_letters_at_once(celery_worker, redis_test_client
     name = make_queue()
     _set_handler(name, "test_permanent")
     operations.queue_send(queue_name=name, message={"symbol": "ZZZZ"})
-    letter = wait_for(lambda: DeadLetter.objects.filter(queue_name=name).first(), timeout=10)
+    letter = wait_for(lambda: DeadLetter.objects.filter(queue_name=name).first(), timeout=120)
     assert letter.error_class == "invalid_symbol" and letter.attempts == 1
 
 
