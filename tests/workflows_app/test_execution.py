@@ -199,11 +199,14 @@ def test_sync_execute_times_out_honestly(celery_worker):
 
 
 def test_cancel_stops_before_the_next_step(celery_worker):
-    wf = create("cancel", [{"name": "w", "type": "wait", "params": {"seconds": 1}}, {"name": "after", "type": "test_noop"}])
+    # The wait outlasts any delay in cancelling on a busy machine; the test then waits for it to end.
+    wf = create("cancel", [{"name": "w", "type": "wait", "params": {"seconds": 4}}, {"name": "after", "type": "test_noop"}])
     started = operations.workflow_execute(workflow_id=wf)
     wait_for(lambda: StepRun.objects.filter(execution_id=started["execution_id"]).exists())
     assert operations.execution_cancel(execution_id=started["execution_id"])["status"] == "cancelled"
-    time.sleep(1.5)
+    wait_for(lambda: StepRun.objects.filter(execution_id=started["execution_id"], step_name="w",
+                                            finished_at__isnull=False).exists(), message="the running step ended")
+    time.sleep(0.5)  # the chain's next message, if any, would have been taken by now
     execution = Execution.objects.get(pk=started["execution_id"])
     assert execution.status == "cancelled"
     assert not StepRun.objects.filter(execution=execution, step_name="after").exists()
