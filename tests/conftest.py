@@ -1,4 +1,5 @@
-"""Test infrastructure: a real Celery worker on a real Redis (a test-only database number).
+"""Test infrastructure: a real Celery worker on a real Redis (the suite's own server, see
+nexus_project/test_settings.py).
 
 - ``celery_worker``: an in-process worker (threads pool) for the whole session; tests that use it
   need ``@pytest.mark.django_db(transaction=True)`` so the worker sees their rows.
@@ -30,11 +31,22 @@ def pytest_configure(config):
         raise pytest.UsageError("task_always_eager is on: tests must run against a real worker")
 
 
-@pytest.fixture(scope="session")
+OWNER_KEY = "nexus:test-suite-owner"
+
+
+@pytest.fixture(scope="session", autouse=True)
 def redis_test_client():
+    """The suite's Redis database, claimed before the first test. The embedded server is the suite's
+    own; on a server named by NEXUS_TEST_REDIS_URL the database is flushed only when it is empty or a
+    test suite claimed it earlier (OWNER_KEY): never a database someone else filled."""
     client = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
     client.ping()
+    if not settings.TEST_REDIS_OWNED and client.dbsize() and client.get(OWNER_KEY) is None:
+        pytest.exit(f"Redis database {settings.REDIS_URL} holds data the test suite did not create: give "
+                    "NEXUS_TEST_REDIS_URL / NEXUS_TEST_REDIS_DB an empty database, or unset them (embedded Redis)",
+                    returncode=pytest.ExitCode.USAGE_ERROR)
     client.flushdb()
+    client.set(OWNER_KEY, settings.TEST_ID)
     yield client
     client.flushdb()
 
@@ -61,7 +73,7 @@ class TaskGate:
             self.running -= 1
             self.cond.notify_all()
 
-    def shut(self, timeout: float = 30.0) -> None:
+    def shut(self, timeout: float = 120.0) -> None:
         with self.cond:
             self.open = False
             self.cond.wait_for(lambda: self.running <= 0, timeout=timeout)
@@ -117,7 +129,7 @@ class WorkerProcess:
             cwd=ROOT, env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
         )
 
-    def wait_ready(self, timeout: float = 30) -> None:
+    def wait_ready(self, timeout: float = 180) -> None:  # a worker boots in seconds, or minutes under load
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if "ready." in self.log.read_text():
@@ -159,8 +171,9 @@ def worker_process(django_db_setup, redis_test_client):
         worker.stop()
 
 
-def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05, message: str = "condition"):
-    """Poll until predicate() is truthy; return its value."""
+def wait_for(predicate, timeout: float = 60.0, interval: float = 0.05, message: str = "condition"):
+    """Poll until predicate() is truthy; return its value. The deadline is generous on purpose: it
+    only bounds a failure, a passing test returns as soon as the condition holds (busy machines)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()

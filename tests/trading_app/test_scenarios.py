@@ -56,7 +56,18 @@ def _final(workflow_id, timeout: float = 60, **filters) -> Execution:
 
 
 def _drained():
-    wait_for(lambda: queues.status("events")["total_messages"] == 0, timeout=30, message="the events queue drained")
+    wait_for(lambda: queues.status("events")["total_messages"] == 0, timeout=120, message="the events queue drained")
+
+
+def _age_breaker(key: str, seconds: float) -> None:
+    """Drive an open breaker's clock: move the moment it opened back by `seconds`, as if they had passed.
+    (A wall-clock reset_timeout short enough for a test races the worker on a busy machine.)"""
+    from workflows_app.circuit import CircuitBreaker
+
+    state_key = CircuitBreaker(key)._state_key
+    opened_at = float(redis_client().hget(state_key, "opened_at") or 0)
+    assert opened_at, f"breaker {key} is not open"
+    redis_client().hset(state_key, "opened_at", opened_at - seconds)
 
 
 def _tick(symbol: str, price: float, at: datetime, **extra) -> dict:
@@ -90,8 +101,8 @@ def test_event_driven_trader_classifies_a_crafted_event_and_runs_the_right_handl
     events.ingest_many([_tick("AAPL", 230.0, at + timedelta(seconds=2), vix=18.0),
                         _tick("AAPL", 230.2, at + timedelta(seconds=3), vix=36.0)])
     normal = wait_for(lambda: Execution.objects.filter(workflow_id=workflow_id).exclude(pk=urgent.pk).first(),
-                      timeout=30, message="the second firing")
-    normal = wait_until_final(normal.id, 60)
+                      timeout=120, message="the second firing")
+    normal = wait_until_final(normal.id, 120)
     assert normal.status == "succeeded", normal.error
     assert normal.input_data["event"]["vix"] == 36.0 and normal.input_data["event"]["priority"] == "normal"
     assert normal.context["event_classifier"]["category"] == "normal"
@@ -106,7 +117,8 @@ def test_event_driven_trader_classifies_a_crafted_event_and_runs_the_right_handl
 # --- protected-trader -------------------------------------------------------------------------------
 def test_protected_trader_breaker_closed_open_half_open_closed(celery_worker, settings):
     settings.NEXUS_SIM_NOW = "2025-09-17T17:00:00Z"
-    breaker = {"failure_threshold": 2, "timeout_duration": 30, "reset_timeout": 2}
+    # Long windows, so nothing expires on its own however slow the machine; the test ages the breaker.
+    breaker = {"failure_threshold": 2, "timeout_duration": 3600, "reset_timeout": 3600}
     steps = [{**s, "params": breaker} if s["type"] == "circuit_breaker" else s for s in EXAMPLE["protected-trader"]["steps"]]
     workflow_id = _create("protected-trader", steps=steps)
 
@@ -134,7 +146,8 @@ def test_protected_trader_breaker_closed_open_half_open_closed(celery_worker, se
     assert reply["steps"]["execute_if_open"]["status"] == "skipped"
     assert not [e for e in trail if e["event"] in ("action_completed", "circuit_failure")]
 
-    time.sleep(breaker["reset_timeout"] + 0.2)  # half-open: one trial goes through, and it succeeds
+    _age_breaker(reply["steps"]["check_circuit"]["result"]["circuit"], breaker["reset_timeout"])
+    # half-open: one trial goes through, and it succeeds
     reply, trail = execute("AAPL")
     assert reply["status"] == "succeeded", reply
     assert reply["steps"]["check_circuit"]["result"]["trial"] is True
@@ -335,8 +348,11 @@ def test_demo_round_shows_every_promise(celery_worker, settings, monkeypatch):
 
     settings.NEXUS_DEMO = True
     settings.NEXUS_DLQ_RETRY_BASE = 0.5
-    monkeypatch.setitem(demo.CIRCUIT, "reset_timeout", 1.5)
-    monkeypatch.setattr(demo, "OUTAGE_SECONDS", 3)
+    # The outage and the breaker's windows outlast any slowness of the machine; the test ends them
+    # itself (deletes the outage, ages the breaker) instead of racing wall-clock timeouts.
+    monkeypatch.setitem(demo.CIRCUIT, "reset_timeout", 3600)
+    monkeypatch.setitem(demo.CIRCUIT, "timeout_duration", 3600)
+    monkeypatch.setattr(demo, "OUTAGE_SECONDS", 3600)
     loaded = load_examples()
     assert set(loaded["demo"]["created"]) == {w["name"] for w in demo.DEMO_WORKFLOWS}
     assert load_examples()["demo"]["created"] == []  # idempotent
@@ -347,7 +363,7 @@ def test_demo_round_shows_every_promise(celery_worker, settings, monkeypatch):
         done = demo.tick()
         started = [e for e in done["started"].values() if e]
         for execution_id in started:
-            assert wait_until_final(execution_id, 60).is_final
+            assert wait_until_final(execution_id, 120).is_final
         return done
 
     t0 = tick()  # phase 0: injections, outage, first protected run (fails)
@@ -376,13 +392,13 @@ def test_demo_round_shows_every_promise(celery_worker, settings, monkeypatch):
         AuditEvent.objects.filter(event="dead_letter_discarded", execution_id=invalid.execution_id).exists()
     time.sleep(0.7)
     assert deadletters.process_dead_letters()["actions"].get("redriven") == 1
-    limited = wait_until_final(t2["started"]["rate_limited"], 30)
+    limited = wait_until_final(t2["started"]["rate_limited"], 120)
     assert limited.status == "succeeded"
     assert DeadLetter.objects.get(execution_id=limited.id).status == "redriven"
 
     # the breaker half-opens once the outage is over and the trial closes it
-    wait_for(lambda: not redis_client().exists(demo.OUTAGE_KEY), timeout=10, message="the outage ended")
-    time.sleep(1.6)
+    redis_client().delete(demo.OUTAGE_KEY)  # the outage ends
+    _age_breaker(protected[0].context["check_circuit"]["circuit"], demo.CIRCUIT["reset_timeout"])
     for _ in range(5, 12):
         done = tick()
         if done.get("cleared"):
@@ -401,7 +417,7 @@ def test_demo_round_shows_every_promise(celery_worker, settings, monkeypatch):
     _drained()
     fired = wait_for(lambda: (lambda s: s if {"price_change", "volatility", "breaking_news"} <= s else None)(
         set(Execution.objects.filter(workflow__name="event-driven-trader").values_list("trigger", flat=True))),
-        timeout=30, message="the event-driven trader's triggers")
+        timeout=120, message="the event-driven trader's triggers")
     assert fired
     assert Execution.objects.filter(workflow__name="multi-symbol-workflow", trigger="price_change").exists()
     assert Execution.objects.filter(workflow__name="news-driven-workflow", trigger="breaking_news").exists()
@@ -415,7 +431,7 @@ def test_demo_round_shows_every_promise(celery_worker, settings, monkeypatch):
     before = Execution.objects.filter(workflow__name="demo-protected-trader").count()
     demo.demo_tick.delay()
     wait_for(lambda: Execution.objects.filter(workflow__name="demo-protected-trader").count() == before + 1,
-             timeout=30, message="the beat task's tick on the worker")
+             timeout=120, message="the beat task's tick on the worker")
     assert int(redis_client().get(demo.TICK_KEY)) == 13
 
     settings.NEXUS_DEMO = False  # switched off: the beat entries are disabled, a tick does nothing

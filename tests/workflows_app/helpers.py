@@ -10,7 +10,7 @@ def create(name: str, steps: list, **kwargs) -> str:
     return operations.workflow_create(name=name, steps=steps, **kwargs)["workflow_id"]
 
 
-def run(workflow_id: str, input_data: dict | None = None, timeout: float = 30) -> Execution:
+def run(workflow_id: str, input_data: dict | None = None, timeout: float = 120) -> Execution:
     """Start an execution and wait (bounded) until it is final."""
     reply = operations.workflow_execute(workflow_id=workflow_id, input_data=input_data or {})
     return wait_until_final(reply["execution_id"], timeout)

@@ -51,7 +51,7 @@ def browser(request, settings):
     shutil.rmtree(profile, ignore_errors=True)
 
 
-def wait_until(driver, predicate, timeout=20.0, message="condition"):
+def wait_until(driver, predicate, timeout=120.0, message="condition"):
     deadline = time.monotonic() + timeout
     last_error = None
     while time.monotonic() < deadline:

@@ -176,7 +176,7 @@ def test_running_execution_keeps_its_version_while_the_workflow_is_updated(celer
     operations.workflow_update(workflow_id=wf, updates={"steps[echo].params.value": "new"})
     from workflows_app.services.executions import wait_until_final
 
-    first = wait_until_final(started["execution_id"], 20)
+    first = wait_until_final(started["execution_id"], 120)
     assert first.status == "succeeded" and first.context["echo"]["value"] == "old" and first.version.number == 1
     second = run(wf)
     assert second.context["echo"]["value"] == "new" and second.version.number == 2
@@ -199,11 +199,14 @@ def test_sync_execute_times_out_honestly(celery_worker):
 
 
 def test_cancel_stops_before_the_next_step(celery_worker):
-    wf = create("cancel", [{"name": "w", "type": "wait", "params": {"seconds": 1}}, {"name": "after", "type": "test_noop"}])
+    # The wait outlasts any delay in cancelling on a busy machine; the test then waits for it to end.
+    wf = create("cancel", [{"name": "w", "type": "wait", "params": {"seconds": 4}}, {"name": "after", "type": "test_noop"}])
     started = operations.workflow_execute(workflow_id=wf)
     wait_for(lambda: StepRun.objects.filter(execution_id=started["execution_id"]).exists())
     assert operations.execution_cancel(execution_id=started["execution_id"])["status"] == "cancelled"
-    time.sleep(1.5)
+    wait_for(lambda: StepRun.objects.filter(execution_id=started["execution_id"], step_name="w",
+                                            finished_at__isnull=False).exists(), message="the running step ended")
+    time.sleep(0.5)  # the chain's next message, if any, would have been taken by now
     execution = Execution.objects.get(pk=started["execution_id"])
     assert execution.status == "cancelled"
     assert not StepRun.objects.filter(execution=execution, step_name="after").exists()
