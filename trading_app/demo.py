@@ -163,7 +163,7 @@ def load_demo(*, owner=None) -> dict:
 
     created = []
     for definition in DEMO_WORKFLOWS:
-        if not Workflow.objects.filter(name=definition["name"]).exists():
+        if not Workflow.objects.filter(name=definition["name"], owner=owner).exists():  # names are per owner
             operations.workflow_create(**definition, user=owner)
             created.append(definition["name"])
     for name, (task, seconds) in PERIODIC_TASKS.items():

@@ -148,7 +148,7 @@ def load_examples(*, owner=None) -> dict:
     """Create the example workflows and queues that do not exist yet."""
     created, kept = [], []
     for definition in EXAMPLES:
-        if Workflow.objects.filter(name=definition["name"]).exists():
+        if Workflow.objects.filter(name=definition["name"], owner=owner).exists():  # names are per owner
             kept.append(definition["name"])
             continue
         try:

@@ -265,6 +265,14 @@ class WorkflowAdmin(admin.ModelAdmin):
         trigger_set = next((f for f in formsets if f.model is Trigger), None)
         if main_form is None or step_set is None or trigger_set is None:
             return
+        if main_form.is_valid() and not obj._state.adding:
+            current_version = Workflow.objects.filter(pk=obj.pk).values_list("current_version__number", flat=True).first()
+            loaded = main_form.cleaned_data.get("loaded_version")
+            if loaded is not None and current_version is not None and loaded != current_version:
+                # Checked first: a newer version also rewrote the rows the inline forms point at.
+                main_form.add_error(None, f"This workflow was changed (now version {current_version}, you loaded "
+                                          f"version {loaded}); reload the page and apply your change again.")
+                return
         if not main_form.is_valid() or not step_set.is_valid() or not trigger_set.is_valid():
             return  # the forms' own errors first
         step_forms, trigger_forms = _kept_forms(step_set), _kept_forms(trigger_set)
@@ -275,11 +283,6 @@ class WorkflowAdmin(admin.ModelAdmin):
             current = Workflow.objects.select_related("current_version").filter(pk=obj.pk).first()
             old = current.current_version.definition if current and current.current_version_id else {}
             owner = current.owner if current else None
-            loaded = data.get("loaded_version")
-            if current and loaded is not None and loaded != current.version:
-                main_form.add_error(None, f"This workflow was changed (now version {current.version}, you loaded "
-                                          f"version {loaded}); reload the page and apply your change again.")
-                return
         old_steps = {s["name"]: s for s in old.get("steps", [])}
         old_triggers = old.get("triggers", [])
 

@@ -479,13 +479,13 @@ def _start_child(execution: Execution, step: dict, run: StepRun) -> None:
     # Checked again at run time (the definition was checked when saved): names resolve within
     # the owner's workflows, and ownership, depth and cycles may have changed since.
     child_workflow = resolve_workflow_ref(step["workflow_id"], execution.workflow.owner)
+    refused = _child_refusal(execution, step, child_workflow)
+    if refused is not None:  # outside the block below: raising there would roll the failure back
+        _fail_step(execution, step, run, ErrorInfo(refused.error_class, False), refused, "")
+        raise StepFailed(str(refused))
     with transaction.atomic():
         run.status = StepRun.Status.WAITING
         run.save(update_fields=["status"])
-        refused = _child_refusal(execution, step, child_workflow)
-        if refused is not None:
-            _fail_step(execution, step, run, ErrorInfo(refused.error_class, False), refused, "")
-            raise StepFailed(str(refused))
         child_input = {k: v for k, v in execution.context.items() if not is_reserved(k)}
         if execution.test_mode:
             child_input["test_mode"] = True  # inherited from the execution, never from the context
