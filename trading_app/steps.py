@@ -16,9 +16,9 @@ from typing import Literal
 from django.utils import timezone
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from trading_app import conf, indicators, risk, sentiment
+from trading_app import accounts, conf, indicators, risk, sentiment
 from trading_app.brokers import OrderRequest, client_order_id_for
-from trading_app.providers import get_broker, get_market_data, get_news_provider
+from trading_app.providers import get_market_data, get_news_provider
 from trading_app.signals import score_signal
 from trading_app.symbols import normalise, resolve_symbols
 from workflows_app.errors import PermanentStepError
@@ -287,6 +287,11 @@ def _signal_for(ctx: StepContext, sym: str, primary: str) -> tuple[str | None, f
     return (sig.upper() if isinstance(sig, str) else None), conf_
 
 
+def _account_of(broker):
+    """The account row a broker is bound to (its kill switch and limits), if any."""
+    return getattr(broker, "account_row", None)
+
+
 def _account_and_positions(broker) -> tuple[dict, dict[str, dict]]:
     account = broker.get_account()
     positions = {p["symbol"]: p for p in broker.get_positions()}
@@ -304,7 +309,7 @@ def execute_one(ctx: StepContext, broker, md, sym: str, side_signal: str, p: Tra
     held = float(pos["qty"]) if pos else 0.0
     entry = float(md.latest_price(sym))
     if side_signal == "SELL" and held > 0:
-        risk.ensure_trading_allowed()
+        risk.ensure_trading_allowed(_account_of(broker))
         req = OrderRequest(symbol=sym, side="sell", qty=held, client_order_id=coid, execution_id=ctx.execution_id,
                            step_name=ctx.step_name, test_mode=ctx.test_mode)
         order = broker.submit_order(req)
@@ -313,7 +318,7 @@ def execute_one(ctx: StepContext, broker, md, sym: str, side_signal: str, p: Tra
         return {"status": "skipped", "symbol": sym, "side": "sell", "qty": 0,
                 "reason": "SELL signal but no long position to close and shorting is disabled (allow_short=false)"}
     if side_signal == "BUY" and held < 0:
-        risk.ensure_trading_allowed()
+        risk.ensure_trading_allowed(_account_of(broker))
         req = OrderRequest(symbol=sym, side="buy", qty=abs(held), client_order_id=coid,
                            execution_id=ctx.execution_id, step_name=ctx.step_name, test_mode=ctx.test_mode)
         return audit_order(ctx, {**broker.submit_order(req), "intent": "close_short"})
@@ -345,7 +350,7 @@ def execute_one(ctx: StepContext, broker, md, sym: str, side_signal: str, p: Tra
     if sizing.qty <= 0:
         return {"status": "skipped", "symbol": sym, "side": side, "qty": 0, "reason": sizing.reason,
                 "sizing": sizing.as_dict()}
-    risk.ensure_trading_allowed()
+    risk.ensure_trading_allowed(_account_of(broker))
     limit_price = None
     if p.order_type == "limit":
         off = p.limit_offset_bps / 10_000
@@ -372,7 +377,7 @@ def trade_execution(ctx: StepContext) -> dict:
     for sym in symbols:
         sig, confidence = (p.signal, None) if p.signal else _signal_for(ctx, sym, primary)
         decisions.append((sym, sig, confidence))
-    broker = get_broker(ctx.test_mode)
+    broker = accounts.broker_for(ctx)
     md = broker.market_data if hasattr(broker, "market_data") else get_market_data(ctx.test_mode)
     results = []
     account = positions = None
@@ -383,7 +388,7 @@ def trade_execution(ctx: StepContext) -> dict:
                             "no signal for this symbol in the context"})
             continue
         if account is None:
-            risk.ensure_trading_allowed()
+            risk.ensure_trading_allowed(_account_of(broker))
             account, positions = _account_and_positions(broker)
         res = execute_one(ctx, broker, md, sym, sig, p, account, positions)
         res.update({"signal": sig, "confidence": confidence})
@@ -466,7 +471,7 @@ class RiskCheckParams(Params):
 
 def risk_check(ctx: StepContext) -> dict:
     p: RiskCheckParams = ctx.params
-    broker = get_broker(ctx.test_mode)
+    broker = accounts.broker_for(ctx)
     account = broker.get_account(mark=p.mark_to_market) if broker.name == "paper" else broker.get_account()
     positions = broker.get_positions()
     report = risk.exposure_report(account, positions, max_position_pct=p.max_position_pct,
@@ -493,7 +498,7 @@ class HedgeParams(Params):
 
 def hedge(ctx: StepContext) -> dict:
     p: HedgeParams = ctx.params
-    broker = get_broker(ctx.test_mode)
+    broker = accounts.broker_for(ctx)
     md = broker.market_data if hasattr(broker, "market_data") else get_market_data(ctx.test_mode)
     positions = [x for x in broker.get_positions() if x["symbol"] != normalise(p.instrument)]
     net_long = sum(float(x["market_value"]) for x in positions)
@@ -502,7 +507,7 @@ def hedge(ctx: StepContext) -> dict:
     if net_long <= max(p.min_exposure, 0.0):
         return {**base, "status": "skipped", "orders": [], "hedged_value": 0.0,
                 "reason": "no net long exposure to hedge"}
-    risk.ensure_trading_allowed()
+    risk.ensure_trading_allowed(_account_of(broker))
     orders = []
     if p.method == "inverse_etf":
         inst = normalise(p.instrument)
@@ -549,7 +554,7 @@ class StopLossParams(SymbolsParams):
 
 def stop_loss_management(ctx: StepContext) -> dict:
     p: StopLossParams = ctx.params
-    broker = get_broker(ctx.test_mode)
+    broker = accounts.broker_for(ctx)
     md = broker.market_data if hasattr(broker, "market_data") else get_market_data(ctx.test_mode)
     positions = {x["symbol"]: x for x in broker.get_positions()}
     wanted = [normalise(s) for s in p.symbols] if p.symbols else list(positions)
@@ -567,7 +572,7 @@ def stop_loss_management(ctx: StepContext) -> dict:
             if p.mode == "adjust":
                 actions.append({"symbol": sym, "action": "none", "reason": "no stop to adjust"})
                 continue
-            risk.ensure_trading_allowed()
+            risk.ensure_trading_allowed(_account_of(broker))
             coid = client_order_id_for(ctx.idempotency_key, sym)
             order = broker.get_order_by_client_id(coid) or broker.submit_order(OrderRequest(
                 symbol=sym, side="sell" if long else "buy", qty=abs(float(pos["qty"])), type="stop",
@@ -613,7 +618,7 @@ class PositionSizingParams(SymbolsParams):
 def position_sizing(ctx: StepContext) -> dict:
     p: PositionSizingParams = ctx.params
     symbols = _symbols(ctx, p.symbols)
-    broker = get_broker(ctx.test_mode)
+    broker = accounts.broker_for(ctx)
     md = broker.market_data if hasattr(broker, "market_data") else get_market_data(ctx.test_mode)
     account, positions = _account_and_positions(broker)
     lim = risk.limits(getattr(broker, "account_row", None))

@@ -239,6 +239,7 @@ def _order_dict(o: dict) -> dict:
 
 class AlpacaBroker(_Caller):
     name = "alpaca"
+    account_row = None  # the BrokerAccount row it trades for (trading_app.accounts.broker_for_account)
 
     def __init__(self, client, market_data=None):
         self.client = _no_sdk_retry(client)
@@ -297,7 +298,7 @@ class AlpacaBroker(_Caller):
     def submit_order(self, req: OrderRequest) -> dict:
         req.validate()
         req.symbol = normalise(req.symbol)
-        ensure_trading_allowed()
+        ensure_trading_allowed(self.account_row)
         order_data = self._build(req)
         try:
             raw = self._call(f"alpaca submit {req.symbol}", lambda: self.client.submit_order(order_data))
@@ -334,6 +335,8 @@ class AlpacaBroker(_Caller):
         }
         if req is not None:
             defaults.update(execution_id=req.execution_id, step_name=req.step_name, test_mode=req.test_mode)
+        if self.account_row is not None:
+            defaults["account"] = self.account_row
         Order.objects.update_or_create(client_order_id=data["client_order_id"], defaults=defaults)
         return {**data, "duplicate": duplicate}
 
@@ -413,7 +416,8 @@ class AlpacaBroker(_Caller):
         positions = self.get_positions()
         gross = sum(abs(p["market_value"]) for p in positions)
         snap = AccountSnapshot.objects.create(
-            broker="alpaca", cash=a["cash"], positions_value=a["positions_value"], equity=a["equity"],
+            broker="alpaca", account=self.account_row, cash=a["cash"], positions_value=a["positions_value"],
+            equity=a["equity"],
             gross_exposure=gross, net_exposure=a["positions_value"], reason=reason, execution_id=execution_id,
             positions=positions)
         return {"snapshot_id": snap.pk, "equity": a["equity"], "cash": a["cash"],
