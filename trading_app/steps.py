@@ -489,53 +489,117 @@ def risk_check(ctx: StepContext) -> dict:
 # --- hedge -------------------------------------------------------------------------------------
 class HedgeParams(Params):
     method: Literal["inverse_etf", "reduce"] = Field(
-        "inverse_etf", description="Buy an inverse ETF worth hedge_ratio x net long exposure, or sell that "
-                                   "fraction of every long position.")
-    instrument: str = Field("SH", description="Inverse ETF bought by the inverse_etf method.")
+        "inverse_etf", description="Hold an inverse ETF worth hedge_ratio x net long exposure (ordering only the "
+                                   "difference to what is held), or sell that fraction of every long position.")
+    instrument: str = Field("SH", description="Inverse ETF held by the inverse_etf method.")
     hedge_ratio: float = Field(0.5, gt=0, le=1)
     min_exposure: float = Field(0.0, ge=0, description="Do nothing below this net long exposure (currency).")
 
 
+def _pending_qty(acct, symbol: str) -> float:
+    """Open (unfilled) parent orders of ``symbol`` on ``acct``, signed: they count as held."""
+    from trading_app.models import Order
+
+    if acct is None:
+        return 0.0
+    total = 0.0
+    for o in Order.objects.filter(account=acct, symbol=symbol, status__in=Order.OPEN_STATUSES, parent__isnull=True):
+        total += float(o.qty - o.filled_qty) * (1 if o.side == "buy" else -1)
+    return total
+
+
 def hedge(ctx: StepContext) -> dict:
+    """Hedge towards a target: the inverse ETF position worth ``hedge_ratio x`` the net long exposure of
+    the other positions, INCLUDING the hedge already held (and open hedge orders); only the difference
+    is ordered, the target is capped like any order (per-symbol and gross caps), and hedges of one
+    account are serialised on its row, so repeated or simultaneous triggers never stack."""
+    from django.db import transaction
+
+    from trading_app.models import BrokerAccount
+
     p: HedgeParams = ctx.params
     broker = accounts.broker_for(ctx)
     md = broker.market_data if hasattr(broker, "market_data") else get_market_data(ctx.test_mode)
-    positions = [x for x in broker.get_positions() if x["symbol"] != normalise(p.instrument)]
+    acct = _account_of(broker)
+    with transaction.atomic():
+        if acct is not None:  # one hedge at a time per account: the next one sees this one's order
+            BrokerAccount.objects.select_for_update().filter(pk=acct.pk).first()
+        if p.method == "inverse_etf":
+            return _hedge_inverse(ctx, p, broker, md, acct)
+        return _hedge_reduce(ctx, p, broker, acct)
+
+
+def _hedge_inverse(ctx: StepContext, p: HedgeParams, broker, md, acct) -> dict:
+    inst = normalise(p.instrument)
+    coid = client_order_id_for(ctx.idempotency_key, inst)
+    existing = broker.get_order_by_client_id(coid)
+    if existing is not None:  # this step already ordered (retry / redelivery)
+        return {"method": p.method, "status": "hedged", "orders": [{**existing, "duplicate": True}],
+                "order_id": existing.get("order_id"), "broker": broker.name}
+    all_positions = broker.get_positions()
+    others = [x for x in all_positions if x["symbol"] != inst]
+    net_long = sum(float(x["market_value"]) for x in others)
+    held = next((float(x["qty"]) for x in all_positions if x["symbol"] == inst), 0.0)
+    held += _pending_qty(acct, inst)
+    price = float(md.latest_price(inst))
+    account = broker.get_account()
+    equity = float(account["equity"])
+    hedge_value = held * price
+    lim = risk.limits(acct)
+    target_value = p.hedge_ratio * net_long if net_long > max(p.min_exposure, 0.0) else 0.0
+    capped_by = []
+    if target_value > lim["max_position_pct"] * equity:
+        target_value, capped_by = lim["max_position_pct"] * equity, ["max_position_pct"]
+    target_qty = math.floor(max(0.0, target_value) / price)
+    diff = target_qty - held
+    if diff > 0:  # the gross cap bounds what a hedge may add, like any order
+        gross = sum(abs(float(x["market_value"])) for x in all_positions)
+        room = math.floor(max(0.0, lim["max_gross_exposure"] * equity - gross) / price)
+        if room < diff:
+            diff, capped_by = room, capped_by + ["max_gross_exposure"]
+    if diff < 0:  # over-hedged (longs shrank): sell back down to the target, never below zero
+        diff = -min(-diff, max(0.0, held - _pending_qty(acct, inst)))
+    base = {"method": p.method, "instrument": inst, "hedge_ratio": p.hedge_ratio, "broker": broker.name,
+            "net_long_exposure": round(net_long, 2), "existing_hedge_qty": held,
+            "existing_hedge_value": round(hedge_value, 2), "net_exposure_before": round(net_long - hedge_value, 2),
+            "target_hedge_qty": target_qty, "target_hedge_value": round(target_qty * price, 2),
+            "capped_by": capped_by}
+    qty = int(diff)
+    if qty == 0:
+        reason = "hedge already at its target" if held else (
+            "no net long exposure to hedge" if target_value <= 0 else "hedge rounds to zero shares")
+        return {**base, "status": "skipped", "orders": [], "hedged_value": round(hedge_value, 2), "reason": reason,
+                "net_exposure_after_estimate": round(net_long - hedge_value, 2), "order_id": None}
+    risk.ensure_trading_allowed(acct)
+    order = broker.submit_order(OrderRequest(
+        symbol=inst, side="buy" if qty > 0 else "sell", qty=abs(qty), client_order_id=coid,
+        execution_id=ctx.execution_id, step_name=ctx.step_name, test_mode=ctx.test_mode))
+    audit_order(ctx, order, intent="hedge")
+    after = (held + qty) * price
+    return {**base, "status": "hedged", "orders": [order], "ordered_qty": qty, "hedged_value": round(after, 2),
+            "net_exposure_after_estimate": round(net_long - after, 2), "order_id": order.get("order_id")}
+
+
+def _hedge_reduce(ctx: StepContext, p: HedgeParams, broker, acct) -> dict:
+    positions = [x for x in broker.get_positions() if float(x["qty"]) > 0]
     net_long = sum(float(x["market_value"]) for x in positions)
     base = {"method": p.method, "hedge_ratio": p.hedge_ratio, "net_exposure_before": round(net_long, 2),
             "broker": broker.name}
     if net_long <= max(p.min_exposure, 0.0):
         return {**base, "status": "skipped", "orders": [], "hedged_value": 0.0,
                 "reason": "no net long exposure to hedge"}
-    risk.ensure_trading_allowed(_account_of(broker))
-    orders = []
-    if p.method == "inverse_etf":
-        inst = normalise(p.instrument)
-        price = float(md.latest_price(inst))
-        qty = math.floor(net_long * p.hedge_ratio / price)
+    risk.ensure_trading_allowed(acct)
+    orders, hedged = [], 0.0
+    for pos in positions:
+        qty = math.floor(float(pos["qty"]) * p.hedge_ratio)
         if qty < 1:
-            return {**base, "status": "skipped", "orders": [], "hedged_value": 0.0,
-                    "reason": "hedge rounds to zero shares"}
-        coid = client_order_id_for(ctx.idempotency_key, inst)
+            continue
+        coid = client_order_id_for(ctx.idempotency_key, pos["symbol"])
         existing = broker.get_order_by_client_id(coid)
         orders.append(existing or broker.submit_order(OrderRequest(
-            symbol=inst, side="buy", qty=qty, client_order_id=coid, execution_id=ctx.execution_id,
+            symbol=pos["symbol"], side="sell", qty=qty, client_order_id=coid, execution_id=ctx.execution_id,
             step_name=ctx.step_name, test_mode=ctx.test_mode)))
-        hedged = qty * price
-    else:
-        hedged = 0.0
-        for pos in positions:
-            if float(pos["qty"]) <= 0:
-                continue
-            qty = math.floor(float(pos["qty"]) * p.hedge_ratio)
-            if qty < 1:
-                continue
-            coid = client_order_id_for(ctx.idempotency_key, pos["symbol"])
-            existing = broker.get_order_by_client_id(coid)
-            orders.append(existing or broker.submit_order(OrderRequest(
-                symbol=pos["symbol"], side="sell", qty=qty, client_order_id=coid, execution_id=ctx.execution_id,
-                step_name=ctx.step_name, test_mode=ctx.test_mode)))
-            hedged += qty * float(pos["last_price"])
+        hedged += qty * float(pos["last_price"])
     return {**base, "status": "hedged" if orders else "skipped", "orders": orders, "hedged_value": round(hedged, 2),
             "net_exposure_after_estimate": round(net_long - hedged, 2),
             "order_id": orders[0]["order_id"] if orders else None}
