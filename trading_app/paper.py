@@ -275,13 +275,15 @@ class PaperBroker:
 
     def _over_caps(self, acct: PaperAccount, order: Order, market: Decimal, held: Decimal) -> str | None:
         """The operator's caps, checked again with the account row locked: the last word before a
-        fill, whatever step (trade, hedge, saga, stop) sized the order. Open orders of the symbol
-        count as if filled, so orders waiting for the open cannot stack past the cap."""
+        fill, whatever step (trade, hedge, saga, stop) sized the order. A buy counts the symbol's
+        open market/limit buys as if filled, so orders waiting for the open cannot stack past the cap
+        (stop orders and open sells may never fill: they do not count; shorts have their own check)."""
         value, gross, equity = self._totals(acct)
         pending = ZERO
-        for o in Order.objects.filter(account=acct, symbol=order.symbol, status__in=Order.OPEN_STATUSES,
-                                      parent__isnull=True):
-            pending += (o.qty - o.filled_qty) * (1 if o.side == "buy" else -1)
+        if order.side == "buy":
+            pending = sum((o.qty - o.filled_qty for o in Order.objects.filter(
+                account=acct, symbol=order.symbol, side="buy", status__in=Order.OPEN_STATUSES,
+                parent__isnull=True).exclude(order_type="stop")), ZERO)
         try:
             risk.check_order(side=order.side, qty=float(order.qty), price=float(market), equity=float(equity),
                              held_qty=float(held + pending), gross_value=float(gross),

@@ -496,16 +496,16 @@ class HedgeParams(Params):
     min_exposure: float = Field(0.0, ge=0, description="Do nothing below this net long exposure (currency).")
 
 
-def _pending_qty(acct, symbol: str) -> float:
-    """Open (unfilled) parent orders of ``symbol`` on ``acct``, signed: they count as held."""
+def _pending_buys(acct, symbol: str) -> float:
+    """Unfilled buy orders of ``symbol`` on ``acct``: they count as held (a hedge waiting for the open
+    must not be ordered again). Open sells (e.g. protective stops) do not count: they may never fill."""
     from trading_app.models import Order
 
     if acct is None:
         return 0.0
-    total = 0.0
-    for o in Order.objects.filter(account=acct, symbol=symbol, status__in=Order.OPEN_STATUSES, parent__isnull=True):
-        total += float(o.qty - o.filled_qty) * (1 if o.side == "buy" else -1)
-    return total
+    return float(sum((o.qty - o.filled_qty for o in Order.objects.filter(
+        account=acct, symbol=symbol, side="buy", status__in=Order.OPEN_STATUSES, parent__isnull=True,
+    ).exclude(order_type="stop")), 0))
 
 
 def hedge(ctx: StepContext) -> dict:
@@ -539,8 +539,8 @@ def _hedge_inverse(ctx: StepContext, p: HedgeParams, broker, md, acct) -> dict:
     all_positions = broker.get_positions()
     others = [x for x in all_positions if x["symbol"] != inst]
     net_long = sum(float(x["market_value"]) for x in others)
-    held = next((float(x["qty"]) for x in all_positions if x["symbol"] == inst), 0.0)
-    held += _pending_qty(acct, inst)
+    position = next((float(x["qty"]) for x in all_positions if x["symbol"] == inst), 0.0)
+    held = position + _pending_buys(acct, inst)
     price = float(md.latest_price(inst))
     account = broker.get_account()
     equity = float(account["equity"])
@@ -558,7 +558,7 @@ def _hedge_inverse(ctx: StepContext, p: HedgeParams, broker, md, acct) -> dict:
         if room < diff:
             diff, capped_by = room, capped_by + ["max_gross_exposure"]
     if diff < 0:  # over-hedged (longs shrank): sell back down to the target, never below zero
-        diff = -min(-diff, max(0.0, held - _pending_qty(acct, inst)))
+        diff = -min(-diff, max(0.0, position))
     base = {"method": p.method, "instrument": inst, "hedge_ratio": p.hedge_ratio, "broker": broker.name,
             "net_long_exposure": round(net_long, 2), "existing_hedge_qty": held,
             "existing_hedge_value": round(hedge_value, 2), "net_exposure_before": round(net_long - hedge_value, 2),
