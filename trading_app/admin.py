@@ -17,9 +17,9 @@ class FillInline(admin.TabularInline):
 
 @admin.register(models.Order)
 class OrderAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "broker", "symbol", "side", "order_type", "qty", "status", "filled_avg_price",
-                    "client_order_id", "leg"]
-    list_filter = ["broker", "status", "side", "order_type", "test_mode"]
+    list_display = ["created_at", "broker", "account", "symbol", "side", "order_type", "qty", "status",
+                    "filled_avg_price", "client_order_id", "leg"]
+    list_filter = ["broker", "account", "status", "side", "order_type", "test_mode"]
     search_fields = ["symbol", "client_order_id", "broker_order_id", "execution_id"]
     inlines = [FillInline]
 
@@ -33,12 +33,13 @@ class FillAdmin(ReadOnlyAdmin):
 @admin.register(models.Position)
 class PositionAdmin(ReadOnlyAdmin):
     list_display = ["symbol", "account", "qty", "avg_entry_price", "last_price", "realized_pnl", "updated_at"]
+    list_filter = ["account"]
 
 
 @admin.register(models.AccountSnapshot)
 class AccountSnapshotAdmin(ReadOnlyAdmin):
-    list_display = ["taken_at", "broker", "cash", "positions_value", "equity", "gross_exposure", "reason"]
-    list_filter = ["broker"]
+    list_display = ["taken_at", "broker", "account", "cash", "positions_value", "equity", "gross_exposure", "reason"]
+    list_filter = ["broker", "account"]
 
 
 @admin.register(models.NewsItem)
@@ -48,16 +49,22 @@ class NewsItemAdmin(ReadOnlyAdmin):
     search_fields = ["headline"]
 
 
-@admin.register(models.PaperAccount)
-class PaperAccountAdmin(ReadOnlyAdmin):
-    """Balances are read-only (only fills move them); the simulation knobs are editable."""
+@admin.register(models.BrokerAccount)
+class BrokerAccountAdmin(ReadOnlyAdmin):
+    """Balances are read-only (only fills move them); owners, the account's kill switch, its limits
+    (which can only tighten the operator's ceilings: validated by the model) and the simulation knobs
+    are editable by superusers."""
 
-    list_display = ["name", "cash", "reserved_cash", "realized_pnl", "total_commission", "slippage_bps",
-                    "commission_per_share", "updated_at"]
-    fields = ["name", "starting_cash", "cash", "reserved_cash", "realized_pnl", "total_commission", "slippage_bps",
-              "commission_per_share", "commission_min", "allow_short", "updated_at"]
-    readonly_fields = ["name", "starting_cash", "cash", "reserved_cash", "realized_pnl", "total_commission",
-                       "updated_at"]
+    list_display = ["name", "broker", "kind", "default_for", "halted", "cash", "reserved_cash", "realized_pnl",
+                    "max_position_pct", "max_gross_exposure", "updated_at"]
+    list_filter = ["broker", "kind", "halted"]
+    search_fields = ["name", "owners__username"]
+    fields = ["name", "broker", "kind", "default_for", "owners", "halted", "halt_reason", "max_position_pct",
+              "max_gross_exposure", "starting_cash", "cash", "reserved_cash", "realized_pnl", "total_commission",
+              "slippage_bps", "commission_per_share", "commission_min", "allow_short", "updated_at"]
+    readonly_fields = ["name", "broker", "kind", "default_for", "starting_cash", "cash", "reserved_cash",
+                       "realized_pnl", "total_commission", "updated_at"]
+    filter_horizontal = ["owners"]
 
     def has_change_permission(self, request, obj=None):
         return request.user.is_superuser

@@ -4,6 +4,7 @@ from django.urls import path
 from trading_app import api_views as v
 
 urlpatterns = [
+    path("accounts/", v.AccountsView.as_view(), name="trading-accounts"),
     path("account/", v.AccountView.as_view(), name="trading-account"),
     path("positions/", v.PositionsView.as_view(), name="trading-positions"),
     path("orders/", v.OrdersView.as_view(), name="trading-orders"),

@@ -14,27 +14,38 @@ class TradingView(APIView):
     renderer_classes = [JSONRenderer]
 
 
-class AccountView(TradingView):
-    @extend_schema(responses=OpenApiTypes.OBJECT, summary="Broker account, exposure and trading mode")
+ACCOUNT = OpenApiParameter("account", OpenApiTypes.STR, description="An account you may see (default: your own).")
+
+
+class AccountsView(TradingView):
+    @extend_schema(responses=OpenApiTypes.OBJECT, summary="The broker accounts you may see")
     def get(self, request):
-        return Response(operations.trading_account(user=request.user))
+        return Response(operations.trading_accounts(user=request.user))
+
+
+class AccountView(TradingView):
+    @extend_schema(responses=OpenApiTypes.OBJECT, summary="Broker account, exposure and trading mode",
+                   parameters=[ACCOUNT])
+    def get(self, request):
+        return Response(operations.trading_account(account=request.query_params.get("account"), user=request.user))
 
 
 class PositionsView(TradingView):
-    @extend_schema(responses=OpenApiTypes.OBJECT, summary="Open positions (marked to market)")
+    @extend_schema(responses=OpenApiTypes.OBJECT, summary="Open positions (marked to market)", parameters=[ACCOUNT])
     def get(self, request):
-        return Response(operations.trading_positions(user=request.user))
+        return Response(operations.trading_positions(account=request.query_params.get("account"),
+                                                     user=request.user))
 
 
 class OrdersView(TradingView):
     @extend_schema(responses=OpenApiTypes.OBJECT, summary="Orders, newest first", parameters=[
         OpenApiParameter("status", OpenApiTypes.STR, description="open, new, filled, canceled, rejected, ..."),
-        OpenApiParameter("symbol", OpenApiTypes.STR), OpenApiParameter("execution_id", OpenApiTypes.STR),
+        OpenApiParameter("symbol", OpenApiTypes.STR), OpenApiParameter("execution_id", OpenApiTypes.STR), ACCOUNT,
         OpenApiParameter("limit", OpenApiTypes.INT), OpenApiParameter("offset", OpenApiTypes.INT)])
     def get(self, request):
         q = request.query_params
         return Response(operations.trading_orders(
-            status=q.get("status"), symbol=q.get("symbol"), execution_id=q.get("execution_id"),
+            status=q.get("status"), symbol=q.get("symbol"), execution_id=q.get("execution_id"), account=q.get("account"),
             limit=q.get("limit", 50), offset=q.get("offset", 0), user=request.user))
 
 
@@ -44,10 +55,11 @@ class KillSwitchView(TradingView):
         return Response(operations.kill_switch_status(user=request.user))
 
     @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT,
-                   summary='Set the kill switch: {"active": true, "reason": "..."} (staff only)')
+                   summary='Set the kill switch: {"active": true, "reason": "..."} (staff only); with '
+                           '"account": that account\'s own switch (its owners or staff)')
     def post(self, request):
         data = request.data if isinstance(request.data, dict) else {}
         return Response(operations.kill_switch_set(active=data.get("active"), reason=data.get("reason", ""),
-                                                   user=request.user))
+                                                   account=data.get("account"), user=request.user))
 
     put = post

@@ -14,7 +14,8 @@ Nothing is faked. The tick only does what a busy market and a busy user would do
   new while the exchange is closed; these ticks keep flowing day and night), then runs the real
   news poller, so the example workflows' price_change, volume_spike, volatility, news_sentiment and
   breaking_news triggers fire through the real evaluators;
-* it starts executions of the demo workflows, whose steps are real step types that really fail
+* it starts executions of the demo workflows (owner-less, ``metadata.account = "demo"``: they trade on
+  the demo's own paper account, never on a user's), whose steps are real step types that really fail
   or succeed: ``demo_flaky_quote`` is a quote from the simulator behind a provider that answers
   HTTP 429 to the first ``fail_attempts`` calls of an execution (a retry, or a ``rate_limit``
   dead letter that the policy redrives) and refuses unlisted symbols (``invalid_symbol``,
@@ -133,15 +134,16 @@ def demo_flaky_quote(ctx: StepContext) -> dict:
 
 def demo_broker_call(ctx: StepContext) -> dict:
     """The paper account, behind a simulated broker that is down while the outage window is open."""
-    from trading_app.providers import get_broker
+    from trading_app import accounts
     from workflows_app.circuit import redis_client
 
     ttl = redis_client().ttl(OUTAGE_KEY)
     if ttl and ttl > 0:
         raise TransientStepError(f"demo broker outage: HTTP 503 Service Unavailable (back in {ttl} s)",
                                  error_class="server_error")
-    account = get_broker(True).get_account()
-    return {"broker": "paper", "equity": account.get("equity"), "cash": account.get("cash"), "reachable": True}
+    account = accounts.broker_for(ctx).get_account()  # the demo workflows trade on the demo account
+    return {"broker": "paper", "account": account.get("account"), "equity": account.get("equity"),
+            "cash": account.get("cash"), "reachable": True}
 
 
 def register() -> None:
@@ -158,14 +160,21 @@ def load_demo(*, owner=None) -> dict:
     """Create the demo workflows that are missing and enable the demo's beat entries (idempotent)."""
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
+    from trading_app.accounts import DEMO, demo_account
     from workflows_app import operations
     from workflows_app.models import Workflow
 
+    demo_account()
     created = []
     for definition in DEMO_WORKFLOWS:
-        if not Workflow.objects.filter(name=definition["name"], owner=owner).exists():  # names are per owner
-            operations.workflow_create(**definition, user=owner)
+        existing = Workflow.objects.filter(name=definition["name"], owner=owner).first()  # names are per owner
+        if existing is None:
+            operations.workflow_create(**definition, metadata={"account": DEMO}, user=owner)
             created.append(definition["name"])
+        elif (existing.metadata or {}).get("account") != DEMO and existing.owner_id is None:
+            # made before demo accounts existed: move it onto the demo account
+            operations.workflow_update(workflow_id=str(existing.id), updates={"metadata": {
+                **(existing.metadata or {}), "account": DEMO}})
     for name, (task, seconds) in PERIODIC_TASKS.items():
         interval, _ = IntervalSchedule.objects.get_or_create(every=seconds, period=IntervalSchedule.SECONDS)
         PeriodicTask.objects.update_or_create(name=name, defaults={

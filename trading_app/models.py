@@ -1,4 +1,4 @@
-"""Trading records: paper accounts, orders, fills, positions, account snapshots, news, kill switch.
+"""Trading records: broker accounts, orders, fills, positions, account snapshots, news, kill switch.
 
 Money and quantities are Decimals (exact accounting). Orders placed through Alpaca are recorded
 here too (``broker="alpaca"``) so the trades-executed counter and the admin see every order.
@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -15,8 +16,32 @@ MONEY = {"max_digits": 20, "decimal_places": 6}
 ZERO = Decimal("0")
 
 
-class PaperAccount(models.Model):
+class BrokerAccount(models.Model):
+    """An account orders go to: a built-in paper account, or the Alpaca account configured from
+    settings (``broker="alpaca"``). Every order, fill, position and snapshot belongs to one.
+
+    ``kind``: ``user`` (a user's own paper account, created on first use: ``default_for``), ``demo``
+    (the demo's), ``house`` (the operator's: owner-less workflows, the Alpaca row). Positions,
+    orders and P&L are visible to ``owners`` and staff only. ``halted`` is this account's kill
+    switch (the global one still stops everything); ``max_position_pct`` / ``max_gross_exposure``
+    tighten the operator's ceilings for this account (never loosen them).
+    """
+
+    class Kind(models.TextChoices):
+        USER = "user"
+        DEMO = "demo"
+        HOUSE = "house"
+
     name = models.CharField(max_length=64, unique=True, default="default")
+    broker = models.CharField(max_length=16, default="paper")  # paper / alpaca
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.HOUSE)
+    owners = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="broker_accounts")
+    default_for = models.OneToOneField(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                       related_name="default_broker_account")
+    halted = models.BooleanField(default=False, help_text="this account's kill switch")
+    halt_reason = models.CharField(max_length=300, blank=True, default="")
+    max_position_pct = models.FloatField(null=True, blank=True, help_text="tightens NEXUS_MAX_POSITION_PCT")
+    max_gross_exposure = models.FloatField(null=True, blank=True, help_text="tightens NEXUS_MAX_GROSS_EXPOSURE")
     starting_cash = models.DecimalField(**MONEY)
     cash = models.DecimalField(**MONEY)
     reserved_cash = models.DecimalField(default=ZERO, **MONEY)
@@ -30,7 +55,21 @@ class PaperAccount(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
-        return f"paper account {self.name}"
+        return f"{self.broker} account {self.name}"
+
+    def clean(self):
+        from django.core.exceptions import ValidationError
+
+        from trading_app import risk
+
+        for name in ("max_position_pct", "max_gross_exposure"):
+            try:
+                risk.check_ceiling(name, getattr(self, name))
+            except ValueError as exc:
+                raise ValidationError({name: str(exc)}) from None
+
+
+PaperAccount = BrokerAccount  # the name before accounts had owners (kept for imports)
 
 
 class Order(models.Model):
@@ -57,7 +96,7 @@ class Order(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     broker = models.CharField(max_length=16, default="paper")
-    account = models.ForeignKey(PaperAccount, null=True, blank=True, on_delete=models.PROTECT,
+    account = models.ForeignKey(BrokerAccount, null=True, blank=True, on_delete=models.PROTECT,
                                 related_name="orders")
     client_order_id = models.CharField(max_length=128, unique=True)
     broker_order_id = models.CharField(max_length=128, blank=True, default="")
@@ -129,7 +168,7 @@ class Order(models.Model):
 
 class Fill(models.Model):
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="fills")
-    account = models.ForeignKey(PaperAccount, null=True, blank=True, on_delete=models.PROTECT, related_name="fills")
+    account = models.ForeignKey(BrokerAccount, null=True, blank=True, on_delete=models.PROTECT, related_name="fills")
     symbol = models.CharField(max_length=16)
     side = models.CharField(max_length=4)
     qty = models.DecimalField(**MONEY)
@@ -150,7 +189,7 @@ class Fill(models.Model):
 
 
 class Position(models.Model):
-    account = models.ForeignKey(PaperAccount, on_delete=models.CASCADE, related_name="positions")
+    account = models.ForeignKey(BrokerAccount, on_delete=models.CASCADE, related_name="positions")
     symbol = models.CharField(max_length=16)
     qty = models.DecimalField(default=ZERO, **MONEY)  # negative = short
     avg_entry_price = models.DecimalField(default=ZERO, **MONEY)
@@ -184,7 +223,7 @@ class Position(models.Model):
 
 class AccountSnapshot(models.Model):
     broker = models.CharField(max_length=16, default="paper")
-    account = models.ForeignKey(PaperAccount, null=True, blank=True, on_delete=models.CASCADE,
+    account = models.ForeignKey(BrokerAccount, null=True, blank=True, on_delete=models.CASCADE,
                                 related_name="snapshots")
     cash = models.DecimalField(**MONEY)
     positions_value = models.DecimalField(**MONEY)
@@ -206,7 +245,7 @@ class AccountSnapshot(models.Model):
 class FundsReservation(models.Model):
     """reserve_funds / release_funds: cash set aside by a saga step (idempotent per key)."""
 
-    account = models.ForeignKey(PaperAccount, on_delete=models.CASCADE, related_name="reservations")
+    account = models.ForeignKey(BrokerAccount, on_delete=models.CASCADE, related_name="reservations")
     key = models.CharField(max_length=200, unique=True)
     amount = models.DecimalField(**MONEY)
     status = models.CharField(max_length=16, default="active")  # active / released / consumed

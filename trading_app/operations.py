@@ -1,21 +1,21 @@
 """Trading operations: one function per trading face (REST ``/api/v1/trading/...``, MCP, CLI).
 
 Each returns a JSON-serialisable dict with ``success: true`` or raises ``OperationError``; the
-faces add no logic. Reads go through the configured broker (paper by default).
+faces add no logic. Every read is of one broker account the caller may see (``trading_app.accounts``):
+their own paper account by default; staff may name any account.
 """
 from __future__ import annotations
 
-from trading_app import conf, risk
+from trading_app import accounts, conf, risk
 from trading_app.models import Order
-from trading_app.providers import get_broker
 from workflows_app.errors import OperationError, StepError
 
 
-def _broker():
+def _broker(acct):
     try:
-        return get_broker()
+        return accounts.broker_for_account(acct)
     except (StepError, ValueError) as exc:
-        raise OperationError("BROKER_UNAVAILABLE", str(exc), {"broker": conf.provider_name("broker")}) from exc
+        raise OperationError("BROKER_UNAVAILABLE", str(exc), {"broker": acct.broker}) from exc
 
 
 def _call(fn, *args, **kwargs):
@@ -31,26 +31,40 @@ def _no_extra(extra: dict) -> None:
         raise OperationError("INVALID_INPUT_DATA", f"unknown argument {name!r}", {"field": name})
 
 
-def trading_account(*, user=None, **extra) -> dict:
+def trading_accounts(*, user=None, **extra) -> dict:
+    """The accounts ``user`` may see (their own, created on first look; every account for staff)."""
     _no_extra(extra)
-    broker = _broker()
-    account = _call(broker.get_account, mark=True) if broker.name == "paper" else _call(broker.get_account)
+    rows = [accounts.describe(a) for a in accounts.visible_accounts(user).order_by("name")]
+    return {"success": True, "accounts": rows, "count": len(rows)}
+
+
+def trading_account(*, account=None, user=None, **extra) -> dict:
+    """One account (default: the caller's own; the house account for the CLI), its exposure and caps."""
+    _no_extra(extra)
+    acct = accounts.account_for_user(user, account)
+    broker = _broker(acct)
+    data = _call(broker.get_account, mark=True) if broker.name == "paper" else _call(broker.get_account)
     positions = _call(broker.get_positions)
-    exposure = risk.exposure_report(account, positions)
-    return {"success": True, "account": account, "exposure": {k: exposure[k] for k in (
-        "gross_exposure", "net_exposure", "breaches", "limits")}, "mode": conf.trading_mode()}
+    exposure = risk.exposure_report(data, positions, account_limits=acct)
+    return {"success": True, "account": {**data, "account": acct.name, **accounts.describe(acct)},
+            "exposure": {k: exposure[k] for k in ("gross_exposure", "net_exposure", "breaches", "limits")},
+            "mode": conf.trading_mode()}
 
 
-def trading_positions(*, user=None, **extra) -> dict:
+def trading_positions(*, account=None, user=None, **extra) -> dict:
     _no_extra(extra)
-    broker = _broker()
+    acct = accounts.account_for_user(user, account)
+    broker = _broker(acct)
     if broker.name == "paper":
         _call(broker.mark_to_market)
     positions = _call(broker.get_positions)
-    return {"success": True, "positions": positions, "count": len(positions), "broker": broker.name}
+    return {"success": True, "positions": positions, "count": len(positions), "broker": broker.name,
+            "account": acct.name}
 
 
-def trading_orders(*, status=None, symbol=None, execution_id=None, limit=50, offset=0, user=None, **extra) -> dict:
+def trading_orders(*, status=None, symbol=None, execution_id=None, account=None, limit=50, offset=0, user=None,
+                   **extra) -> dict:
+    """Orders of the accounts ``user`` may see, newest first (``account`` narrows to one of them)."""
     _no_extra(extra)
     try:
         limit = max(1, min(int(limit), 500))
@@ -58,14 +72,10 @@ def trading_orders(*, status=None, symbol=None, execution_id=None, limit=50, off
     except (TypeError, ValueError):
         raise OperationError("INVALID_INPUT_DATA", "limit and offset must be integers", {"field": "limit"}) from None
     qs = Order.objects.all()
-    if user is not None and not getattr(user, "is_staff", False):
-        # A trader sees the orders of their own executions only.
-        from django.db.models import Q
-
-        from workflows_app.models import Execution
-
-        mine = Execution.objects.filter(Q(owner=user) | Q(workflow__owner=user)).values_list("id", flat=True)
-        qs = qs.filter(execution_id__in=[str(pk) for pk in mine])
+    if account:
+        qs = qs.filter(account=accounts.account_for_user(user, account))
+    elif user is not None and not getattr(user, "is_staff", False):
+        qs = qs.filter(account__in=accounts.visible_accounts(user))
     if status:
         if status == "open":
             qs = qs.filter(status__in=Order.OPEN_STATUSES)
@@ -78,7 +88,8 @@ def trading_orders(*, status=None, symbol=None, execution_id=None, limit=50, off
     if execution_id:
         qs = qs.filter(execution_id=str(execution_id)[:64])
     total = qs.count()
-    orders = [o.as_dict() for o in qs.order_by("-created_at")[offset:offset + limit]]
+    orders = [{**o.as_dict(), "account": o.account.name if o.account_id else None}
+              for o in qs.select_related("account").order_by("-created_at")[offset:offset + limit]]
     return {"success": True, "orders": orders, "count": len(orders), "total": total}
 
 
@@ -87,15 +98,20 @@ def kill_switch_status(*, user=None, **extra) -> dict:
     return {"success": True, "kill_switch": risk.kill_switch_state()}
 
 
-def kill_switch_set(*, active=None, reason="", user=None, **extra) -> dict:
-    """Switch the kill switch on (every new order refused at once) or off. Staff only."""
+def kill_switch_set(*, active=None, reason="", account=None, user=None, **extra) -> dict:
+    """Switch the global kill switch (staff only: every new order refused at once) or, with
+    ``account``, that account's own switch (its owners or staff) on or off."""
     _no_extra(extra)
-    if user is not None and not getattr(user, "is_staff", False):
+    if account is None and user is not None and not getattr(user, "is_staff", False):
         raise OperationError("PERMISSION_DENIED", "only staff may change the kill switch", {"field": "active"})
     if not isinstance(active, bool):
         raise OperationError("INVALID_INPUT_DATA", "active must be true or false", {"field": "active"})
     if not isinstance(reason, str) or len(reason) > 300:
         raise OperationError("INVALID_INPUT_DATA", "reason must be a string of at most 300 characters",
                              {"field": "reason"})
+    if account is not None:
+        acct = accounts.account_for_user(user, account)
+        return {"success": True, "kill_switch": risk.kill_switch_state(),
+                "account_kill_switch": risk.set_account_halt(acct, active, reason)}
     state = risk.set_kill_switch(active, reason, by=getattr(user, "username", "") or "")
     return {"success": True, "kill_switch": state}

@@ -42,6 +42,7 @@ def D(x) -> Decimal:
 
 
 def default_account(name: str = "default") -> PaperAccount:
+    """The named paper account (``default`` = the house account), created on first use."""
     acct = PaperAccount.objects.filter(name=name).first()
     if acct:
         return acct
@@ -61,17 +62,23 @@ def default_account(name: str = "default") -> PaperAccount:
 class PaperBroker:
     name = "paper"
 
-    def __init__(self, market_data=None, account_name: str = "default"):
+    def __init__(self, market_data=None, account_name: str = "default", account: PaperAccount | None = None):
         if market_data is None:
             from trading_app.providers import get_market_data
 
             market_data = get_market_data()  # the configured provider (simulated unless set otherwise)
         self.market_data = market_data
-        self.account_name = account_name
+        self.account_name = account.name if account is not None else account_name
+        self._bound = account
 
     # --- helpers ---------------------------------------------------------------------------
     def _account(self) -> PaperAccount:
-        return default_account(self.account_name)
+        return self._bound if self._bound is not None else default_account(self.account_name)
+
+    @property
+    def account_row(self) -> PaperAccount:
+        """The account this broker trades on (its limits and kill switch apply to every order)."""
+        return PaperAccount.objects.get(pk=self._account().pk)
 
     @staticmethod
     def _exec_price(acct: PaperAccount, side: str, market: Decimal) -> Decimal:
@@ -212,7 +219,7 @@ class PaperBroker:
             existing = Order.objects.filter(client_order_id=req.client_order_id).first()
             if existing is not None:
                 return self._duplicate(existing)
-            ensure_trading_allowed()
+            ensure_trading_allowed(acct)
             order = Order(
                 broker="paper", account=acct, client_order_id=req.client_order_id, symbol=symbol,
                 side=req.side, order_type=req.type, qty=D(req.qty),
@@ -268,13 +275,15 @@ class PaperBroker:
 
     def _over_caps(self, acct: PaperAccount, order: Order, market: Decimal, held: Decimal) -> str | None:
         """The operator's caps, checked again with the account row locked: the last word before a
-        fill, whatever step (trade, hedge, saga, stop) sized the order. Open orders of the symbol
-        count as if filled, so orders waiting for the open cannot stack past the cap."""
+        fill, whatever step (trade, hedge, saga, stop) sized the order. A buy counts the symbol's
+        open market/limit buys as if filled, so orders waiting for the open cannot stack past the cap
+        (stop orders and open sells may never fill: they do not count; shorts have their own check)."""
         value, gross, equity = self._totals(acct)
         pending = ZERO
-        for o in Order.objects.filter(account=acct, symbol=order.symbol, status__in=Order.OPEN_STATUSES,
-                                      parent__isnull=True):
-            pending += (o.qty - o.filled_qty) * (1 if o.side == "buy" else -1)
+        if order.side == "buy":
+            pending = sum((o.qty - o.filled_qty for o in Order.objects.filter(
+                account=acct, symbol=order.symbol, side="buy", status__in=Order.OPEN_STATUSES,
+                parent__isnull=True).exclude(order_type="stop")), ZERO)
         try:
             risk.check_order(side=order.side, qty=float(order.qty), price=float(market), equity=float(equity),
                              held_qty=float(held + pending), gross_value=float(gross),
@@ -336,12 +345,14 @@ class PaperBroker:
         return fills
 
     def process_open_orders(self) -> list[dict]:
-        """Check every open order against the current market price (beat or trigger evaluators)."""
+        """Check every open order of every paper account against the current market price."""
         fills = []
-        symbols = Order.objects.filter(broker="paper", status__in=("new", "accepted", "partially_filled")).values_list(
-            "symbol", flat=True).distinct()
-        for symbol in symbols:
-            fills.extend(self.on_price(symbol, self.market_data.latest_price(symbol)))
+        pairs = Order.objects.filter(broker="paper", account__isnull=False,
+                                     status__in=("new", "accepted", "partially_filled")).values_list(
+            "account_id", "symbol").distinct()
+        for account_id, symbol in sorted(pairs):
+            broker = PaperBroker(self.market_data, account=PaperAccount.objects.get(pk=account_id))
+            fills.extend(broker.on_price(symbol, self.market_data.latest_price(symbol)))
         return fills
 
     def get_order(self, order_id: str) -> dict | None:

@@ -47,13 +47,25 @@ def set_kill_switch(active: bool, reason: str = "", by: str = "") -> dict:
     return kill_switch_state()
 
 
-def ensure_trading_allowed() -> None:
-    """Raise ``KillSwitchActive`` (PermanentStepError, error_class "kill_switch") while the switch is on."""
-    from trading_app.models import KillSwitch
+def ensure_trading_allowed(account=None) -> None:
+    """Raise ``KillSwitchActive`` (PermanentStepError, error_class "kill_switch") while the global
+    switch is on, or while ``account``'s own switch (``halted``) is on."""
+    from trading_app.models import BrokerAccount, KillSwitch
 
     row = KillSwitch.objects.filter(pk=1).values("active", "reason").first()
     if row and row["active"]:
         raise KillSwitchActive(row["reason"])
+    if account is not None:
+        halted = BrokerAccount.objects.filter(pk=account.pk, halted=True).values_list("halt_reason", flat=True).first()
+        if halted is not None:
+            raise KillSwitchActive(f"account {account.name} is halted" + (f": {halted}" if halted else ""))
+
+
+def set_account_halt(account, active: bool, reason: str = "") -> dict:
+    from trading_app.models import BrokerAccount
+
+    BrokerAccount.objects.filter(pk=account.pk).update(halted=bool(active), halt_reason=reason[:300])
+    return {"account": account.name, "halted": bool(active), "reason": reason}
 
 
 @dataclass

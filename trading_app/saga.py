@@ -30,11 +30,10 @@ from django.db import transaction
 from django.utils import timezone
 from pydantic import Field
 
-from trading_app import risk, steps
+from trading_app import accounts, risk, steps
 from trading_app.brokers import OrderRequest, client_order_id_for
 from trading_app.models import FundsReservation, Notification, Order, PaperAccount, PortfolioEntry
-from trading_app.paper import default_account
-from trading_app.providers import get_broker, get_market_data
+from trading_app.providers import get_market_data
 from trading_app.steps import Params, SymbolsParams
 from workflows_app.errors import OperationError, PermanentStepError, TransientStepError
 from workflows_app.registry import StepContext
@@ -69,12 +68,13 @@ def reserve_funds(ctx: StepContext) -> dict:
     existing = FundsReservation.objects.filter(key=key).first()
     if existing:
         return _reservation_dict(existing, duplicate=True)
-    risk.ensure_trading_allowed()
-    broker = get_broker(ctx.test_mode)
+    broker = accounts.broker_for(ctx)
+    account_row = broker.account_row
+    risk.ensure_trading_allowed(account_row)
     account = broker.get_account()
     amount = Decimal(str(p.amount if p.amount else p.pct_of_equity * float(account["equity"]))).quantize(Decimal("0.01"))
     with transaction.atomic():
-        acct = PaperAccount.objects.select_for_update().get(pk=default_account().pk)
+        acct = PaperAccount.objects.select_for_update().get(pk=account_row.pk)
         existing = FundsReservation.objects.filter(key=key).first()
         if existing:
             return _reservation_dict(existing, duplicate=True)
@@ -140,7 +140,7 @@ def place_order(ctx: StepContext) -> dict:
     p: PlaceOrderParams = ctx.params
     symbol = _symbol(ctx, p.symbol)
     coid = client_order_id_for(ctx.idempotency_key, symbol)
-    broker = get_broker(ctx.test_mode)
+    broker = accounts.broker_for(ctx)
     existing = broker.get_order_by_client_id(coid)
     if existing:
         return {**existing, "duplicate": True}
@@ -162,7 +162,7 @@ def place_order(ctx: StepContext) -> dict:
         qty = math.floor(budget / price)
         if qty < 1:
             raise PermanentStepError(f"reserved {budget} buys no share of {symbol}", error_class="insufficient_funds")
-    risk.ensure_trading_allowed()
+    risk.ensure_trading_allowed(broker.account_row)
     consumed = reservation is not None and _release(reservation, "consumed")
     try:
         order = broker.submit_order(OrderRequest(
@@ -185,7 +185,7 @@ def place_order(ctx: StepContext) -> dict:
 
 def cancel_order(ctx: StepContext) -> dict:
     comp = ctx.compensating or {}
-    broker = get_broker(ctx.test_mode)
+    broker = accounts.broker_for(ctx)
     coid = comp.get("client_order_id")
     order = broker.get_order_by_client_id(coid) if coid else None
     if order is None:
@@ -205,7 +205,7 @@ def cancel_order(ctx: StepContext) -> dict:
     revert_coid = client_order_id_for(ctx.idempotency_key, "revert")
     existing = broker.get_order_by_client_id(revert_coid)
     if existing is None:
-        risk.ensure_trading_allowed()
+        risk.ensure_trading_allowed(broker.account_row)
         existing = broker.submit_order(OrderRequest(
             symbol=order["symbol"], side="sell" if order["side"] == "buy" else "buy", qty=filled,
             client_order_id=revert_coid, execution_id=ctx.execution_id, step_name=ctx.step_name,
@@ -228,7 +228,7 @@ def update_portfolio(ctx: StepContext) -> dict:
         "qty_delta": (order.filled_qty if order.side == "buy" else -order.filled_qty) if order else 0,
         "cost": (order.filled_qty * (order.filled_avg_price or 0)) if order else 0,
     })
-    broker = get_broker(ctx.test_mode)
+    broker = accounts.broker_for(ctx)
     snap = broker.snapshot(reason="update_portfolio", execution_id=ctx.execution_id) \
         if p.snapshot and hasattr(broker, "snapshot") else None
     return {"entry_id": entry.pk, "symbol": entry.symbol, "qty_delta": float(entry.qty_delta),
@@ -243,7 +243,7 @@ def revert_portfolio(ctx: StepContext) -> dict:
         return {"reverted": False, "reason": "no portfolio entry found"}
     reverted = PortfolioEntry.objects.filter(pk=entry.pk, status="applied").update(
         status="reverted", reverted_at=timezone.now()) == 1
-    broker = get_broker(ctx.test_mode)
+    broker = accounts.broker_for(ctx)
     snap = broker.snapshot(reason="revert_portfolio", execution_id=ctx.execution_id) \
         if hasattr(broker, "snapshot") else None
     return {"reverted": reverted, "entry_id": entry.pk, "snapshot": snap}

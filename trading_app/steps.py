@@ -17,9 +17,9 @@ from typing import Literal
 from django.utils import timezone
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from trading_app import conf, indicators, risk, sentiment
+from trading_app import accounts, conf, indicators, risk, sentiment
 from trading_app.brokers import OrderRequest, client_order_id_for
-from trading_app.providers import get_broker, get_market_data, get_news_provider
+from trading_app.providers import get_market_data, get_news_provider
 from trading_app.signals import score_signal
 from trading_app.symbols import normalise, resolve_symbols, symbol_scope
 from workflows_app.errors import PermanentStepError
@@ -325,6 +325,11 @@ def _signal_for(ctx: StepContext, sym: str, primary: str) -> tuple[str | None, f
     return (sig.upper() if isinstance(sig, str) else None), conf_
 
 
+def _account_of(broker):
+    """The account row a broker is bound to (its kill switch and limits), if any."""
+    return getattr(broker, "account_row", None)
+
+
 def _account_and_positions(broker) -> tuple[dict, dict[str, dict]]:
     account = broker.get_account()
     positions = {p["symbol"]: p for p in broker.get_positions()}
@@ -342,7 +347,7 @@ def execute_one(ctx: StepContext, broker, md, sym: str, side_signal: str, p: Tra
     held = float(pos["qty"]) if pos else 0.0
     entry = float(md.latest_price(sym))
     if side_signal == "SELL" and held > 0:
-        risk.ensure_trading_allowed()
+        risk.ensure_trading_allowed(_account_of(broker))
         req = OrderRequest(symbol=sym, side="sell", qty=held, client_order_id=coid, execution_id=ctx.execution_id,
                            step_name=ctx.step_name, test_mode=ctx.test_mode)
         order = broker.submit_order(req)
@@ -351,7 +356,7 @@ def execute_one(ctx: StepContext, broker, md, sym: str, side_signal: str, p: Tra
         return {"status": "skipped", "symbol": sym, "side": "sell", "qty": 0,
                 "reason": "SELL signal but no long position to close and shorting is disabled (allow_short=false)"}
     if side_signal == "BUY" and held < 0:
-        risk.ensure_trading_allowed()
+        risk.ensure_trading_allowed(_account_of(broker))
         req = OrderRequest(symbol=sym, side="buy", qty=abs(held), client_order_id=coid,
                            execution_id=ctx.execution_id, step_name=ctx.step_name, test_mode=ctx.test_mode)
         return audit_order(ctx, {**broker.submit_order(req), "intent": "close_short"})
@@ -383,7 +388,7 @@ def execute_one(ctx: StepContext, broker, md, sym: str, side_signal: str, p: Tra
     if sizing.qty <= 0:
         return {"status": "skipped", "symbol": sym, "side": side, "qty": 0, "reason": sizing.reason,
                 "sizing": sizing.as_dict()}
-    risk.ensure_trading_allowed()
+    risk.ensure_trading_allowed(_account_of(broker))
     limit_price = None
     if p.order_type == "limit":
         off = p.limit_offset_bps / 10_000
@@ -414,7 +419,7 @@ def trade_execution(ctx: StepContext) -> dict:
     for sym in symbols:
         sig, confidence = (p.signal, None) if p.signal else _signal_for(ctx, sym, primary)
         decisions.append((sym, sig, confidence))
-    broker = get_broker(ctx.test_mode)
+    broker = accounts.broker_for(ctx)
     md = broker.market_data if hasattr(broker, "market_data") else get_market_data(ctx.test_mode)
     results = []
     account = positions = None
@@ -425,7 +430,7 @@ def trade_execution(ctx: StepContext) -> dict:
                             "no signal for this symbol in the context"})
             continue
         if account is None:
-            risk.ensure_trading_allowed()
+            risk.ensure_trading_allowed(_account_of(broker))
             account, positions = _account_and_positions(broker)
         res = execute_one(ctx, broker, md, sym, sig, p, account, positions)
         res.update({"signal": sig, "confidence": confidence})
@@ -512,7 +517,7 @@ class RiskCheckParams(Params):
 
 def risk_check(ctx: StepContext) -> dict:
     p: RiskCheckParams = ctx.params
-    broker = get_broker(ctx.test_mode)
+    broker = accounts.broker_for(ctx)
     account = broker.get_account(mark=p.mark_to_market) if broker.name == "paper" else broker.get_account()
     positions = broker.get_positions()
     report = risk.exposure_report(account, positions, max_position_pct=p.max_position_pct,
@@ -530,53 +535,117 @@ def risk_check(ctx: StepContext) -> dict:
 # --- hedge -------------------------------------------------------------------------------------
 class HedgeParams(Params):
     method: Literal["inverse_etf", "reduce"] = Field(
-        "inverse_etf", description="Buy an inverse ETF worth hedge_ratio x net long exposure, or sell that "
-                                   "fraction of every long position.")
-    instrument: str = Field("SH", description="Inverse ETF bought by the inverse_etf method.")
+        "inverse_etf", description="Hold an inverse ETF worth hedge_ratio x net long exposure (ordering only the "
+                                   "difference to what is held), or sell that fraction of every long position.")
+    instrument: str = Field("SH", description="Inverse ETF held by the inverse_etf method.")
     hedge_ratio: float = Field(0.5, gt=0, le=1)
     min_exposure: float = Field(0.0, ge=0, description="Do nothing below this net long exposure (currency).")
 
 
+def _pending_buys(acct, symbol: str) -> float:
+    """Unfilled buy orders of ``symbol`` on ``acct``: they count as held (a hedge waiting for the open
+    must not be ordered again). Open sells (e.g. protective stops) do not count: they may never fill."""
+    from trading_app.models import Order
+
+    if acct is None:
+        return 0.0
+    return float(sum((o.qty - o.filled_qty for o in Order.objects.filter(
+        account=acct, symbol=symbol, side="buy", status__in=Order.OPEN_STATUSES, parent__isnull=True,
+    ).exclude(order_type="stop")), 0))
+
+
 def hedge(ctx: StepContext) -> dict:
+    """Hedge towards a target: the inverse ETF position worth ``hedge_ratio x`` the net long exposure of
+    the other positions, INCLUDING the hedge already held (and open hedge orders); only the difference
+    is ordered, the target is capped like any order (per-symbol and gross caps), and hedges of one
+    account are serialised on its row, so repeated or simultaneous triggers never stack."""
+    from django.db import transaction
+
+    from trading_app.models import BrokerAccount
+
     p: HedgeParams = ctx.params
-    broker = get_broker(ctx.test_mode)
+    broker = accounts.broker_for(ctx)
     md = broker.market_data if hasattr(broker, "market_data") else get_market_data(ctx.test_mode)
-    positions = [x for x in broker.get_positions() if x["symbol"] != normalise(p.instrument)]
+    acct = _account_of(broker)
+    with transaction.atomic():
+        if acct is not None:  # one hedge at a time per account: the next one sees this one's order
+            BrokerAccount.objects.select_for_update().filter(pk=acct.pk).first()
+        if p.method == "inverse_etf":
+            return _hedge_inverse(ctx, p, broker, md, acct)
+        return _hedge_reduce(ctx, p, broker, acct)
+
+
+def _hedge_inverse(ctx: StepContext, p: HedgeParams, broker, md, acct) -> dict:
+    inst = normalise(p.instrument)
+    coid = client_order_id_for(ctx.idempotency_key, inst)
+    existing = broker.get_order_by_client_id(coid)
+    if existing is not None:  # this step already ordered (retry / redelivery)
+        return {"method": p.method, "status": "hedged", "orders": [{**existing, "duplicate": True}],
+                "order_id": existing.get("order_id"), "broker": broker.name}
+    all_positions = broker.get_positions()
+    others = [x for x in all_positions if x["symbol"] != inst]
+    net_long = sum(float(x["market_value"]) for x in others)
+    position = next((float(x["qty"]) for x in all_positions if x["symbol"] == inst), 0.0)
+    held = position + _pending_buys(acct, inst)
+    price = float(md.latest_price(inst))
+    account = broker.get_account()
+    equity = float(account["equity"])
+    hedge_value = held * price
+    lim = risk.limits(acct)
+    target_value = p.hedge_ratio * net_long if net_long > max(p.min_exposure, 0.0) else 0.0
+    capped_by = []
+    if target_value > lim["max_position_pct"] * equity:
+        target_value, capped_by = lim["max_position_pct"] * equity, ["max_position_pct"]
+    target_qty = math.floor(max(0.0, target_value) / price)
+    diff = target_qty - held
+    if diff > 0:  # the gross cap bounds what a hedge may add, like any order
+        gross = sum(abs(float(x["market_value"])) for x in all_positions)
+        room = math.floor(max(0.0, lim["max_gross_exposure"] * equity - gross) / price)
+        if room < diff:
+            diff, capped_by = room, capped_by + ["max_gross_exposure"]
+    if diff < 0:  # over-hedged (longs shrank): sell back down to the target, never below zero
+        diff = -min(-diff, max(0.0, position))
+    base = {"method": p.method, "instrument": inst, "hedge_ratio": p.hedge_ratio, "broker": broker.name,
+            "net_long_exposure": round(net_long, 2), "existing_hedge_qty": held,
+            "existing_hedge_value": round(hedge_value, 2), "net_exposure_before": round(net_long - hedge_value, 2),
+            "target_hedge_qty": target_qty, "target_hedge_value": round(target_qty * price, 2),
+            "capped_by": capped_by}
+    qty = int(diff)
+    if qty == 0:
+        reason = "hedge already at its target" if held else (
+            "no net long exposure to hedge" if target_value <= 0 else "hedge rounds to zero shares")
+        return {**base, "status": "skipped", "orders": [], "hedged_value": round(hedge_value, 2), "reason": reason,
+                "net_exposure_after_estimate": round(net_long - hedge_value, 2), "order_id": None}
+    risk.ensure_trading_allowed(acct)
+    order = broker.submit_order(OrderRequest(
+        symbol=inst, side="buy" if qty > 0 else "sell", qty=abs(qty), client_order_id=coid,
+        execution_id=ctx.execution_id, step_name=ctx.step_name, test_mode=ctx.test_mode))
+    audit_order(ctx, order, intent="hedge")
+    after = (held + qty) * price
+    return {**base, "status": "hedged", "orders": [order], "ordered_qty": qty, "hedged_value": round(after, 2),
+            "net_exposure_after_estimate": round(net_long - after, 2), "order_id": order.get("order_id")}
+
+
+def _hedge_reduce(ctx: StepContext, p: HedgeParams, broker, acct) -> dict:
+    positions = [x for x in broker.get_positions() if float(x["qty"]) > 0]
     net_long = sum(float(x["market_value"]) for x in positions)
     base = {"method": p.method, "hedge_ratio": p.hedge_ratio, "net_exposure_before": round(net_long, 2),
             "broker": broker.name}
     if net_long <= max(p.min_exposure, 0.0):
         return {**base, "status": "skipped", "orders": [], "hedged_value": 0.0,
                 "reason": "no net long exposure to hedge"}
-    risk.ensure_trading_allowed()
-    orders = []
-    if p.method == "inverse_etf":
-        inst = normalise(p.instrument)
-        price = float(md.latest_price(inst))
-        qty = math.floor(net_long * p.hedge_ratio / price)
+    risk.ensure_trading_allowed(acct)
+    orders, hedged = [], 0.0
+    for pos in positions:
+        qty = math.floor(float(pos["qty"]) * p.hedge_ratio)
         if qty < 1:
-            return {**base, "status": "skipped", "orders": [], "hedged_value": 0.0,
-                    "reason": "hedge rounds to zero shares"}
-        coid = client_order_id_for(ctx.idempotency_key, inst)
+            continue
+        coid = client_order_id_for(ctx.idempotency_key, pos["symbol"])
         existing = broker.get_order_by_client_id(coid)
         orders.append(existing or broker.submit_order(OrderRequest(
-            symbol=inst, side="buy", qty=qty, client_order_id=coid, execution_id=ctx.execution_id,
+            symbol=pos["symbol"], side="sell", qty=qty, client_order_id=coid, execution_id=ctx.execution_id,
             step_name=ctx.step_name, test_mode=ctx.test_mode)))
-        hedged = qty * price
-    else:
-        hedged = 0.0
-        for pos in positions:
-            if float(pos["qty"]) <= 0:
-                continue
-            qty = math.floor(float(pos["qty"]) * p.hedge_ratio)
-            if qty < 1:
-                continue
-            coid = client_order_id_for(ctx.idempotency_key, pos["symbol"])
-            existing = broker.get_order_by_client_id(coid)
-            orders.append(existing or broker.submit_order(OrderRequest(
-                symbol=pos["symbol"], side="sell", qty=qty, client_order_id=coid, execution_id=ctx.execution_id,
-                step_name=ctx.step_name, test_mode=ctx.test_mode)))
-            hedged += qty * float(pos["last_price"])
+        hedged += qty * float(pos["last_price"])
     return {**base, "status": "hedged" if orders else "skipped", "orders": orders, "hedged_value": round(hedged, 2),
             "net_exposure_after_estimate": round(net_long - hedged, 2),
             "order_id": orders[0]["order_id"] if orders else None}
@@ -595,7 +664,7 @@ class StopLossParams(SymbolsParams):
 
 def stop_loss_management(ctx: StepContext) -> dict:
     p: StopLossParams = ctx.params
-    broker = get_broker(ctx.test_mode)
+    broker = accounts.broker_for(ctx)
     md = broker.market_data if hasattr(broker, "market_data") else get_market_data(ctx.test_mode)
     positions = {x["symbol"]: x for x in broker.get_positions()}
     wanted = [normalise(s) for s in p.symbols] if p.symbols else list(positions)
@@ -613,7 +682,7 @@ def stop_loss_management(ctx: StepContext) -> dict:
             if p.mode == "adjust":
                 actions.append({"symbol": sym, "action": "none", "reason": "no stop to adjust"})
                 continue
-            risk.ensure_trading_allowed()
+            risk.ensure_trading_allowed(_account_of(broker))
             coid = client_order_id_for(ctx.idempotency_key, sym)
             order = broker.get_order_by_client_id(coid) or broker.submit_order(OrderRequest(
                 symbol=sym, side="sell" if long else "buy", qty=abs(float(pos["qty"])), type="stop",
@@ -659,7 +728,7 @@ class PositionSizingParams(SymbolsParams):
 def position_sizing(ctx: StepContext) -> dict:
     p: PositionSizingParams = ctx.params
     symbols = _symbols(ctx, p.symbols)
-    broker = get_broker(ctx.test_mode)
+    broker = accounts.broker_for(ctx)
     md = broker.market_data if hasattr(broker, "market_data") else get_market_data(ctx.test_mode)
     account, positions = _account_and_positions(broker)
     lim = risk.limits(getattr(broker, "account_row", None))

@@ -42,9 +42,15 @@ def sync_broker_orders() -> dict:
 
 @shared_task(name="nexus.trading.snapshot_account", **TASK)
 def snapshot_account() -> dict:
-    from trading_app.providers import get_broker
+    """A snapshot of every paper account (marked to market), and of the Alpaca account when configured."""
+    from trading_app import accounts
+    from trading_app.models import BrokerAccount
 
-    broker = get_broker()
-    if broker.name == "paper":
+    taken = {}
+    for acct in BrokerAccount.objects.filter(broker="paper"):
+        broker = accounts.broker_for_account(acct)
         broker.mark_to_market()
-    return broker.snapshot(reason="scheduled")
+        taken[acct.name] = broker.snapshot(reason="scheduled")
+    if conf.provider_name("broker") == "alpaca":
+        taken[accounts.ALPACA] = accounts.broker_for_account(accounts.alpaca_account()).snapshot(reason="scheduled")
+    return {"accounts": taken}

@@ -35,6 +35,20 @@ def alpaca_keys(settings):
     settings.NEXUS_PROVIDER_RETRY_MAX_WAIT = 0.5
 
 
+@pytest.fixture(autouse=True)
+def alpaca_account_figures(request):
+    """Submitting checks the caps on the account's own figures first (GET /account, /positions)."""
+    if "requests_mock" in request.fixturenames:
+        mock = request.getfixturevalue("requests_mock")
+        mock.get(f"{PAPER}/account", json={"account_number": "PA1", "cash": "100000", "equity": "100000",
+                                           "buying_power": "200000", "status": "ACTIVE"})
+        mock.get(f"{PAPER}/positions", json=[])
+
+
+def _order_calls(requests_mock) -> list:
+    return [r for r in requests_mock.request_history if "/positions" not in r.path and r.path != "/v2/account"]
+
+
 def make_broker() -> AlpacaBroker:
     broker = AlpacaBroker.from_settings()
     broker.sleep = lambda s: None  # no real waiting in tests
@@ -55,7 +69,7 @@ def test_submit_429_then_success(requests_mock):
     ])
     out = make_broker().submit_order(order_req())
     assert out["status"] == "filled" and out["order_id"] == ORDER["id"] and out["duplicate"] is False
-    assert requests_mock.call_count == 2
+    assert len(_order_calls(requests_mock)) == 2
     sent = requests_mock.request_history[-1].json()
     assert sent["client_order_id"] == "nexus-e1-s-AAPL" and sent["order_class"] == "bracket"
     assert sent["stop_loss"]["stop_price"] == 180.0 and sent["take_profit"]["limit_price"] == 205.0
@@ -143,7 +157,7 @@ def test_timeout_is_ambiguous(requests_mock):
     requests_mock.post(f"{PAPER}/orders", exc=requests.exceptions.ReadTimeout)
     requests_mock.get(f"{PAPER}/orders:by_client_order_id", json=ORDER)
     out = make_broker().submit_order(order_req())
-    assert out["duplicate"] is True and requests_mock.call_count == 2
+    assert out["duplicate"] is True and len(_order_calls(requests_mock)) == 2
 
 
 @pytest.mark.django_db
@@ -159,6 +173,22 @@ def test_account_positions_clock(requests_mock):
     assert b.get_account()["equity"] == 100000 and b.paper is True
     assert b.get_positions()[0]["market_value"] == 1900
     assert b.get_clock()["is_open"] is True
+
+
+@pytest.mark.django_db
+def test_alpaca_order_above_the_cap_is_refused_before_sending(requests_mock):
+    """The operator's caps apply to Alpaca orders too, on the account's own equity and positions."""
+    requests_mock.get(f"{PAPER}/positions", json=[{"symbol": "AAPL", "qty": "40", "avg_entry_price": "180",
+                                                   "current_price": "200", "market_value": "8000",
+                                                   "unrealized_pl": "800", "side": "long"}])
+    post = requests_mock.post(f"{PAPER}/orders", json=ORDER)
+    requests_mock.get(f"{PAPER}/orders:by_client_order_id", status_code=404, json={"message": "not found"})
+    with pytest.raises(BrokerRejected) as err:  # 40 + 20 shares at 200 = 12 % of 100k equity
+        make_broker().submit_order(order_req(qty=20))
+    assert err.value.error_class == "risk_limit_breach" and "max_position_pct" in str(err.value)
+    assert post.call_count == 0
+    make_broker().submit_order(order_req(qty=5))  # 9 %: sent
+    assert post.call_count == 1
 
 
 @pytest.mark.django_db

@@ -36,7 +36,11 @@ def filled_order(settings):
 def test_account_positions_orders(client, staff_client, filled_order):
     acct = client.get("/api/v1/trading/account/").json()
     assert acct["success"] and acct["account"]["broker"] == "paper" and acct["mode"]["mode"] == "paper"
-    pos = client.get("/api/v1/trading/positions/").json()
+    assert acct["account"]["account"] == acct["account"]["name"] != "default"  # the trader's own account
+    # the order went to the house account: the trader does not see it, staff do (by naming it)
+    assert client.get("/api/v1/trading/positions/").json()["count"] == 0
+    assert client.get("/api/v1/trading/positions/", {"account": "default"}).status_code == 404
+    pos = staff_client.get("/api/v1/trading/positions/", {"account": "default"}).json()
     assert pos["count"] == 1 and pos["positions"][0]["symbol"] == "AAPL"
     orders = staff_client.get("/api/v1/trading/orders/", {"status": "filled", "symbol": "aapl"}).json()
     assert orders["total"] == 1 and orders["orders"][0]["client_order_id"] == "api-1"
@@ -74,7 +78,7 @@ def test_health_part_and_tasks(filled_order):
 
     assert tasks.process_open_orders.name == "nexus.trading.process_open_orders"
     assert tasks.process_open_orders.run()["fills"] == 0
-    assert tasks.snapshot_account.run()["equity"] > 0
+    assert tasks.snapshot_account.run()["accounts"]["default"]["equity"] > 0
     assert tasks.sync_broker_orders.run()["synced"] == 0
     from nexus_project.celery import app
 
@@ -93,12 +97,15 @@ def test_admin_read_only_records_and_editable_kill_switch(filled_order):
     from trading_app.models import PaperAccount
 
     acct = PaperAccount.objects.get()
-    resp = c.post(f"/admin/trading_app/paperaccount/{acct.pk}/change/",
-                  {"slippage_bps": "20", "commission_per_share": "0.01", "commission_min": "0.5", "cash": "1"})
+    knobs = {"slippage_bps": "20", "commission_per_share": "0.01", "commission_min": "0.5", "cash": "1"}
+    looser = c.post(f"/admin/trading_app/brokeraccount/{acct.pk}/change/", {**knobs, "max_position_pct": "0.5"})
+    assert looser.status_code == 200 and b"NEXUS_MAX_POSITION_PCT" in looser.content  # limits only tighten
+    resp = c.post(f"/admin/trading_app/brokeraccount/{acct.pk}/change/", {**knobs, "max_position_pct": "0.05"})
     assert resp.status_code == 302
     acct.refresh_from_db()
     assert float(acct.slippage_bps) == 20 and float(acct.cash) != 1  # knobs editable, balances not
-    for model in ("order", "fill", "position", "accountsnapshot", "newsitem", "paperaccount", "notification"):
+    assert acct.max_position_pct == 0.05
+    for model in ("order", "fill", "position", "accountsnapshot", "newsitem", "brokeraccount", "notification"):
         page = c.get(f"/admin/trading_app/{model}/")
         assert page.status_code == 200, model
         assert c.get(f"/admin/trading_app/{model}/add/").status_code == 403, model

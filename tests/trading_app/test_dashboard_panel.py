@@ -16,4 +16,5 @@ def test_panel_is_registered_and_reports_the_paper_account():
     account = PaperBroker().get_account()
     assert panel["metrics"]["equity"] == round(account["equity"], 2)
     assert panel["metrics"]["cash"] == round(account["cash"], 2)
-    assert panel["rows"] == [] and panel["columns"][0] == "symbol"
+    assert panel["columns"][0] == "account"
+    assert [r[0] for r in panel["rows"]] == ["default"] and panel["rows"][0][7] == 0  # no positions yet

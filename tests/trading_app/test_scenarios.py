@@ -277,8 +277,10 @@ def test_risk_management_finds_a_breach_hedges_resizes_and_manages_stops(celery_
     broker = PaperBroker()
     price = broker.market_data.latest_price("NVDA")
     qty = int(25_000 // price)  # ~25 % of equity in one name: over the 10 % per-symbol cap
+    settings.NEXUS_MAX_POSITION_PCT = 0.30  # bought under a looser ceiling, which the operator then tightened
     broker.submit_order(OrderRequest(symbol="NVDA", side="buy", qty=qty, client_order_id="crafted-nvda",
                                      test_mode=True))
+    settings.NEXUS_MAX_POSITION_PCT = 0.10
     workflow_id = _create("risk-management-workflow")
     reply = operations.workflow_execute(workflow_id=workflow_id, input_data={"symbols": ["NVDA"], "test_mode": True},
                                         **{"async": False})

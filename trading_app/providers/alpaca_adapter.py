@@ -19,8 +19,8 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import requests
 
-from trading_app import conf
-from trading_app.brokers import BrokerRejected, OrderRequest
+from trading_app import conf, risk
+from trading_app.brokers import BrokerRejected, OrderRequest, RiskRejected
 from trading_app.errors import DUPLICATE_HINT, from_http
 from trading_app.risk import ensure_trading_allowed
 from trading_app.symbols import InvalidSymbol, normalise
@@ -239,6 +239,7 @@ def _order_dict(o: dict) -> dict:
 
 class AlpacaBroker(_Caller):
     name = "alpaca"
+    account_row = None  # the BrokerAccount row it trades for (trading_app.accounts.broker_for_account)
 
     def __init__(self, client, market_data=None):
         self.client = _no_sdk_retry(client)
@@ -297,7 +298,8 @@ class AlpacaBroker(_Caller):
     def submit_order(self, req: OrderRequest) -> dict:
         req.validate()
         req.symbol = normalise(req.symbol)
-        ensure_trading_allowed()
+        ensure_trading_allowed(self.account_row)
+        self._check_caps(req)
         order_data = self._build(req)
         try:
             raw = self._call(f"alpaca submit {req.symbol}", lambda: self.client.submit_order(order_data))
@@ -317,6 +319,24 @@ class AlpacaBroker(_Caller):
             raise
         return self._record(raw, req, duplicate=duplicate)
 
+    def _check_caps(self, req: OrderRequest) -> None:
+        """The operator's caps on the Alpaca account's own figures: the last check before the order
+        leaves. A refusal first looks the client_order_id up: a retry of an order that already went
+        through (and is now part of the position) resolves to it instead of being refused."""
+        account = self.get_account()
+        positions = {p["symbol"]: p for p in self.get_positions()}
+        pos = positions.get(req.symbol)
+        price = (pos or {}).get("last_price") or req.limit_price or float(self.market_data.latest_price(req.symbol))
+        try:
+            risk.check_order(side=req.side, qty=float(req.qty), price=float(price), equity=float(account["equity"]),
+                             held_qty=float((pos or {}).get("qty") or 0.0), symbol=req.symbol,
+                             gross_value=sum(abs(float(p["market_value"])) for p in positions.values()),
+                             lim=risk.limits(self.account_row))
+        except risk.RiskLimitExceeded as exc:
+            if self._lookup(req.client_order_id) is not None:
+                return
+            raise RiskRejected(f"order refused before sending: {exc}") from exc
+
     def _record(self, raw: dict, req: OrderRequest | None, duplicate: bool) -> dict:
         from trading_app.models import Order
 
@@ -334,6 +354,8 @@ class AlpacaBroker(_Caller):
         }
         if req is not None:
             defaults.update(execution_id=req.execution_id, step_name=req.step_name, test_mode=req.test_mode)
+        if self.account_row is not None:
+            defaults["account"] = self.account_row
         Order.objects.update_or_create(client_order_id=data["client_order_id"], defaults=defaults)
         return {**data, "duplicate": duplicate}
 
@@ -413,7 +435,8 @@ class AlpacaBroker(_Caller):
         positions = self.get_positions()
         gross = sum(abs(p["market_value"]) for p in positions)
         snap = AccountSnapshot.objects.create(
-            broker="alpaca", cash=a["cash"], positions_value=a["positions_value"], equity=a["equity"],
+            broker="alpaca", account=self.account_row, cash=a["cash"], positions_value=a["positions_value"],
+            equity=a["equity"],
             gross_exposure=gross, net_exposure=a["positions_value"], reason=reason, execution_id=execution_id,
             positions=positions)
         return {"snapshot_id": snap.pk, "equity": a["equity"], "cash": a["cash"],
