@@ -192,12 +192,35 @@ def steps_performance(step_runs_qs, since: datetime) -> dict:
     }
 
 
+MESSAGES_COUNTED = ("named-queue acknowledgements (every stream queue's counter, the events queue included: one per "
+                    "ingested event processed), all time, not limited to the window")
+
+
+def message_figures() -> dict:
+    """Messages, counted from the named queues' own counters (Redis): ``messages_processed`` is every
+    acknowledgement of a processed message (``queue_ack``, a workflow-bound queue's drain, the ``events``
+    queue's drain); ``messages_queued`` the messages sent and not yet processed (available, in flight,
+    delayed); ``messages_dead_lettered`` the ones moved to the dead-letter store."""
+    from workflows_app.services import queues
+
+    streams = [q for q in queues.status()["queues"] if "messages_processed" in q]  # stream queues (not the DLQ)
+    return {
+        "messages_processed": sum(q["messages_processed"] for q in streams),
+        "messages_queued": sum(q["messages_available"] + q["messages_in_flight"] + q["messages_delayed"]
+                               for q in streams),
+        "messages_dead_lettered": sum(q["dead_lettered"] for q in streams),
+        "messages_counted": MESSAGES_COUNTED,
+    }
+
+
 def system_figures(since: datetime) -> dict:
     from workflows_app.services.system import uptime
 
     figures = {
         "uptime_seconds": uptime(),
-        "messages_processed": StepRun.objects.filter(finished_at__gte=since).count(),
+        **message_figures(),
+        # step runs are not messages: their own figure, in the window
+        "steps_executed": StepRun.objects.filter(finished_at__gte=since).count(),
     }
     for name, counter in registry.counters.items():
         try:

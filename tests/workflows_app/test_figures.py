@@ -1,10 +1,14 @@
 """Figures named for what they count: `features` from the definition, message counts from messages."""
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
+from tests.conftest import wait_for
 from workflows_app import operations
 from workflows_app.models import Agent
+from workflows_app.services import queues
 
 pytestmark = pytest.mark.django_db
 
@@ -33,3 +37,31 @@ def test_each_feature_is_earned_by_the_definition():
     assert {"message_queues", "agent_assignment", "scheduling", "event_triggers", "conditional_logic",
             "parallel_execution", "retries"} <= set(features)
     assert "saga_compensation" not in features and "subprocess" not in features
+
+
+@pytest.mark.django_db(transaction=True)
+def test_messages_processed_counts_acknowledged_messages_and_step_runs_have_their_own_figure(celery_worker):
+    queues.ensure_default_queues()
+    before = operations.workflow_metrics()["system"]
+    name = f"figs-{uuid.uuid4().hex[:8]}"
+    operations.queue_create(name=name)
+    for i in range(5):  # queue_send: 5 messages, 3 of them received and acknowledged
+        operations.queue_send(queue_name=name, message={"n": i}, group_id=f"g{i}")
+    got = operations.queue_receive(queue_name=name, max_messages=3)["messages"]
+    assert operations.queue_ack(queue_name=name, message_ids=[m["message_id"] for m in got])["acknowledged"] == 3
+    tag = uuid.uuid4().hex[:8]
+    for i in range(4):  # 4 events ingested, processed (acknowledged) by the events queue's drain
+        operations.event_ingest(kind="figs", payload={"n": i}, event_id=f"{tag}-{i}")
+    wait_for(lambda: queues.status("events")["total_messages"] == 0, timeout=60, message="the events queue drained")
+    workflow_id = operations.workflow_create(name=f"two-{tag}", steps=[
+        {"name": "a", "type": "test_noop"}, {"name": "b", "type": "test_noop"}])["workflow_id"]
+    reply = operations.workflow_execute(workflow_id=workflow_id, async_=False, timeout=60)
+    assert reply["status"] == "succeeded"
+    metrics = operations.workflow_metrics()
+    after = metrics["system"]
+    assert after["messages_processed"] - before["messages_processed"] == 3 + 4
+    assert after["messages_queued"] - before["messages_queued"] == 2  # sent, not yet processed
+    assert after["steps_executed"] - before.get("steps_executed", 0) == 2
+    messages = metrics["cost_breakdown"]["messages"]
+    assert messages["count"] == after["messages_processed"]
+    assert messages["cost"] == round(after["messages_processed"] * messages["unit_price"], 6)
