@@ -65,3 +65,50 @@ def test_messages_processed_counts_acknowledged_messages_and_step_runs_have_thei
     messages = metrics["cost_breakdown"]["messages"]
     assert messages["count"] == after["messages_processed"]
     assert messages["cost"] == round(after["messages_processed"] * messages["unit_price"], 6)
+
+
+def test_mcp_advertises_no_false_default_for_include_messages_and_the_dead_letter_queue_lists_its_messages():
+    from workflows_app.mcp_server import list_tool_models
+    from workflows_app.models import DeadLetter
+
+    schema = {t.name: t for t in list_tool_models()}["workflow_queue_status"].input_schema
+    prop = schema["properties"]["include_messages"]
+    assert prop.get("default") is not False and "dead-letter-queue" in prop["description"]
+    queues.ensure_default_queues()
+    DeadLetter.objects.create(source="queue", queue_name="trading-signals", error_class="boom", error="x",
+                              payload={"body": {"a": 1}})
+    # the operation behind the tool (call_operation runs it with the arguments as given, no defaults filled)
+    body = operations.workflow_queue_status(queue_name="dead-letter-queue")
+    assert len(body["messages"]) == 1  # the effective default the schema now describes
+    assert "messages" not in operations.workflow_queue_status(queue_name="dead-letter-queue", include_messages=False)
+    assert "messages" not in operations.workflow_queue_status(queue_name="trading-signals")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_prometheus_registry_figures_are_gauges_and_faces_agree_with_selectors(celery_worker):
+    from django.contrib.auth import get_user_model
+    from rest_framework.test import APIClient
+
+    from workflows_app import selectors
+    from workflows_app.registry import registry
+    from workflows_app.ui.data import dashboard_data
+
+    registry.register_counter("figs_probe", lambda since: 3)
+    try:
+        workflow_id = operations.workflow_create(name=f"g-{uuid.uuid4().hex[:6]}",
+                                                 steps=[{"name": "a", "type": "test_noop"}])["workflow_id"]
+        assert operations.workflow_execute(workflow_id=workflow_id, async_=False, timeout=60)["status"] == "succeeded"
+        staff = get_user_model().objects.create_user("figs-staff", password="x", is_staff=True)
+        client = APIClient()
+        client.force_authenticate(staff)
+        text = client.get("/metrics").content.decode()
+        assert "# TYPE nexus_figs_probe gauge" in text and "nexus_figs_probe 3.0" in text
+        assert "nexus_figs_probe_total" not in text
+        assert 'nexus_executions{status="succeeded"} 1.0' in text
+        assert 'nexus_step_duration_seconds_count{step_type="test_noop"} 1.0' in text
+        data = dashboard_data()
+        assert data["summary"]["executions"] == 1 and data["summary"]["running"] == selectors.running_executions()
+        assert data["recent_executions"][0]["url"].endswith(f"/{data['recent_executions'][0]['execution_id']}/change/")
+        assert data["dead_letters"] == selectors.dead_letter_summary()
+    finally:
+        registry.counters.pop("figs_probe", None)
