@@ -1,7 +1,10 @@
 """Trading figures for /metrics (Prometheus), read from the database at scrape time.
 
 Listed in settings ``NEXUS_METRICS_COLLECTORS``; the engine's /metrics view instantiates it
-(the engine never imports trading_app).
+(the engine never imports trading_app). Every family here is a gauge: it is recomputed from the
+current rows at each scrape. ``nexus_trades_executed`` (the ``trades_executed`` registry figure) is
+exported by the engine as a gauge too: it counts current rows, so it could go down, which a
+Prometheus counter must never do.
 """
 from __future__ import annotations
 

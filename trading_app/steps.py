@@ -21,7 +21,7 @@ from trading_app import accounts, conf, indicators, risk, sentiment
 from trading_app.brokers import OrderRequest, client_order_id_for
 from trading_app.providers import get_market_data, get_news_provider
 from trading_app.signals import score_signal
-from trading_app.symbols import normalise, resolve_symbols, symbol_scope
+from trading_app.symbols import normalise, resolve_symbols, symbol_scope  # noqa: F401 - saga uses steps.resolve_symbols
 from workflows_app.errors import PermanentStepError
 from workflows_app.registry import StepContext
 

@@ -156,7 +156,9 @@ TOOLS: list[ToolSpec] = [
                   ("workflow_id", "task_id"))),
     ToolSpec("agent_list", "The agents and their queues.", _obj({})),
     ToolSpec("workflow_queue_status", "Named queues: depth, in flight, oldest message age, rate, dead letters.",
-             _obj({"queue_name": _STR, "include_messages": {"type": "boolean", "default": False},
+             _obj({"queue_name": _STR, "include_messages": {
+                       "type": "boolean", "description": "List the messages. Default: true for dead-letter-queue "
+                       "(the specification's dead-letter loop reads them from a plain status call), false otherwise."},
                    "limit": {"type": "integer", "minimum": 1, "default": 100,
                              "description": "At most this many messages per queue with include_messages."}})),
     ToolSpec("workflow_audit_trail", "The audit trail of a workflow or an execution.",

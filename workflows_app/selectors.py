@@ -192,12 +192,35 @@ def steps_performance(step_runs_qs, since: datetime) -> dict:
     }
 
 
+MESSAGES_COUNTED = ("named-queue acknowledgements (every stream queue's counter, the events queue included: one per "
+                    "ingested event processed), all time, not limited to the window")
+
+
+def message_figures() -> dict:
+    """Messages, counted from the named queues' own counters (Redis): ``messages_processed`` is every
+    acknowledgement of a processed message (``queue_ack``, a workflow-bound queue's drain, the ``events``
+    queue's drain); ``messages_queued`` the messages sent and not yet processed (available, in flight,
+    delayed); ``messages_dead_lettered`` the ones moved to the dead-letter store."""
+    from workflows_app.services import queues
+
+    streams = [q for q in queues.status()["queues"] if "messages_processed" in q]  # stream queues (not the DLQ)
+    return {
+        "messages_processed": sum(q["messages_processed"] for q in streams),
+        "messages_queued": sum(q["messages_available"] + q["messages_in_flight"] + q["messages_delayed"]
+                               for q in streams),
+        "messages_dead_lettered": sum(q["dead_lettered"] for q in streams),
+        "messages_counted": MESSAGES_COUNTED,
+    }
+
+
 def system_figures(since: datetime) -> dict:
     from workflows_app.services.system import uptime
 
     figures = {
         "uptime_seconds": uptime(),
-        "messages_processed": StepRun.objects.filter(finished_at__gte=since).count(),
+        **message_figures(),
+        # step runs are not messages: their own figure, in the window
+        "steps_executed": StepRun.objects.filter(finished_at__gte=since).count(),
     }
     for name, counter in registry.counters.items():
         try:
@@ -206,6 +229,120 @@ def system_figures(since: datetime) -> dict:
             figures[name] = None
             figures.setdefault("counter_errors", {})[name] = str(exc)[:200]
     return figures
+
+
+# --- figures for the faces (dashboard, /metrics): they read here, never the ORM themselves ----------
+def executions_by_status() -> dict[str, int]:
+    counts = dict(Execution.objects.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+    return {status: counts.get(status, 0) for status in Execution.Status.values}
+
+
+def summary_figures(since: datetime) -> dict:
+    """Every execution's figures in the window (the dashboard's summary) plus those still running."""
+    return {**execution_metrics(Execution.objects.all(), since), "running": running_executions()}
+
+
+def all_steps_performance(since: datetime) -> dict:
+    return steps_performance(StepRun.objects.all(), since)
+
+
+def running_executions() -> int:
+    return Execution.objects.exclude(status__in=Execution.FINAL).count()
+
+
+def step_duration_histogram(bounds: tuple[float, ...]) -> list[dict]:
+    """Finished step runs per step type: total, summed seconds and cumulative counts per bound."""
+    from django.db.models import DurationField, ExpressionWrapper, F, Q, Sum
+
+    duration = ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())
+    aggregates = {f"le{i}": Count("id", filter=Q(duration__lte=timedelta(seconds=bound)))
+                  for i, bound in enumerate(bounds)}
+    rows = (StepRun.objects.filter(finished_at__isnull=False).annotate(duration=duration)
+            .values("step_type").annotate(total=Count("id"), seconds=Sum("duration"), **aggregates)
+            .order_by("step_type"))
+    return [{"step_type": row["step_type"] or "", "total": row["total"],
+             "seconds": row["seconds"].total_seconds() if row["seconds"] is not None else 0.0,
+             "buckets": [(bound, row[f"le{i}"]) for i, bound in enumerate(bounds)]} for row in rows]
+
+
+def dead_letter_counts() -> list[dict]:
+    from workflows_app.models import DeadLetter
+
+    return list(DeadLetter.objects.values("status", "error_class").annotate(n=Count("id")).order_by())
+
+
+def dead_letter_summary(recent: int = 10) -> dict:
+    from workflows_app.models import DeadLetter
+
+    by_status = dict(DeadLetter.objects.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+    by_class = dict(DeadLetter.objects.exclude(status__in=["redriven", "discarded"]).values_list("error_class")
+                    .annotate(n=Count("id")).values_list("error_class", "n"))
+    rows = [{"created_at": iso(d.created_at), "error_class": d.error_class, "status": d.status,
+             "step": d.step_name or None, "queue": d.queue_name or None,
+             "workflow": d.workflow.name if d.workflow else None}
+            for d in DeadLetter.objects.select_related("workflow").order_by("-created_at")[:recent]]
+    return {"by_status": by_status, "by_error_class": by_class, "total": sum(by_status.values()), "recent": rows}
+
+
+def agent_queues() -> list[str]:
+    from workflows_app.models import Agent
+
+    return list(Agent.objects.values_list("queue", flat=True))
+
+
+def broker_queue_lengths(names: list[str], steps: list, sep: str, client) -> dict[str, int]:
+    """Celery tasks waiting per broker queue (one Redis list per priority step, summed)."""
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        for step in steps:
+            pipe.llen(name if not step else f"{name}{sep}{step}")
+    lengths = pipe.execute()
+    return {name: sum(lengths[i * len(steps):(i + 1) * len(steps)]) for i, name in enumerate(names)}
+
+
+def _hour(value: datetime) -> datetime:
+    return value.astimezone(zoneinfo.ZoneInfo("UTC")).replace(minute=0, second=0, microsecond=0)
+
+
+def _hours(since: datetime, now: datetime) -> list[datetime]:
+    start, hours = _hour(since), []
+    while start <= now:
+        hours.append(start)
+        start += timedelta(hours=1)
+    return hours
+
+
+def executions_per_hour(since: datetime, now: datetime) -> dict:
+    counts: dict[tuple, int] = {}
+    for queued_at, status in Execution.objects.filter(queued_at__gte=since).values_list("queued_at", "status"):
+        key = (_hour(queued_at), status)
+        counts[key] = counts.get(key, 0) + 1
+    hours = _hours(since, now)
+    statuses = [s for s in Execution.Status.values if any(k[1] == s for k in counts)]
+    return {"hours": [iso(h) for h in hours], "statuses": statuses,
+            "series": {s: [counts.get((h, s), 0) for h in hours] for s in statuses}}
+
+
+def latency_per_hour(since: datetime, now: datetime) -> dict:
+    finished = Execution.objects.filter(finished_at__gte=since, started_at__isnull=False).exclude(
+        status=Execution.Status.CANCELLED).values_list("finished_at", "started_at")
+    buckets: dict[datetime, list[float]] = {}
+    for finished_at, started_at in finished:
+        buckets.setdefault(_hour(finished_at), []).append((finished_at - started_at).total_seconds())
+    hours = _hours(since, now)
+    p50, p99 = [], []
+    for hour in hours:
+        durations = sorted(buckets.get(hour, []))
+        p50.append(percentile(durations, 0.5) if durations else None)
+        p99.append(percentile(durations, 0.99) if durations else None)
+    return {"hours": [iso(h) for h in hours], "p50": p50, "p99": p99}
+
+
+def recent_executions(limit: int = 12) -> list[dict]:
+    rows = Execution.objects.select_related("workflow").order_by("-queued_at")[:limit]
+    return [{"execution_id": str(e.id), "pk": e.pk, "workflow": e.workflow.name, "status": e.status,
+             "trigger": e.trigger, "current_step": e.current_step or None, "queued_at": iso(e.queued_at),
+             "duration": e.duration} for e in rows]
 
 
 def agent_minutes(step_runs_qs, since: datetime) -> float:

@@ -40,7 +40,7 @@ def test_broker_unavailable_is_503(api_a, monkeypatch):
 
 def test_trading_figures_in_prometheus_metrics(api_staff):
     text = api_staff.get("/metrics").content.decode()
-    for family in ("nexus_orders", "nexus_kill_switch_active", "nexus_trades_executed_total"):
+    for family in ("nexus_orders", "nexus_kill_switch_active", "nexus_trades_executed"):
         assert f"# TYPE {family} " in text, family
     assert "nexus_kill_switch_active 0.0" in text
     assert "nexus_scrape_error{" not in text

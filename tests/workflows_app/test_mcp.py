@@ -88,7 +88,7 @@ async def replay_specification(session: Session, suffix: str = "") -> dict:
     })
     workflow_id = created["workflow_id"]
     assert created["status"] == "active" and created["priority"] == 5
-    assert {"message_queues", "audit_trail", "agent_assignment", "scheduling"} <= set(created["features"])
+    assert {"scheduling", "retries"} <= set(created["features"]) and "agent_assignment" not in created["features"]
 
     # Execute immediately with test data, waiting for the result (async=False) on the real worker.
     executed = await session.call("workflow_execute", {

@@ -1,4 +1,5 @@
-"""/metrics for Prometheus: every figure is read from the database and Redis at scrape time.
+"""/metrics for Prometheus: every figure is read from the database and Redis at scrape time,
+through ``selectors`` / ``operations`` (the reads every face shares; no ORM query here).
 
 No in-process counters (they would disagree between web processes and vanish on restart): a
 custom collector queries the source of truth on each scrape.
@@ -9,8 +10,9 @@ custom collector queries the source of truth on each scrape.
   named message queues (from ``workflow_queue_status``).
 - ``nexus_broker_queue_length{queue}``: Celery's Redis lists (all priority levels).
 - ``nexus_dead_letters{status,error_class}``.
-- ``nexus_<counter>_total``: the registry's counters (e.g. ``nexus_trades_executed_total``: orders
-  filled), plus the collectors listed in ``settings.NEXUS_METRICS_COLLECTORS`` (orders by status).
+- ``nexus_<figure>``: the registry's figures, as gauges (e.g. ``nexus_trades_executed``: orders filled
+  or partly filled, counted from the current rows - a figure that can go down, so not a Prometheus
+  counter), plus the collectors listed in ``settings.NEXUS_METRICS_COLLECTORS`` (orders by status).
 - ``nexus_scrape_error{part}``: 1 when a part could not be read (the rest is still served).
 
 Access: token or session authentication, staff only (Prometheus: ``authorization: {type: Token,
@@ -19,14 +21,12 @@ credentials: <token>}``).
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Sum
 from django.http import HttpResponse
 from django.utils.module_loading import import_string
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from rest_framework.permissions import IsAdminUser
 from rest_framework.renderers import JSONRenderer
@@ -68,30 +68,21 @@ class NexusCollector:
         yield failed
 
     def executions(self):
-        from workflows_app.models import Execution
+        from workflows_app import selectors
 
         family = GaugeMetricFamily("nexus_executions", "Executions by status", labels=["status"])
-        counts = dict(Execution.objects.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
-        for status in Execution.Status.values:
-            family.add_metric([status], counts.get(status, 0))
+        for status, n in selectors.executions_by_status().items():
+            family.add_metric([status], n)
         yield family
 
     def step_durations(self):
-        from workflows_app.models import StepRun
+        from workflows_app import selectors
 
-        duration = ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())
-        aggregates = {f"le{i}": Count("id", filter=Q(duration__lte=timedelta(seconds=bound)))
-                      for i, bound in enumerate(STEP_BUCKETS)}
-        rows = (StepRun.objects.filter(finished_at__isnull=False).annotate(duration=duration)
-                .values("step_type").annotate(total=Count("id"), seconds=Sum("duration"), **aggregates)
-                .order_by("step_type"))
         family = HistogramMetricFamily("nexus_step_duration_seconds", "Duration of finished step runs",
                                        labels=["step_type"])
-        for row in rows:
-            buckets = [(str(bound), row[f"le{i}"]) for i, bound in enumerate(STEP_BUCKETS)]
-            buckets.append(("+Inf", row["total"]))
-            total_seconds = row["seconds"].total_seconds() if row["seconds"] is not None else 0.0
-            family.add_metric([row["step_type"] or ""], buckets, total_seconds)
+        for row in selectors.step_duration_histogram(STEP_BUCKETS):
+            buckets = [(str(bound), n) for bound, n in row["buckets"]] + [("+Inf", row["total"])]
+            family.add_metric([row["step_type"]], buckets, row["seconds"])
         yield family
 
     def queues(self):
@@ -119,28 +110,23 @@ class NexusCollector:
         yield oldest
 
     def broker_queues(self):
+        from workflows_app import selectors
         from workflows_app.circuit import redis_client
-        from workflows_app.models import Agent
 
-        names = sorted(set(getattr(settings, "NEXUS_QUEUES", [])) | set(Agent.objects.values_list("queue", flat=True)))
+        names = sorted(set(getattr(settings, "NEXUS_QUEUES", [])) | set(selectors.agent_queues()))
         steps = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("priority_steps") or [0]
-        pipe = redis_client().pipeline(transaction=False)
-        for name in names:
-            for step in steps:
-                pipe.llen(name if not step else f"{name}{PRIORITY_SEP}{step}")
-        lengths = pipe.execute()
         family = GaugeMetricFamily("nexus_broker_queue_length", "Celery tasks waiting in the broker",
                                    labels=["queue"])
-        for index, name in enumerate(names):
-            family.add_metric([name], sum(lengths[index * len(steps):(index + 1) * len(steps)]))
+        for name, n in selectors.broker_queue_lengths(names, steps, PRIORITY_SEP, redis_client()).items():
+            family.add_metric([name], n)
         yield family
 
     def dead_letters(self):
-        from workflows_app.models import DeadLetter
+        from workflows_app import selectors
 
         family = GaugeMetricFamily("nexus_dead_letters", "Dead letters by status and error class",
                                    labels=["status", "error_class"])
-        for row in DeadLetter.objects.values("status", "error_class").annotate(n=Count("id")).order_by():
+        for row in selectors.dead_letter_counts():
             family.add_metric([row["status"], row["error_class"]], row["n"])
         yield family
 
@@ -155,7 +141,10 @@ class NexusCollector:
                 self.errors[f"counter:{name}"] = 1
                 continue
             if isinstance(value, int | float) and not isinstance(value, bool):
-                yield CounterMetricFamily(f"nexus_{_clean(name)}", f"Registry counter {name} (all time)", value=value)
+                # A gauge: the figure is recomputed from current rows / Redis at each scrape and may go
+                # down (an order leaving "filled", a flushed cache counter); a counter must never.
+                yield GaugeMetricFamily(f"nexus_{_clean(name)}", f"Registry figure {name} (current value, all time)",
+                                        value=value)
 
 
 def render() -> bytes:
