@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('workflows_app', '0001_initial'),
+        ('workflows_app', '0003_durable_inbox_guards'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
