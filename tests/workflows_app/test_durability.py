@@ -303,6 +303,20 @@ def test_a_webhook_without_id_is_deduplicated_by_its_content(default_queues, web
     assert not operations.webhook_receive(**_signed(other, time.time()))["deduplicated"]
 
 
+def test_the_same_webhook_content_after_the_window_is_a_new_event(default_queues, webhook_secret):
+    from workflows_app.models import MessageQueue
+
+    MessageQueue.objects.filter(name="events").update(deduplication_window=1)
+    queues._cache.pop("events", None)
+    body = json.dumps({"event": "daily-alert", "symbol": "MSFT"}).encode()
+    first = operations.webhook_receive(**_signed(body, time.time() - 1))
+    assert operations.webhook_receive(**_signed(body, time.time()))["deduplicated"]
+    time.sleep(1.1)  # the window is over (any longer wait only makes it more so)
+    later = operations.webhook_receive(**_signed(body, time.time() + 1))
+    assert not later["deduplicated"] and later["event_id"] != first["event_id"]
+    queues._cache.pop("events", None)
+
+
 def test_a_webhook_body_cannot_claim_another_source(default_queues, webhook_secret):
     """The body's ``source`` is kept as data; webhook triggers match who signed it (ingest_source)."""
     other = create(f"wh-{uuid.uuid4().hex[:6]}", [{"name": "s", "type": "test_noop"}],
