@@ -86,7 +86,8 @@ class InboxMessage(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["state", "epoch"], name="inbox_state_epoch"),
-                   models.Index(fields=["queue_name", "created_at"], name="inbox_queue_created")]
+                   models.Index(fields=["queue_name", "created_at"], name="inbox_queue_created"),
+                   models.Index(fields=["queue_name", "dedup_id"], name="inbox_queue_dedup")]
 
     def __str__(self) -> str:
         return f"{self.queue_name}#{self.pk} ({self.state})"
