@@ -1,4 +1,5 @@
-"""Named message queues: their configuration (the messages themselves live in Redis Streams).
+"""Named message queues: their configuration (messages live in Redis Streams) and the durable inbox
+of the messages accepted for callers (``InboxMessage``, which the streams are fed from).
 
 The settings are the specification's ``queue_config``; every one takes effect in
 ``workflows_app.services.queues``.
