@@ -303,6 +303,18 @@ def test_a_webhook_without_id_is_deduplicated_by_its_content(default_queues, web
     assert not operations.webhook_receive(**_signed(other, time.time()))["deduplicated"]
 
 
+def test_the_same_webhook_content_after_the_window_is_a_new_event(default_queues, webhook_secret):
+    body = json.dumps({"event": "daily-alert", "symbol": "MSFT"}).encode()
+    first = operations.webhook_receive(**_signed(body, time.time() - 1))
+    assert operations.webhook_receive(**_signed(body, time.time()))["deduplicated"]
+    window = Guard.objects.get(scope="webhook-content:tradingview")
+    assert 299 <= (window.expires_at - window.created_at).total_seconds() <= 301  # the events queue's window
+    # the clock, driven: the window is over
+    Guard.objects.filter(pk=window.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    later = operations.webhook_receive(**_signed(body, time.time() + 1))
+    assert not later["deduplicated"] and later["event_id"] != first["event_id"]
+
+
 def test_a_webhook_body_cannot_claim_another_source(default_queues, webhook_secret):
     """The body's ``source`` is kept as data; webhook triggers match who signed it (ingest_source)."""
     other = create(f"wh-{uuid.uuid4().hex[:6]}", [{"name": "s", "type": "test_noop"}],

@@ -172,3 +172,51 @@ def test_redis_restarted_empty_loses_nothing_accepted_and_runs_nothing_twice(tmp
         for proc in reversed(procs):
             proc.stop()
         server.stop()
+
+
+RECEIVE = """
+import json
+from workflows_app import operations
+got = operations.queue_receive(queue_name="{queue}", max_messages=10)["messages"]
+operations.queue_ack(queue_name="{queue}", message_ids=[m["message_id"] for m in got])
+print(json.dumps([m["body"] for m in got]))
+"""
+
+
+def test_a_worker_that_outlives_the_restart_refeeds_on_the_next_sweep(tmp_path):
+    """No worker (re)starts after the loss: beat's queue sweep, run by the surviving worker, notices the
+    new Redis epoch and feeds the accepted messages back."""
+    queue = f"dur-{uuid.uuid4().hex[:6]}-pull"
+    operations.queue_create(name=queue)
+    server = OwnRedis().start()
+    env = _env(server.url)
+    procs: list[Proc] = []
+    try:
+        worker = _worker(env, "maintenance", tmp_path / "worker.log", concurrency=1)
+        procs.append(worker)
+        sent = _shell(env, f"""
+import json
+from workflows_app import operations
+print(json.dumps([operations.queue_send(queue_name="{queue}", message={{"n": n}})["message_id"] for n in range(3)]))
+""")
+        before = set(InboxMessage.objects.filter(queue_name=queue).values_list("epoch", flat=True))
+        assert len(before) == 1 and all(sent)
+
+        server.kill()
+        time.sleep(3)
+        server.start()  # empty
+        procs.append(Proc([sys.executable, "-m", "celery", "-A", "nexus_project", "beat", "--loglevel", "INFO",
+                           "--pidfile", str(tmp_path / "beat.pid")], env, tmp_path / "beat.log"))
+
+        def refed():
+            epochs = set(InboxMessage.objects.filter(queue_name=queue).values_list("epoch", flat=True))
+            return epochs.isdisjoint(before) and "" not in epochs
+        wait_for(refed, timeout=120, interval=0.5, message="the sweep fed the accepted messages again")
+        assert "Redis lost 3 accepted message(s)" in worker.text()
+        bodies = _shell(env, RECEIVE.format(queue=queue))
+        assert sorted(b["n"] for b in bodies) == [0, 1, 2]
+        assert set(InboxMessage.objects.filter(queue_name=queue).values_list("state", flat=True)) == {"acked"}
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+        server.stop()

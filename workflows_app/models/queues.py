@@ -1,4 +1,5 @@
-"""Named message queues: their configuration (the messages themselves live in Redis Streams).
+"""Named message queues: their configuration (messages live in Redis Streams) and the durable inbox
+of the messages accepted for callers (``InboxMessage``, which the streams are fed from).
 
 The settings are the specification's ``queue_config``; every one takes effect in
 ``workflows_app.services.queues``.
@@ -86,7 +87,8 @@ class InboxMessage(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["state", "epoch"], name="inbox_state_epoch"),
-                   models.Index(fields=["queue_name", "created_at"], name="inbox_queue_created")]
+                   models.Index(fields=["queue_name", "created_at"], name="inbox_queue_created"),
+                   models.Index(fields=["queue_name", "dedup_id"], name="inbox_queue_dedup")]
 
     def __str__(self) -> str:
         return f"{self.queue_name}#{self.pk} ({self.state})"

@@ -197,7 +197,16 @@ def receive_webhook(source: str, body: bytes, signature: str, timestamp) -> dict
 
 
 def content_event_id(source: str, data: dict) -> str:
-    """The id of a webhook that has none: its source and content, not its timestamp or signature,
-    so a retry re-signed with a fresh timestamp is the same event."""
+    """The id of a webhook that has none, from its source and content (not its timestamp or
+    signature): a retry re-signed with a fresh timestamp within the events queue's deduplication
+    window gets the id of the first delivery, so it is deduplicated; the same content after the
+    window is a new event (a new id, so the trigger's per-event guard does not swallow it)."""
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
-    return f"{source}:content:{hashlib.sha256(canonical.encode()).hexdigest()[:32]}"
+    digest = hashlib.sha256(canonical.encode()).hexdigest()[:32]
+    window = queues.get_queue(EVENTS_QUEUE).deduplication_window
+    candidate = f"{source}:content:{digest}:{uuid.uuid4().hex[:8]}"
+    scope = f"webhook-content:{source}"
+    if guards.claim(scope, digest, window, value=candidate):
+        return candidate
+    held = guards.holder(scope, digest)
+    return held.value if held else candidate

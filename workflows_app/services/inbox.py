@@ -86,14 +86,14 @@ def accept(queue: MessageQueue, body, *, group_id=None, dedup_id=None, delay: fl
                              "max_messages)", {"field": "queue_name", "max_messages": queue.max_messages})
     now = timezone.now()
     available_at = now + timedelta(seconds=delay) if delay else None
-    with transaction.atomic():
-        row = InboxMessage.objects.create(queue_name=queue.name, body=json.loads(encoded), group_id=group,
-                                          dedup_id=dedup_key or (str(dedup_id or "")[:200] if not dedup else ""),
-                                          available_at=available_at, redrives=redrives)
-        ttl = queue.deduplication_window + (delay or 0)
-        if dedup_key and not guards.claim(dedup_scope(queue.name), dedup_key, ttl, value=str(row.pk), now=now):
-            transaction.set_rollback(True)
+    ttl = queue.deduplication_window + (delay or 0)
+    with transaction.atomic():  # the guard and the row commit together (or not at all)
+        if dedup_key and not guards.claim(dedup_scope(queue.name), dedup_key, ttl, now=now):
             row = None
+        else:
+            row = InboxMessage.objects.create(
+                queue_name=queue.name, body=json.loads(encoded), group_id=group, available_at=available_at,
+                dedup_id=dedup_key or ("" if dedup else str(dedup_id or "")[:200]), redrives=redrives)
     if row is None:
         return _duplicate(queue, group, dedup_key)
     reply = {"queue": queue.name, "message_id": None, "deduplicated": False, "group_id": group,
@@ -108,8 +108,7 @@ def accept(queue: MessageQueue, body, *, group_id=None, dedup_id=None, delay: fl
 
 
 def _duplicate(queue: MessageQueue, group: str, dedup_key: str) -> dict:
-    held = guards.holder(dedup_scope(queue.name), dedup_key)
-    first = InboxMessage.objects.filter(pk=held.value).first() if held and held.value.isdigit() else None
+    first = InboxMessage.objects.filter(queue_name=queue.name, dedup_id=dedup_key).order_by("-pk").first()
     return {"queue": queue.name, "message_id": (first.message_id or None) if first else None, "deduplicated": True,
             "group_id": group, "deduplication_id": dedup_key, "inbox_id": first.pk if first else None}
 
@@ -153,7 +152,11 @@ def feed(rows: list[InboxMessage], *, client: redis.Redis | None = None, notify:
         row.message_id, row.epoch = message_id, epoch
         out[row.pk] = message_id
         touched[queue.name] = queue
-    InboxMessage.objects.bulk_update([row for row, _ in sent], ["message_id", "epoch"])
+    if len(sent) == 1:  # the common case (one accepted message): a plain UPDATE
+        row = sent[0][0]
+        InboxMessage.objects.filter(pk=row.pk).update(message_id=row.message_id, epoch=row.epoch)
+    elif sent:
+        InboxMessage.objects.bulk_update([row for row, _ in sent], ["message_id", "epoch"], batch_size=500)
     if notify:
         for queue in touched.values():
             queues.schedule_drain(queue)
