@@ -98,14 +98,11 @@ def start_execution(
     beat and the CLI start executions on the owner's behalf)."""
     if workflow.status != Workflow.Status.ACTIVE:
         raise OperationError("CONFLICT", f"workflow '{workflow.name}' is {workflow.status}", {"field": "workflow_id"})
-    engine_keys = sorted(k for k in input_data if str(k).startswith("_"))
-    if engine_keys and parent is None:
-        raise OperationError("INVALID_INPUT_DATA", f"input key '{engine_keys[0]}' is reserved for the engine",
-                             {"field": f"input_data.{engine_keys[0]}"})
     if owner is None:
         owner = workflow.owner
     fixed_test_mode = bool(input_data.get("test_mode", False)) or bool(test_mode) or bool(parent and parent.test_mode)
-    context = dict(input_data)
+    # The engine's own keys (`_circuits`, ...) never come from outside (a queue message, an event).
+    context = {k: v for k, v in input_data.items() if not str(k).startswith("_")}
     if fixed_test_mode or "test_mode" in context:
         context["test_mode"] = fixed_test_mode  # what expressions see agrees with the execution
     if trigger_event is not None:
