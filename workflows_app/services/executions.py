@@ -525,9 +525,11 @@ def _child_finished(child: Execution) -> None:
 
 
 # --- what a step may write into the context -----------------------------------------------------
-# Keys that steer the engine: its own (`_circuits`, ...) and those the execution owns. A step output
-# may not set them (the execution's test mode, owner and account are fixed at start; `event` is the
-# trigger's); only the engine's step types write their own `_` keys.
+# Keys that steer the engine: its own (`_circuits`, ...) and those the execution owns (test mode,
+# owner and account are fixed at start; `event` is the trigger's). They are never merged into the
+# context's top level from a step output (they stay under the step's name, e.g. a trade reporting
+# its account); an output that tries to change the test mode or write an engine key fails the step
+# (`reserved_key`). Only the engine's own step types write their `_` keys.
 RESERVED_KEYS = frozenset({"test_mode", "owner", "account", "event"})
 ENGINE_WRITES = {"circuit_breaker": frozenset({"_circuits"})}
 
@@ -541,11 +543,12 @@ def _engine_value(execution: Execution, key: str):
 
 
 def output_problem(execution: Execution, step: dict, output: dict) -> PermanentStepError | None:
-    """A reason to refuse a step's output: it rewrites a reserved key, or it is too large to store.
-    Repeating a reserved key's current value (a step reporting the test mode) is harmless."""
+    """A reason to refuse a step's output: it would change the test mode or an engine key, or it is
+    too large to store. Repeating the current value (a step reporting the test mode) is harmless."""
     allowed = ENGINE_WRITES.get(step_type_name(step), frozenset())
     for key, value in output.items():
-        if is_reserved(key) and key not in allowed and value != _engine_value(execution, key):
+        steering = key == "test_mode" or (str(key).startswith("_") and key not in allowed)
+        if steering and value != _engine_value(execution, key):
             return PermanentStepError(f"step output may not set the reserved context key '{key}'", "reserved_key")
     limit = int(getattr(settings, "NEXUS_MAX_STEP_OUTPUT_BYTES", 256 * 1024))
     size = len(json.dumps(output, cls=DjangoJSONEncoder, default=str).encode())
