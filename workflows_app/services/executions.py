@@ -481,7 +481,9 @@ def _start_child(execution: Execution, step: dict, run: StepRun) -> None:
     with transaction.atomic():
         run.status = StepRun.Status.WAITING
         run.save(update_fields=["status"])
-        child_input = {k: v for k, v in execution.context.items() if not is_reserved(k)}
+        # The context's reserved keys were set by the engine (outputs cannot write them): the child
+        # gets the parent's event and test mode, and no engine `_` keys.
+        child_input = {k: v for k, v in execution.context.items() if not str(k).startswith("_")}
         if execution.test_mode:
             child_input["test_mode"] = True  # inherited from the execution, never from the context
         child = start_execution(child_workflow, child_input, trigger="subprocess", owner=execution.owner,
