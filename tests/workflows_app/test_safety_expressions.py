@@ -7,12 +7,21 @@ import json
 import time
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from tests.conftest import wait_for
 from tests.workflows_app.helpers import create, run
 from workflows_app import operations
-from workflows_app.expressions import MAX_FORMAT_WIDTH, MAX_INT_BITS, MAX_VALUE_SIZE, ExpressionError, evaluate, size_of
+from workflows_app.expressions import (
+    MAX_FORMAT_WIDTH,
+    MAX_INT_BITS,
+    MAX_VALUE_SIZE,
+    ExpressionError,
+    evaluate,
+    size_of,
+)
 from workflows_app.models import AuditEvent, DeadLetter, StepRun
 
 PROBES = ["'a'*10000*10000", "'%0100000000d' % 1", "'a'*10000*10000*10000", "b'a' * 10000 * 10000",
