@@ -130,6 +130,10 @@ def workflow_execute(*, workflow_id=None, input_data=None, trigger="manual", tim
     _no_extra(extra)
     workflow = _workflow(workflow_id, user)
     data = _dict(input_data, "input_data")
+    engine_keys = sorted(k for k in data if str(k).startswith("_"))
+    if engine_keys:
+        raise OperationError("INVALID_INPUT_DATA", f"input key '{engine_keys[0]}' is reserved for the engine",
+                             {"field": f"input_data.{engine_keys[0]}"})
     if "test_mode" in data and not isinstance(data["test_mode"], bool):
         raise OperationError("INVALID_INPUT_DATA", "input_data.test_mode must be true or false",
                              {"field": "input_data.test_mode"})

@@ -7,11 +7,21 @@ import json
 import time
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
+from tests.conftest import wait_for
 from tests.workflows_app.helpers import create, run
 from workflows_app import operations
-from workflows_app.expressions import MAX_FORMAT_WIDTH, MAX_INT_BITS, MAX_VALUE_SIZE, ExpressionError, evaluate, size_of
+from workflows_app.expressions import (
+    MAX_FORMAT_WIDTH,
+    MAX_INT_BITS,
+    MAX_VALUE_SIZE,
+    ExpressionError,
+    evaluate,
+    size_of,
+)
 from workflows_app.models import AuditEvent, DeadLetter, StepRun
 
 PROBES = ["'a'*10000*10000", "'%0100000000d' % 1", "'a'*10000*10000*10000", "b'a' * 10000 * 10000",
@@ -79,14 +89,17 @@ def test_format_widths_and_precisions_are_bounded(width, precision, kind):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_transform_size_bomb_fails_its_step_fast_and_the_worker_goes_on(celery_worker):
+def test_a_transform_size_bomb_fails_its_step_fast_and_the_worker_goes_on(celery_worker, client):
     bomb = create("bomb", [{"name": "boom", "type": "transform", "params": {"set": {"v": "'a'*10000*10000"}}}])
     execution = run(bomb)
     assert execution.status == "failed" and execution.error["error_class"] == "invalid_expression"
     fmt = create("fmt-bomb", [{"name": "boom", "type": "transform", "params": {"set": {"v": "'%0100000000d' % 1"}}}])
     assert run(fmt).error["error_class"] == "invalid_expression"
-    # The same worker still runs the next workflow.
+    # The same worker still runs the next workflow, and /health/ sees it answer.
     assert run(create("after", [{"name": "ok", "type": "test_noop"}])).status == "succeeded"
+    health = wait_for(lambda: (lambda body: body if body["workers"]["ok"] else None)(client.get("/health/").json()),
+                      timeout=60, message="/health/ to see the worker")
+    assert health["database"]["ok"] and health["broker"]["ok"]
 
 
 @pytest.mark.django_db(transaction=True)

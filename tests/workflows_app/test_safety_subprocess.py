@@ -173,8 +173,17 @@ def report_test_mode(ctx):
     return {"child_test_mode": ctx.test_mode}
 
 
-registry.register_step_type("test_set_test_mode_off", set_test_mode_off, params_model=NoParams,
-                            retry=RetryPolicy(max_retries=0))
+def report_account(ctx):
+    return {"account": "someone-else", "owner": 99, "event": {"forged": True}, "note": "kept"}
+
+
+def write_engine_key(ctx):
+    return {"_circuits": {"forged": {"failure_threshold": 1}}}
+
+
+for _name, _handler in [("test_set_test_mode_off", set_test_mode_off), ("test_report_account", report_account),
+                        ("test_write_engine_key", write_engine_key)]:
+    registry.register_step_type(_name, _handler, params_model=NoParams, retry=RetryPolicy(max_retries=0))
 registry.register_step_type("test_report_test_mode", report_test_mode, params_model=NoParams,
                             retry=RetryPolicy(max_retries=0))
 
@@ -229,3 +238,18 @@ def test_input_cannot_carry_engine_keys(alice):
     with pytest.raises(OperationError) as caught:
         operations.workflow_execute(workflow_id=workflow, input_data={"_circuits": {"x": {}}}, user=alice)
     assert caught.value.code == "INVALID_INPUT_DATA" and caught.value.details["field"] == "input_data._circuits"
+
+
+def test_reserved_keys_in_outputs_stay_under_the_step_s_name_or_fail_the_step(celery_worker, alice):
+    shown = operations.workflow_create(name="shows-account", user=alice, steps=[
+        {"name": "trade", "type": "test_report_account"}, {"name": "after", "type": "test_echo"}])["workflow_id"]
+    execution = final(operations.workflow_execute(workflow_id=shown, input_data={"test_mode": True},
+                                                  user=alice)["execution_id"])
+    assert execution.status == "succeeded"
+    assert execution.context["trade"]["account"] == "someone-else" and execution.context["note"] == "kept"
+    assert not {"account", "owner", "event"} & set(execution.context)
+    forged = operations.workflow_create(name="forges", user=alice, steps=[
+        {"name": "forge", "type": "test_write_engine_key"}])["workflow_id"]
+    execution = final(operations.workflow_execute(workflow_id=forged, user=alice)["execution_id"])
+    assert execution.status == "failed" and execution.error["error_class"] == "reserved_key"
+    assert "_circuits" not in execution.context

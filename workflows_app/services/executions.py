@@ -98,14 +98,11 @@ def start_execution(
     beat and the CLI start executions on the owner's behalf)."""
     if workflow.status != Workflow.Status.ACTIVE:
         raise OperationError("CONFLICT", f"workflow '{workflow.name}' is {workflow.status}", {"field": "workflow_id"})
-    engine_keys = sorted(k for k in input_data if str(k).startswith("_"))
-    if engine_keys and parent is None:
-        raise OperationError("INVALID_INPUT_DATA", f"input key '{engine_keys[0]}' is reserved for the engine",
-                             {"field": f"input_data.{engine_keys[0]}"})
     if owner is None:
         owner = workflow.owner
     fixed_test_mode = bool(input_data.get("test_mode", False)) or bool(test_mode) or bool(parent and parent.test_mode)
-    context = dict(input_data)
+    # The engine's own keys (`_circuits`, ...) never come from outside (a queue message, an event).
+    context = {k: v for k, v in input_data.items() if not str(k).startswith("_")}
     if fixed_test_mode or "test_mode" in context:
         context["test_mode"] = fixed_test_mode  # what expressions see agrees with the execution
     if trigger_event is not None:
@@ -486,7 +483,9 @@ def _start_child(execution: Execution, step: dict, run: StepRun) -> None:
     with transaction.atomic():
         run.status = StepRun.Status.WAITING
         run.save(update_fields=["status"])
-        child_input = {k: v for k, v in execution.context.items() if not is_reserved(k)}
+        # The context's reserved keys were set by the engine (outputs cannot write them): the child
+        # gets the parent's event and test mode, and no engine `_` keys.
+        child_input = {k: v for k, v in execution.context.items() if not str(k).startswith("_")}
         if execution.test_mode:
             child_input["test_mode"] = True  # inherited from the execution, never from the context
         child = start_execution(child_workflow, child_input, trigger="subprocess", owner=execution.owner,
@@ -530,9 +529,11 @@ def _child_finished(child: Execution) -> None:
 
 
 # --- what a step may write into the context -----------------------------------------------------
-# Keys that steer the engine: its own (`_circuits`, ...) and those the execution owns. A step output
-# may not set them (the execution's test mode, owner and account are fixed at start; `event` is the
-# trigger's); only the engine's step types write their own `_` keys.
+# Keys that steer the engine: its own (`_circuits`, ...) and those the execution owns (test mode,
+# owner and account are fixed at start; `event` is the trigger's). They are never merged into the
+# context's top level from a step output (they stay under the step's name, e.g. a trade reporting
+# its account); an output that tries to change the test mode or write an engine key fails the step
+# (`reserved_key`). Only the engine's own step types write their `_` keys.
 RESERVED_KEYS = frozenset({"test_mode", "owner", "account", "event"})
 ENGINE_WRITES = {"circuit_breaker": frozenset({"_circuits"})}
 
@@ -546,11 +547,12 @@ def _engine_value(execution: Execution, key: str):
 
 
 def output_problem(execution: Execution, step: dict, output: dict) -> PermanentStepError | None:
-    """A reason to refuse a step's output: it rewrites a reserved key, or it is too large to store.
-    Repeating a reserved key's current value (a step reporting the test mode) is harmless."""
+    """A reason to refuse a step's output: it would change the test mode or an engine key, or it is
+    too large to store. Repeating the current value (a step reporting the test mode) is harmless."""
     allowed = ENGINE_WRITES.get(step_type_name(step), frozenset())
     for key, value in output.items():
-        if is_reserved(key) and key not in allowed and value != _engine_value(execution, key):
+        steering = key == "test_mode" or (str(key).startswith("_") and key not in allowed)
+        if steering and value != _engine_value(execution, key):
             return PermanentStepError(f"step output may not set the reserved context key '{key}'", "reserved_key")
     limit = int(getattr(settings, "NEXUS_MAX_STEP_OUTPUT_BYTES", 256 * 1024))
     size = len(json.dumps(output, cls=DjangoJSONEncoder, default=str).encode())
