@@ -337,8 +337,8 @@ def test_demo_round_shows_every_promise(celery_worker, settings, monkeypatch):
 
     settings.NEXUS_DEMO = True
     settings.NEXUS_DLQ_RETRY_BASE = 0.5
-    monkeypatch.setitem(demo.CIRCUIT, "reset_timeout", 1.5)
-    monkeypatch.setattr(demo, "OUTAGE_SECONDS", 3)
+    monkeypatch.setitem(demo.CIRCUIT, "reset_timeout", 600)  # stays open until shortened below
+    monkeypatch.setattr(demo, "OUTAGE_SECONDS", 600)  # ended explicitly below: no race with a busy machine
     loaded = load_examples()
     assert set(loaded["demo"]["created"]) == {w["name"] for w in demo.DEMO_WORKFLOWS}
     assert load_examples()["demo"]["created"] == []  # idempotent
@@ -364,6 +364,7 @@ def test_demo_round_shows_every_promise(celery_worker, settings, monkeypatch):
     saga = Execution.objects.get(pk=t3["started"]["saga"])
     assert saga.status == "succeeded" and Order.objects.get(
         client_order_id=saga.context["place_order"]["client_order_id"]).status == "filled"
+    assert Order.objects.get(client_order_id=saga.context["place_order"]["client_order_id"]).account.name == "demo"
     retry = Execution.objects.get(pk=tick()["started"]["retry"])  # phase 4: a 429, retried
     assert retry.status == "succeeded"
     assert [e["event"] for e in _trail(retry.id) if e["event"].startswith("step_")] == [
@@ -383,7 +384,9 @@ def test_demo_round_shows_every_promise(celery_worker, settings, monkeypatch):
     assert DeadLetter.objects.get(execution_id=limited.id).status == "redriven"
 
     # the breaker half-opens once the outage is over and the trial closes it
-    wait_for(lambda: not redis_client().exists(demo.OUTAGE_KEY), timeout=10, message="the outage ended")
+    redis_client().delete(demo.OUTAGE_KEY)  # the outage ends (the next round's phase 0 opens a new one)
+    protected_wf = Execution.objects.filter(workflow__name="demo-protected-trader").first().workflow_id
+    operations.workflow_update(workflow_id=str(protected_wf), updates={"steps[0].params.reset_timeout": 1.5})
     time.sleep(1.6)
     for _ in range(5, 12):
         done = tick()
