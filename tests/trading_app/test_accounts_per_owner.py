@@ -120,14 +120,54 @@ def test_metadata_account_must_be_one_the_owner_may_use(alice):
     assert accounts.account_for_execution(str(ownerless.pk), None, True) == accounts.user_account(alice.pk)
 
 
+@pytest.mark.django_db(transaction=True)
+def test_migration_makes_the_old_account_the_house_account():
+    """0002 on a database with the old single PaperAccount and an Alpaca order without an account."""
+    from decimal import Decimal
+
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    leaf = executor.loader.graph.leaf_nodes("trading_app")
+    executor.migrate([("trading_app", "0001_initial")])
+    old = executor.loader.project_state([("trading_app", "0001_initial")]).apps
+    old.get_model("trading_app", "PaperAccount").objects.create(
+        name="default", starting_cash=Decimal(100_000), cash=Decimal(90_000))
+    old.get_model("trading_app", "Order").objects.create(broker="alpaca", client_order_id="old-alpaca",
+                                                         symbol="AAPL", side="buy", qty=1)
+    executor = MigrationExecutor(connection)
+    executor.migrate(leaf)
+    house = BrokerAccount.objects.get(name="default")
+    assert house.kind == "house" and house.broker == "paper" and house.cash == 90_000 and not house.owners.exists()
+    assert Order.objects.get(client_order_id="old-alpaca").account.name == "alpaca"
+
+
 @pytest.mark.django_db
-def test_migration_made_the_old_account_the_house_account():
+def test_the_house_account_is_for_operator_workflows_and_staff():
     acct = accounts.house_account()
     assert acct.name == "default" and acct.kind == BrokerAccount.Kind.HOUSE and not acct.owners.exists()
     assert accounts.can_use(None, acct)
     user = make_user("carol")
     assert not accounts.can_use(user.pk, acct)  # a non-staff user may not trade on the house account
     assert accounts.can_use(make_user("ops", staff=True).pk, acct)
+
+
+@pytest.mark.django_db
+def test_a_named_alpaca_account_needs_ownership_and_test_mode_stays_on_paper(alice, bob):
+    from workflows_app import operations
+    from workflows_app.models import Execution, Workflow
+
+    alpaca = accounts.alpaca_account()
+    alpaca.owners.add(alice)
+    created = operations.workflow_create(name="on-alpaca", metadata={"account": "alpaca"}, user=alice,
+                                         steps=[{"name": "noop", "type": "test_noop"}])
+    wf = Workflow.objects.get(pk=created["workflow_id"])
+    live = Execution.objects.create(workflow=wf, version=wf.current_version, owner=alice)
+    assert accounts.account_for_execution(str(live.pk), alice.pk, False) == alpaca
+    assert accounts.account_for_execution(str(live.pk), alice.pk, True) == accounts.user_account(alice.pk)
+    with pytest.raises(PermanentStepError):  # bob executes alice's workflow: bob may not use the alpaca row
+        accounts.account_for_execution(str(live.pk), bob.pk, False)
 
 
 @pytest.mark.django_db(transaction=True)
