@@ -175,8 +175,9 @@ def test_a_named_alpaca_account_needs_ownership_and_test_mode_stays_on_paper(ali
 def test_a_demo_round_never_touches_a_user_s_account(celery_worker, settings):
     """The demo's saga and broker call run on the real worker and trade on the demo account;
     the user's account (and its position) is exactly as it was."""
-    from trading_app.demo import load_demo
+    from trading_app.examples import EXAMPLES, load_examples
     from workflows_app import operations
+    from workflows_app.models import Workflow
 
     settings.NEXUS_DEMO = True
     alice = make_user("alice-demo")
@@ -184,7 +185,9 @@ def test_a_demo_round_never_touches_a_user_s_account(celery_worker, settings):
     a_acct = accounts.user_account(alice.pk)
     before = client_for(alice).get(f"{API}/trading/account/").json()["account"]
     a_orders = Order.objects.filter(account=a_acct).count()
-    load_demo()
+    load_examples()  # demo mode: the examples (fired by the demo's injections) and the demo workflows
+    names = [w["name"] for w in EXAMPLES] + ["demo-trading-saga", "demo-protected-trader"]
+    assert {w.metadata.get("account") for w in Workflow.objects.filter(name__in=names)} == {"demo"}
     reply = operations.workflow_execute(workflow_id="demo-trading-saga", trigger="demo", input_data={
         "test_mode": True, "symbol": "AAPL", "oversized_hedge": False}, **{"async": False})
     assert reply["status"] == "succeeded", reply
