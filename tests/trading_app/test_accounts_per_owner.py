@@ -55,6 +55,9 @@ def test_b_does_not_see_a_s_positions_orders_or_account(alice, bob, staff, api_a
         assert_error(api_b.get(f"{API}/trading/{path}/", {"account": a_acct.name}), 404, "ACCOUNT_NOT_FOUND")
     assert [a["name"] for a in api_b.get(f"{API}/trading/accounts/").json()["accounts"]] == [f"user-{bob.pk}"]
 
+    from rest_framework.test import APIClient
+
+    assert_error(APIClient().get(f"{API}/trading/accounts/"), 401, "NOT_AUTHENTICATED")
     # staff see every account
     names = {a["name"] for a in api_staff.get(f"{API}/trading/accounts/").json()["accounts"]}
     assert {a_acct.name, f"user-{bob.pk}"} <= names
