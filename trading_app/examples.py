@@ -146,13 +146,22 @@ EXAMPLES: list[dict] = [
 
 def load_examples(*, owner=None) -> dict:
     """Create the example workflows and queues that do not exist yet."""
+    from trading_app import demo as demo_mode
+
+    # In demo mode the demo's injections fire these workflows' triggers: owner-less, they trade on the
+    # demo's own account (otherwise on the house account); never on a user's account.
+    metadata = {"account": "demo"} if owner is None and demo_mode.enabled() else {}
+    if metadata:
+        from trading_app.accounts import demo_account
+
+        demo_account()
     created, kept = [], []
     for definition in EXAMPLES:
         if Workflow.objects.filter(name=definition["name"], owner=owner).exists():  # names are per owner
             kept.append(definition["name"])
             continue
         try:
-            operations.workflow_create(**definition, user=owner)
+            operations.workflow_create(**definition, metadata=metadata, user=owner)
         except OperationError as exc:  # an example that does not validate is a bug: say which
             raise OperationError(exc.code, f"example {definition['name']}: {exc.message}", exc.details) from exc
         created.append(definition["name"])

@@ -93,9 +93,14 @@ def trading_orders(*, status=None, symbol=None, execution_id=None, account=None,
     return {"success": True, "orders": orders, "count": len(orders), "total": total}
 
 
-def kill_switch_status(*, user=None, **extra) -> dict:
+def kill_switch_status(*, account=None, user=None, **extra) -> dict:
+    """The global kill switch; with ``account``, also that account's own switch (if visible)."""
     _no_extra(extra)
-    return {"success": True, "kill_switch": risk.kill_switch_state()}
+    reply = {"success": True, "kill_switch": risk.kill_switch_state()}
+    if account is not None:
+        acct = accounts.account_for_user(user, account)
+        reply["account_kill_switch"] = {"account": acct.name, "halted": acct.halted, "reason": acct.halt_reason}
+    return reply
 
 
 def kill_switch_set(*, active=None, reason="", account=None, user=None, **extra) -> dict:
@@ -115,3 +120,14 @@ def kill_switch_set(*, active=None, reason="", account=None, user=None, **extra)
                 "account_kill_switch": risk.set_account_halt(acct, active, reason)}
     state = risk.set_kill_switch(active, reason, by=getattr(user, "username", "") or "")
     return {"success": True, "kill_switch": state}
+
+
+def trading_kill_switch(*, active=None, reason=None, account=None, user=None, **extra) -> dict:
+    """Read (no ``active``) or set the kill switch, as ``kill_switch_status`` / ``kill_switch_set``
+    (one tool for the MCP face; the same permission rules)."""
+    if active is None:
+        if reason is not None:
+            raise OperationError("INVALID_INPUT_DATA", "reason is given only with active", {"field": "active"})
+        return kill_switch_status(account=account, user=user, **extra)
+    return kill_switch_set(active=active, reason="" if reason is None else reason, account=account, user=user,
+                           **extra)

@@ -1,4 +1,5 @@
-"""The MCP face: every operation of ``workflows_app.operations`` as an MCP tool of the same name.
+"""The MCP face: every operation of ``workflows_app.operations`` as an MCP tool of the same name,
+and every operation a domain app registered (``registry.operations``, e.g. trading's) likewise.
 
 Built on the official SDK's low-level ``Server`` so that tool names and argument names are exactly
 the specification's (``workflow_execute`` takes ``async``, a Python keyword). The tools add no
@@ -116,6 +117,7 @@ class ToolSpec:
     description: str
     schema: Any  # dict or a zero-argument callable returning one (built once the registries are full)
     operation: str | None = None  # defaults to the tool name
+    fn: Any = None  # a registered operation's callable (else the engine's operation of that name)
 
 
 TOOLS: list[ToolSpec] = [
@@ -232,8 +234,12 @@ def _signature_schema(fn) -> dict:
 
 
 def available_tools() -> list[ToolSpec]:
-    """The tools whose operation exists (operations are added over time; none is faked)."""
-    return [t for t in TOOLS if callable(getattr(operations, t.operation or t.name, None))]
+    """The tools whose operation exists (operations are added over time; none is faked), then the
+    operations domain apps registered (an engine tool's name cannot be taken over)."""
+    tools = [t for t in TOOLS if callable(getattr(operations, t.operation or t.name, None))]
+    taken = {t.name for t in TOOLS}
+    return tools + [ToolSpec(op.name, op.description, op.schema, fn=op.fn)
+                    for name, op in sorted(registry.operations.items()) if name not in taken]
 
 
 _schema_cache: dict[str, dict] = {}
@@ -272,7 +278,7 @@ def call_operation(name: str, arguments: dict | None, user=None) -> tuple[bool, 
         return False, OperationError("INVALID_INPUT_DATA", "unknown argument 'user'", {"field": "user"}).as_dict()
     close_old_connections()
     try:
-        result = getattr(operations, tool.operation or tool.name)(user=user, **kwargs)
+        result = (tool.fn or getattr(operations, tool.operation or tool.name))(user=user, **kwargs)
         # Round-trip so the reply is plain JSON (uuids, datetimes, decimals as strings).
         return True, json.loads(_dumps(result))
     except OperationError as exc:

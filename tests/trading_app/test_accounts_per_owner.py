@@ -55,6 +55,9 @@ def test_b_does_not_see_a_s_positions_orders_or_account(alice, bob, staff, api_a
         assert_error(api_b.get(f"{API}/trading/{path}/", {"account": a_acct.name}), 404, "ACCOUNT_NOT_FOUND")
     assert [a["name"] for a in api_b.get(f"{API}/trading/accounts/").json()["accounts"]] == [f"user-{bob.pk}"]
 
+    from rest_framework.test import APIClient
+
+    assert_error(APIClient().get(f"{API}/trading/accounts/"), 401, "NOT_AUTHENTICATED")
     # staff see every account
     names = {a["name"] for a in api_staff.get(f"{API}/trading/accounts/").json()["accounts"]}
     assert {a_acct.name, f"user-{bob.pk}"} <= names
@@ -120,8 +123,31 @@ def test_metadata_account_must_be_one_the_owner_may_use(alice):
     assert accounts.account_for_execution(str(ownerless.pk), None, True) == accounts.user_account(alice.pk)
 
 
+@pytest.mark.django_db(transaction=True)
+def test_migration_makes_the_old_account_the_house_account():
+    """0002 on a database with the old single PaperAccount and an Alpaca order without an account."""
+    from decimal import Decimal
+
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    leaf = executor.loader.graph.leaf_nodes("trading_app")
+    executor.migrate([("trading_app", "0001_initial")])
+    old = executor.loader.project_state([("trading_app", "0001_initial")]).apps
+    old.get_model("trading_app", "PaperAccount").objects.create(
+        name="default", starting_cash=Decimal(100_000), cash=Decimal(90_000))
+    old.get_model("trading_app", "Order").objects.create(broker="alpaca", client_order_id="old-alpaca",
+                                                         symbol="AAPL", side="buy", qty=1)
+    executor = MigrationExecutor(connection)
+    executor.migrate(leaf)
+    house = BrokerAccount.objects.get(name="default")
+    assert house.kind == "house" and house.broker == "paper" and house.cash == 90_000 and not house.owners.exists()
+    assert Order.objects.get(client_order_id="old-alpaca").account.name == "alpaca"
+
+
 @pytest.mark.django_db
-def test_migration_made_the_old_account_the_house_account():
+def test_the_house_account_is_for_operator_workflows_and_staff():
     acct = accounts.house_account()
     assert acct.name == "default" and acct.kind == BrokerAccount.Kind.HOUSE and not acct.owners.exists()
     assert accounts.can_use(None, acct)
@@ -130,13 +156,31 @@ def test_migration_made_the_old_account_the_house_account():
     assert accounts.can_use(make_user("ops", staff=True).pk, acct)
 
 
+@pytest.mark.django_db
+def test_a_named_alpaca_account_needs_ownership_and_test_mode_stays_on_paper(alice, bob):
+    from workflows_app import operations
+    from workflows_app.models import Execution, Workflow
+
+    alpaca = accounts.alpaca_account()
+    alpaca.owners.add(alice)
+    created = operations.workflow_create(name="on-alpaca", metadata={"account": "alpaca"}, user=alice,
+                                         steps=[{"name": "noop", "type": "test_noop"}])
+    wf = Workflow.objects.get(pk=created["workflow_id"])
+    live = Execution.objects.create(workflow=wf, version=wf.current_version, owner=alice)
+    assert accounts.account_for_execution(str(live.pk), alice.pk, False) == alpaca
+    assert accounts.account_for_execution(str(live.pk), alice.pk, True) == accounts.user_account(alice.pk)
+    with pytest.raises(PermanentStepError):  # bob executes alice's workflow: bob may not use the alpaca row
+        accounts.account_for_execution(str(live.pk), bob.pk, False)
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.slow
 def test_a_demo_round_never_touches_a_user_s_account(celery_worker, settings):
     """The demo's saga and broker call run on the real worker and trade on the demo account;
     the user's account (and its position) is exactly as it was."""
-    from trading_app.demo import load_demo
+    from trading_app.examples import EXAMPLES, load_examples
     from workflows_app import operations
+    from workflows_app.models import Workflow
 
     settings.NEXUS_DEMO = True
     alice = make_user("alice-demo")
@@ -144,7 +188,9 @@ def test_a_demo_round_never_touches_a_user_s_account(celery_worker, settings):
     a_acct = accounts.user_account(alice.pk)
     before = client_for(alice).get(f"{API}/trading/account/").json()["account"]
     a_orders = Order.objects.filter(account=a_acct).count()
-    load_demo()
+    load_examples()  # demo mode: the examples (fired by the demo's injections) and the demo workflows
+    names = [w["name"] for w in EXAMPLES] + ["demo-trading-saga", "demo-protected-trader"]
+    assert {w.metadata.get("account") for w in Workflow.objects.filter(name__in=names)} == {"demo"}
     reply = operations.workflow_execute(workflow_id="demo-trading-saga", trigger="demo", input_data={
         "test_mode": True, "symbol": "AAPL", "oversized_hedge": False}, **{"async": False})
     assert reply["status"] == "succeeded", reply

@@ -133,6 +133,8 @@ def test_cli(filled_order, capsys):
     call_command("trading", "kill-switch", "--off", "--json")
     assert json.loads(capsys.readouterr().out)["kill_switch"]["active"] is False
     call_command("trading", "account")
-    assert "paper account: equity" in capsys.readouterr().out
+    assert "paper account default: equity" in capsys.readouterr().out
     call_command("trading", "positions")
     assert "AAPL" in capsys.readouterr().out
+    call_command("trading", "positions", "--account", "default", "--json")
+    assert json.loads(capsys.readouterr().out)["account"] == "default"

@@ -380,6 +380,7 @@ def test_demo_round_shows_every_promise(celery_worker, settings, monkeypatch):
     saga = Execution.objects.get(pk=t3["started"]["saga"])
     assert saga.status == "succeeded" and Order.objects.get(
         client_order_id=saga.context["place_order"]["client_order_id"]).status == "filled"
+    assert Order.objects.get(client_order_id=saga.context["place_order"]["client_order_id"]).account.name == "demo"
     retry = Execution.objects.get(pk=tick()["started"]["retry"])  # phase 4: a 429, retried
     assert retry.status == "succeeded"
     assert [e["event"] for e in _trail(retry.id) if e["event"].startswith("step_")] == [

@@ -26,6 +26,7 @@ class Command(BaseCommand):
         parser.add_argument("--status")
         parser.add_argument("--symbol")
         parser.add_argument("--limit", type=int, default=20)
+        parser.add_argument("--account", help="A broker account by name (default: the house account).")
         switch = parser.add_mutually_exclusive_group()
         switch.add_argument("--on", action="store_true", help="Activate the kill switch.")
         switch.add_argument("--off", action="store_true", help="Deactivate the kill switch.")
@@ -48,20 +49,21 @@ class Command(BaseCommand):
     def _call(self, opts) -> dict:
         what = opts["what"]
         if what == "account":
-            return operations.trading_account()
+            return operations.trading_account(account=opts["account"])
         if what == "positions":
-            return operations.trading_positions()
+            return operations.trading_positions(account=opts["account"])
         if what == "orders":
-            return operations.trading_orders(status=opts["status"], symbol=opts["symbol"], limit=opts["limit"])
+            return operations.trading_orders(status=opts["status"], symbol=opts["symbol"], limit=opts["limit"],
+                                             account=opts["account"])
         if opts["on"] or opts["off"]:
-            return operations.kill_switch_set(active=bool(opts["on"]), reason=opts["reason"])
+            return operations.kill_switch_set(active=bool(opts["on"]), reason=opts["reason"], account=opts["account"])
         return operations.kill_switch_status()
 
     def _human(self, what: str, reply: dict) -> None:
         w = self.stdout.write
         if what == "account":
             a = reply["account"]
-            w(f"{a['broker']} account: equity {a['equity']:.2f}, cash {a['cash']:.2f}, "
+            w(f"{a['broker']} account {a['name']}: equity {a['equity']:.2f}, cash {a['cash']:.2f}, "
               f"positions {a['positions_value']:.2f}; mode {reply['mode']['mode']}")
         elif what == "positions":
             for p in reply["positions"] or []:
