@@ -17,7 +17,9 @@ STEP_TYPES = {
     "technical_analysis": (steps.technical_analysis, steps.TechnicalAnalysisParams, "workflows", DATA_RETRY, 60,
                            False, "RSI, MACD and more per symbol (stockstats; vectorised for many symbols)."),
     "signal_generation": (steps.signal_generation, steps.SignalParams, "workflows", DATA_RETRY, 30, False,
-                          "BUY/SELL/HOLD from sentiment, RSI and MACD against a threshold."),
+                          "BUY/SELL/HOLD: score = weighted sentiment (0.4), RSI (0.2) and MACD (0.4) in [-1, 1]; "
+                          "RSI read the standard way (overbought > 70 weighs against buying; rsi_reading: "
+                          "momentum for the other way); BUY/SELL when |score| >= threshold."),
     "trade_execution": (steps.trade_execution, steps.TradeParams, "trading", BROKER_RETRY, 120, False,
                         "Risk-sized bracket order for each actionable signal (idempotent client_order_id)."),
     "market_scan": (steps.market_scan, steps.MarketScanParams, "workflows", DATA_RETRY, 120, False,

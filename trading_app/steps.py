@@ -274,11 +274,15 @@ class SignalParams(SymbolsParams):
     threshold: float = Field(0.7, ge=0.0, le=1.0)
     weights: dict[Literal["sentiment", "rsi", "macd"], float] | None = Field(
         None, description="Component weights (default sentiment 0.4, rsi 0.2, macd 0.4).")
+    rsi_reading: Literal["standard", "momentum"] = Field(
+        "standard", description="standard: overbought (RSI > 70) weighs against buying, oversold (< 30) toward "
+                                "it; momentum: a high RSI counts as strength (see trading_app.signals).")
 
 
 def signal_generation(ctx: StepContext) -> dict:
     """BUY / SELL / HOLD per symbol: the transparent score documented in ``trading_app.signals``
-    (sentiment 0.4, RSI 0.2, MACD 0.4 by default; confidence = |score|; HOLD below ``threshold``)."""
+    (sentiment 0.4, RSI 0.2, MACD 0.4 by default; RSI read the standard way unless ``rsi_reading`` is
+    momentum; confidence = |score|; HOLD below ``threshold``)."""
     p: SignalParams = ctx.params
     scope = _scope(ctx, p)
     symbols = scope["symbols"]
@@ -290,11 +294,11 @@ def signal_generation(ctx: StepContext) -> dict:
         by_symbol[sym] = score_signal(
             sentiment=_find(ctx, sym, "sentiment", primary), rsi=_find(ctx, sym, "rsi", primary),
             macd=_find(ctx, sym, "macd", primary), threshold=p.threshold,
-            weights={k: v for k, v in (p.weights or {}).items()})
+            weights={k: v for k, v in (p.weights or {}).items()}, rsi_reading=p.rsi_reading)
     top = by_symbol[primary]
     return {
         "signal": top["signal"], "confidence": top["confidence"], "symbol": primary, "score": top["score"],
-        "components": top["components"], "threshold": p.threshold,
+        "components": top["components"], "threshold": p.threshold, "rsi_reading": p.rsi_reading,
         "actionable": [s for s, v in by_symbol.items() if v["signal"] != "HOLD"],
         "by_symbol": by_symbol, "symbols": symbols, "symbol_scope": scope,
         **({"reason": top["reason"]} if "reason" in top else {}),

@@ -51,13 +51,13 @@ def test_a_filtered_news_trigger_does_not_blind_an_unfiltered_one(celery_worker,
                     at=now - timedelta(minutes=2))
     result = market.poll_news(news=SimulatedNews(), now=now)
     # both fire: the unfiltered trigger sees the AAPL article although the other trigger names only TSLA
-    first = wait_for(lambda: Execution.objects.filter(workflow_id=unfiltered).first(), timeout=30,
+    first = wait_for(lambda: Execution.objects.filter(workflow_id=unfiltered).first(), timeout=90,
                      message="the unfiltered news trigger fired")
     assert "Zorblax" in first.input_data["event"]["headline"]
-    tesla = wait_for(lambda: Execution.objects.filter(workflow_id=filtered).first(), timeout=60,
+    tesla = wait_for(lambda: Execution.objects.filter(workflow_id=filtered).first(), timeout=90,
                      message="the filtered news trigger fired")
     assert tesla.input_data["event"]["symbols"] == ["TSLA"]
-    wait_for(lambda: queues.status("events")["total_messages"] == 0, timeout=60, message="the events queue drained")
+    wait_for(lambda: queues.status("events")["total_messages"] == 0, timeout=90, message="the events queue drained")
     time.sleep(0.3)
     assert Execution.objects.filter(workflow_id=unfiltered).count() == 1
     assert Execution.objects.filter(workflow_id=filtered).count() == 1

@@ -6,11 +6,26 @@ from trading_app import risk
 from trading_app.signals import rsi_component, score_signal
 
 
-def test_specification_example_is_buy_077():
+def test_specification_example_is_buy():
     out = score_signal(sentiment=0.72, rsi=58, macd="bullish", threshold=0.7)
-    assert out["signal"] == "BUY"
-    assert out["confidence"] == pytest.approx(0.768, abs=1e-3)
-    assert out["components"] == {"sentiment": 0.72, "rsi": 0.4, "macd": 1.0}
+    assert out["signal"] == "BUY" and out["rsi_reading"] == "standard"
+    assert out["confidence"] == pytest.approx(0.848, abs=1e-3)
+    assert out["components"] == {"sentiment": 0.72, "rsi": 0.8, "macd": 1.0}
+    momentum = score_signal(sentiment=0.72, rsi=58, macd="bullish", threshold=0.7, rsi_reading="momentum")
+    assert momentum["signal"] == "BUY" and momentum["confidence"] == pytest.approx(0.768, abs=1e-3)
+    assert momentum["components"]["rsi"] == 0.4
+
+
+def test_rsi_is_read_the_standard_way_by_default_overbought_weighs_against_buying():
+    assert rsi_component(73) == pytest.approx(-0.2) and rsi_component(73, "momentum") == pytest.approx(0.8)
+    assert rsi_component(85) == -1 and rsi_component(100) == -1 and rsi_component(70) == 0
+    assert rsi_component(27) == pytest.approx(0.2) and rsi_component(15) == 1 and rsi_component(30) == 0
+    assert rsi_component(60) == 1 and rsi_component(40) == -1 and rsi_component(50) == 0
+    # the case: RSI 73 with otherwise neutral inputs no longer pushes toward BUY
+    overbought = score_signal(sentiment=0.0, rsi=73, macd=None, threshold=0.1)
+    assert overbought["score"] < 0 and overbought["signal"] != "BUY"
+    with pytest.raises(ValueError):
+        rsi_component(50, "sideways")
 
 
 def test_hold_below_threshold_and_sell():
@@ -27,9 +42,10 @@ def test_missing_components_renormalise():
     assert none["signal"] == "HOLD" and none["confidence"] == 0.0
 
 
-def test_rsi_component_piecewise():
-    assert rsi_component(50) == 0 and rsi_component(70) == 1 and rsi_component(85) == pytest.approx(0)
-    assert rsi_component(100) == -1 and rsi_component(30) == -1 and rsi_component(0) == 1
+def test_rsi_component_momentum_reading_piecewise():
+    m = "momentum"
+    assert rsi_component(50, m) == 0 and rsi_component(70, m) == 1 and rsi_component(85, m) == pytest.approx(0)
+    assert rsi_component(100, m) == -1 and rsi_component(30, m) == -1 and rsi_component(0, m) == 1
 
 
 @settings(max_examples=300, deadline=None)

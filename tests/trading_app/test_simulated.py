@@ -138,3 +138,20 @@ def test_injected_headline_is_returned():
     simulated.inject_headline("Apple beats estimates, shares surge", ["AAPL"], source="Bloomberg", breaking=True)
     items = SimulatedNews().get_news(["AAPL"], limit=100)
     assert any(i["headline"] == "Apple beats estimates, shares surge" and i["breaking"] for i in items)
+
+
+@pytest.mark.django_db
+def test_known_symbols_trade_near_their_reference_price_and_unknown_ones_get_a_plausible_deterministic_one():
+    md = simulated.SimulatedMarketData()
+    at = simulated.REFERENCE_SESSION.tz_localize("America/New_York") + pd.Timedelta(hours=16, minutes=30)
+    for sym in ("AAPL", "MSFT", "GOOGL", "AMZN", "TSLA", "NVDA", "META", "JPM"):
+        ref = simulated.REFERENCE_PRICES[sym]
+        assert md.latest_price(sym, at=at.to_pydatetime()) == pytest.approx(ref, rel=1e-6), sym
+        # a random walk around it, not a different company: within a factor of 2 three months either side
+        for days in (-90, 90):
+            price = md.latest_price(sym, at=(at + pd.Timedelta(days=days)).to_pydatetime())
+            assert ref / 2 < price < ref * 2, (sym, days, price)
+    assert 150 < md.latest_price("AAPL", at=at.to_pydatetime()) and 150 < md.latest_price("JPM", at=at.to_pydatetime())
+    unknown = simulated.reference_price("QWXY")
+    assert 20 <= unknown <= 500 and unknown == simulated.reference_price("QWXY")
+    assert md.latest_price("QWXY", at=at.to_pydatetime()) == pytest.approx(unknown, rel=1e-6)

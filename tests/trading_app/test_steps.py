@@ -56,7 +56,7 @@ def bullish_aapl():
               "Apple stock rallies after strong iPhone sales beat"):
         for source in ("Reuters", "Bloomberg"):
             simulated.inject_headline(h, ["AAPL"], source=source, summary=f"{source} report")
-    simulated.inject_jump("AAPL", 0.08)
+    simulated.inject_jump("AAPL", 0.02)  # an uptrend, not overbought: RSI ~59 reads bullish (README "Signal scoring")
 
 
 def spec_chain(input_data, execution_id=None):

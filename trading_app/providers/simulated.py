@@ -5,8 +5,11 @@ Market data
 * One random stream per symbol, seeded from ``NEXUS_SIM_SEED`` and the symbol's name (crc32), so
   a symbol's history is the same in every process and on every run.
 * Daily closes are a geometric random walk over the XNYS sessions (exchange_calendars: weekends and
-  holidays have no bar) from ``ANCHOR`` onwards; each symbol draws its own start price, drift and
-  volatility. Open/high/low and volume are drawn around the close. History is long (> 1,500
+  holidays have no bar) from ``ANCHOR`` onwards; each symbol draws its own drift and volatility.
+  The walk is scaled so that its close on ``REFERENCE_SESSION`` is the symbol's reference price:
+  ``REFERENCE_PRICES`` for the watchlist and other well-known symbols (realistic late-2025 levels),
+  a deterministic log-uniform price in [20, 500] from the symbol's name for any other symbol.
+  Open/high/low and volume are drawn around the close. History is long (> 1,500
   sessions), so indicators have far more than the 250 bars they need to warm up.
 * Intraday minute bars are a Brownian bridge in log space from the session's open to its close
   (seeded by symbol and session), so intraday and daily data agree on open and close.
@@ -39,6 +42,15 @@ from trading_app import conf
 from trading_app.symbols import VIX, validate_simulated
 
 ANCHOR = pd.Timestamp("2019-01-02")
+# Each symbol's close on this session is its reference price (prices around it are a random walk away).
+REFERENCE_SESSION = pd.Timestamp("2025-12-01")
+REFERENCE_PRICES = {  # USD, realistic late-2025 levels (a plausibility table, not quotes)
+    "AAPL": 280.0, "MSFT": 490.0, "GOOGL": 300.0, "GOOG": 300.0, "AMZN": 230.0, "NVDA": 180.0,
+    "META": 640.0, "TSLA": 430.0, "JPM": 310.0, "V": 330.0, "UNH": 330.0, "XOM": 118.0, "JNJ": 200.0,
+    "WMT": 105.0, "PG": 148.0, "MA": 550.0, "HD": 355.0, "KO": 70.0, "PEP": 148.0, "BAC": 52.0,
+    "DIS": 105.0, "NFLX": 110.0, "AMD": 220.0, "INTC": 40.0, "BA": 190.0, "PFE": 25.0, "MRNA": 25.0,
+    "SPY": 680.0, "QQQ": 610.0, "SH": 36.0,
+}
 INJECTIONS_KEY = "trading:sim:injections"
 GENERATION_KEY = "trading:sim:generation"
 MAX_INJECTIONS = 500
@@ -126,13 +138,27 @@ def _seed(*parts) -> list[int]:
     ]
 
 
+def reference_price(symbol: str) -> float:
+    """The symbol's close on REFERENCE_SESSION: the table's, else a deterministic plausible price."""
+    if symbol in REFERENCE_PRICES:
+        return REFERENCE_PRICES[symbol]
+    rng = np.random.default_rng([zlib.crc32(symbol.encode()), 7])
+    return round(float(math.exp(rng.uniform(math.log(20), math.log(500)))), 2)
+
+
+@lru_cache(maxsize=1)
+def _reference_index() -> int:
+    sessions, _, _ = _schedule()
+    return int(sessions.searchsorted(REFERENCE_SESSION))
+
+
 @lru_cache(maxsize=4096)
 def _symbol_profile(symbol: str, seed: int) -> dict:
     rng = np.random.default_rng([seed, zlib.crc32(symbol.encode()), 1])
     if symbol == VIX:
         return {"start": 18.0, "mu": 0.0, "sigma": 0.08, "volume": 0.0}
     return {
-        "start": float(math.exp(rng.uniform(math.log(20), math.log(500)))),
+        "start": float(math.exp(rng.uniform(math.log(20), math.log(500)))),  # rescaled in _base_daily
         "mu": float(rng.uniform(0.02, 0.15)),
         "sigma": float(rng.uniform(0.15, 0.45)),
         "volume": float(math.exp(rng.uniform(math.log(1e6), math.log(5e7)))),
@@ -144,7 +170,10 @@ def _base_daily(symbol: str, seed: int, n: int) -> tuple[np.ndarray, ...]:
     """Base (un-injected) daily open/high/low/close/volume and daily returns for the first n sessions."""
     prof = _symbol_profile(symbol, seed)
     rng = np.random.default_rng([seed, zlib.crc32(symbol.encode()), 2])
-    z = rng.standard_normal((n, 4))  # one row per session: prefix-stable as n grows
+    total = n
+    if symbol != VIX:  # the walk runs at least to the reference session, so that it can be scaled there
+        total = max(n, _reference_index() + 1)
+    z = rng.standard_normal((total, 4))  # one row per session: prefix-stable as n grows
     if symbol == VIX:
         # OU on log level, mean log(18), reversion 0.06/day.
         logs = np.empty(n)
@@ -164,7 +193,10 @@ def _base_daily(symbol: str, seed: int, n: int) -> tuple[np.ndarray, ...]:
     high = np.maximum(open_, close) * np.exp(np.abs(0.5 * sd * z[:, 2]))
     low = np.minimum(open_, close) * np.exp(-np.abs(0.5 * sd * z[:, 3]))
     volume = prof["volume"] * np.exp(0.3 * z[:, 3]) * (1 + np.abs(rets) / max(sd, 1e-9))
-    return open_, high, low, close, volume, rets, sd
+    if symbol != VIX:
+        scale = reference_price(symbol) / close[_reference_index()]
+        open_, high, low, close = open_ * scale, high * scale, low * scale, close * scale
+    return open_[:n], high[:n], low[:n], close[:n], volume[:n], rets[:n], sd
 
 
 # --- injections --------------------------------------------------------------------------------
