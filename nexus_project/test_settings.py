@@ -31,8 +31,15 @@ else:
     _embedded = EmbeddedRedis(_data, record=False)
     REDIS_URL = _embedded.start()
     TEST_REDIS_OWNED = True
-    atexit.register(shutil.rmtree, _data, True)
-    atexit.register(_embedded.stop)
+    _owner_pid = os.getpid()
+
+    def _stop_embedded() -> None:
+        if os.getpid() != _owner_pid:
+            return  # a forked child exiting: the server belongs to the suite's process
+        _embedded.stop()
+        shutil.rmtree(_data, ignore_errors=True)
+
+    atexit.register(_stop_embedded)
 
 TEST_REDIS_DB = env.int("NEXUS_TEST_REDIS_DB", default=12)
 TEST_ID = os.environ.get("NEXUS_TEST_ID", "main")

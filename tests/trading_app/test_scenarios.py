@@ -49,7 +49,7 @@ def _names(trail: list[dict], event: str) -> list[str]:
     return [e.get("step") for e in trail if e["event"] == event]
 
 
-def _final(workflow_id, timeout: float = 60, **filters) -> Execution:
+def _final(workflow_id, timeout: float = 120, **filters) -> Execution:
     execution = wait_for(lambda: Execution.objects.filter(workflow_id=workflow_id, **filters).order_by(
         "queued_at").first(), timeout=timeout, message=f"an execution of {workflow_id} {filters}")
     return wait_until_final(execution.id, timeout)

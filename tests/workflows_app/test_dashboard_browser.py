@@ -40,7 +40,7 @@ def browser(request, settings):
                  "--no-first-run", "--window-size=1400,1100", f"--user-data-dir={profile}"):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
+    driver.set_page_load_timeout(120)
     failures_before = request.session.testsfailed
     yield driver
     if request.session.testsfailed > failures_before:  # the call phase failed (reported before teardown)

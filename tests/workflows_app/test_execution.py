@@ -154,9 +154,10 @@ def test_parallel_group_runs_as_a_chord_into_a_join(celery_worker):
     tag = f"par-{time.monotonic_ns()}"
     wf = create("parallel", [
         {"name": "start", "type": "test_noop"},
-        {"name": "a", "type": "test_record", "params": {"tag": tag, "sleep": 0.5}, "group": "g"},
-        {"name": "b", "type": "test_record", "params": {"tag": tag, "sleep": 0.5}, "group": "g"},
-        {"name": "c", "type": "test_record", "params": {"tag": tag, "sleep": 0.5}, "group": "g"},
+        # each member sleeps long enough that all three start before one ends, even on a busy machine
+        {"name": "a", "type": "test_record", "params": {"tag": tag, "sleep": 3}, "group": "g"},
+        {"name": "b", "type": "test_record", "params": {"tag": tag, "sleep": 3}, "group": "g"},
+        {"name": "c", "type": "test_record", "params": {"tag": tag, "sleep": 3}, "group": "g"},
         {"name": "end", "type": "transform", "params": {"set": {"all": "[a.recorded, b.recorded, c.recorded]"}}},
     ])
     execution = run(wf)

@@ -83,6 +83,20 @@ def test_step_whose_server_hangs_up_at_completion_is_retried_and_completes(celer
 
 
 @postgres_only
+def test_parallel_member_whose_connection_dies_is_retried_and_the_group_joins(celery_worker):
+    tag = f"pgpar-{time.monotonic_ns()}"
+    wf = create("pg-parallel", [
+        {"name": "a", "type": "test_pg_suicide", "params": {"tag": tag, "failures": 1}, "group": "g"},
+        {"name": "b", "type": "test_noop", "group": "g"},
+        {"name": "end", "type": "transform", "params": {"set": {"got": "a.effects"}}},
+    ])
+    execution = run(wf, timeout=120)
+    assert execution.status == "succeeded", execution.error
+    assert execution.context["end"]["got"] == 1 and int(client().get(f"test:effects:{tag}")) == 1
+    assert [e.step for e in infra_retries(execution)] == ["a"]
+
+
+@postgres_only
 def test_persistent_database_fault_ends_in_an_infrastructure_dead_letter(celery_worker, settings):
     tag = f"pgdead-{time.monotonic_ns()}"
     wf = create("pg-dead", [

@@ -262,7 +262,7 @@ def test_stdio_subprocess_session_replays_the_specification(celery_worker):
                                    cwd=str(ROOT))
 
     async def scenario():
-        async with Client(params, read_timeout_seconds=60) as client:
+        async with Client(params, read_timeout_seconds=180) as client:
             return await replay_specification(Session(client), suffix="-stdio")
 
     ids = anyio.run(scenario)
@@ -288,7 +288,7 @@ def test_stdio_stdout_carries_nothing_but_protocol():
             process.stdin.write(json.dumps(message) + "\n")
         process.stdin.flush()
         replies = {}
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180
         lines = []
         while len(replies) < 4 and time.monotonic() < deadline:
             line = process.stdout.readline()

@@ -285,7 +285,7 @@ def test_fifo_per_group_with_two_worker_processes(worker_process, redis_test_cli
     queues.send_many(name, items, notify=False)
     drain_queue.delay(name)
     drain_queue.delay(name)
-    wait_for(lambda: Execution.objects.filter(workflow_id=created["workflow_id"]).count() == 24, timeout=60)
+    wait_for(lambda: Execution.objects.filter(workflow_id=created["workflow_id"]).count() == 24, timeout=120)
     for group in groups:
         seqs = [e.input_data["seq"] for e in Execution.objects.filter(
             workflow_id=created["workflow_id"], input_data__group=group).order_by("queued_at", "id")]
