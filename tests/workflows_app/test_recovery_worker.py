@@ -100,3 +100,23 @@ def test_lost_executions_resume_within_the_bound_while_the_other_queues_are_floo
     print(json.dumps({"kind": kind, "in_flight_at_kill": len(in_flight), "resumed": len(resumed),
                       "max_resume_after_kill_s": round(max(resumed.values()), 1), "bound_s": BOUND,
                       "all_final_after_kill_s": round(done_at - killed_at, 1), "flood_unfinished_then": flood_left}))
+
+
+def test_a_message_waiting_behind_a_backlog_is_late_not_lost(own_redis, monkeypatch):
+    """The reconciler leaves alone an execution whose message still waits in the broker (it would only
+    send it to the back of the queue again), and resumes it once that message is gone."""
+    from django.utils import timezone
+
+    from workflows_app.services import broker
+    from workflows_app.services.executions import reconcile
+
+    wf = create(f"backlogged-{time.monotonic_ns()}", [{"name": "s", "type": "test_noop", "timeout": TIMEOUT}],
+                queue="nobody-consumes-this-h1")
+    execution_id = start_executions(own_redis.url, [(wf, 1, {})])[wf][0]
+    monkeypatch.setattr("workflows_app.circuit._client", own_redis.client())  # look into our Redis
+    waiting = broker.waiting_dispatches()
+    assert (execution_id, 1) in waiting
+    later = timezone.now() + timezone.timedelta(seconds=TIMEOUT + MARGIN + 1)  # silent longer than the bound
+    assert reconcile(now=later, margin=MARGIN, waiting=waiting) == []
+    own_redis.client().flushdb()  # the message is gone (e.g. a Redis restarted empty): now it is lost
+    assert reconcile(now=later, margin=MARGIN, waiting=broker.waiting_dispatches()) == [execution_id]
