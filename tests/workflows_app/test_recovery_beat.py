@@ -104,3 +104,25 @@ def _find(value, key):
             if found:
                 return found
     return None
+
+
+def test_every_housekeeping_entry_expires_after_about_its_period():
+    """Beat's interval jobs (reconciler, sweeps, dead letters, pollers, broker sync) carry an expiry of
+    about one period, so messages a backlog held up are dropped instead of piling up."""
+    from django_celery_beat.models import PeriodicTask
+
+    from nexus_project.celery import app
+    from workflows_app import beat
+
+    scheduler = beat.NexusScheduler(app=app)  # syncs the code's entries into django-celery-beat's table
+    try:
+        entries = {name: beat._period(entry["schedule"]) for name, entry in app.conf.beat_schedule.items()}
+        rows = {t.name: t for t in PeriodicTask.objects.filter(name__in=list(entries))}
+        assert {"nexus-reconcile", "nexus-queue-sweep", "nexus-dead-letters", "nexus-poll-market",
+                "nexus-poll-news", "nexus-trading-process-open-orders"} <= set(rows)
+        for name, period in entries.items():
+            if period:
+                assert rows[name].expire_seconds == int(max(5, period)), name
+                assert scheduler.schedule[name].options["expires"] == int(max(5, period)), name
+    finally:
+        scheduler.close()
