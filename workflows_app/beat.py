@@ -26,7 +26,7 @@ from datetime import timedelta
 import redis
 from celery import schedules
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, connection
 from django.utils import timezone
 from django_celery_beat.schedulers import DatabaseScheduler
 from redis.exceptions import RedisError
@@ -115,7 +115,12 @@ class NexusScheduler(DatabaseScheduler):
             self.heartbeat("standby", "another beat holds the lock")
             return min(self.max_interval, 5)
         self.heartbeat("active")
-        return min(super().tick(*args, **kwargs), LOCK_TTL / 3)
+        try:
+            return min(super().tick(*args, **kwargs), LOCK_TTL / 3)
+        except DatabaseError as exc:  # the schedule lives in the database: wait for it, do not die
+            log.error("beat %s: cannot read the schedule (%s); retrying in 5 s", self.lock_token[:8], exc)
+            connection.close()  # a broken connection is replaced on the next query
+            return 5.0
 
     def _redis_unreachable(self, exc: Exception) -> float:
         self._redis_failures += 1
