@@ -4,7 +4,7 @@ Exactly one beat may fire schedules. A second beat started by mistake (or on pur
 stand-by) ticks but fires nothing until the first one's lock expires, then takes over.
 
 Beat outlives Redis: when Redis cannot be reached a tick logs it, records the beat as
-``degraded`` and comes back after a growing delay (1 s doubling to 30 s) instead of raising
+``degraded`` and comes back after a growing delay (1 s doubling to 10 s) instead of raising
 (which ended the beat process). When Redis answers again the lock is taken back (or the beat
 stays on stand-by if another one took it meanwhile). Liveness is kept in the database
 (``ProcessHeartbeat``), so /health/ can tell "beat is down" from "beat cannot reach Redis".
@@ -26,7 +26,7 @@ from datetime import timedelta
 import redis
 from celery import schedules
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, connection
 from django.utils import timezone
 from django_celery_beat.schedulers import DatabaseScheduler
 from redis.exceptions import RedisError
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 LOCK_KEY = "nexus:beat:lock"
 LOCK_TTL = int(os.environ.get("NEXUS_BEAT_LOCK_TTL", 30))  # a stand-by beat takes over within this
 HEARTBEAT_EVERY = 5.0  # seconds between heartbeat rows written while nothing changes
-BACKOFF_MAX = 30.0
+BACKOFF_MAX = 10.0  # a retry costs one connection attempt: come back quickly once Redis does
 # Refresh the lock only if we still own it.
 _REFRESH = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('expire', KEYS[1], ARGV[2]) else return 0 end"
 
@@ -115,7 +115,12 @@ class NexusScheduler(DatabaseScheduler):
             self.heartbeat("standby", "another beat holds the lock")
             return min(self.max_interval, 5)
         self.heartbeat("active")
-        return min(super().tick(*args, **kwargs), LOCK_TTL / 3)
+        try:
+            return min(super().tick(*args, **kwargs), LOCK_TTL / 3)
+        except DatabaseError as exc:  # the schedule lives in the database: wait for it, do not die
+            log.error("beat %s: cannot read the schedule (%s); retrying in 5 s", self.lock_token[:8], exc)
+            connection.close()  # a broken connection is replaced on the next query
+            return 5.0
 
     def _redis_unreachable(self, exc: Exception) -> float:
         self._redis_failures += 1

@@ -809,16 +809,23 @@ def retry(execution_id, *, reason: str = "retry") -> Execution:
     return execution
 
 
-def reconcile(now=None, margin: int | None = None) -> list[str]:
-    """Re-dispatch unfinished executions with no progress for their step timeout plus a margin."""
+def reconcile(now=None, margin: int | None = None, waiting: dict | None = None) -> list[str]:
+    """Re-dispatch unfinished executions with no progress for their step timeout plus a margin.
+    `waiting` (services.broker): {(execution, generation): None while its message waits in a queue
+    (late behind a backlog, not lost: left alone), else when a worker took it (the timeout counts
+    from then)}."""
+    waiting = waiting or {}
     now = now or timezone.now()
     margin = settings.NEXUS_RECONCILE_MARGIN_SECONDS if margin is None else margin
     floor = now - timezone.timedelta(seconds=margin)
     candidates = list(Execution.objects.filter(
         status__in=[S.QUEUED, S.RUNNING, S.COMPENSATING], heartbeat_at__lt=floor
-    ).values_list("pk", "heartbeat_at", "dispatch_count")[:500])
+    ).values_list("pk", "heartbeat_at", "dispatch_count")[:500 + len(waiting)])
     resumed = []
     for pk, seen_heartbeat, seen_generation in candidates:
+        key = (str(pk), seen_generation)
+        if key in waiting and waiting[key] is None:
+            continue
         with transaction.atomic():
             execution = Execution.objects.select_for_update().select_related("version").filter(pk=pk).first()
             if execution is None or execution.is_final:
@@ -831,6 +838,8 @@ def reconcile(now=None, margin: int | None = None) -> list[str]:
             timeout = max(step_timeout(steps[i]) for i in current)
             if execution.heartbeat_at and execution.heartbeat_at > now - timezone.timedelta(seconds=timeout + margin):
                 continue  # someone made progress meanwhile (or another reconciler got here first)
+            if (waiting.get(key) or 0) > (now - timezone.timedelta(seconds=timeout + margin)).timestamp():
+                continue  # a worker took it lately: it may be waiting there for a free process
             if StepRun.objects.filter(execution=execution, status=StepRun.Status.WAITING).exists():
                 continue  # waiting for a child, which the reconciler looks after on its own
             dispatch(execution, reason="reconciled")
