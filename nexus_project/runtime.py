@@ -58,6 +58,29 @@ def resolve_redis_url() -> tuple[str, str]:
     return SYSTEM_REDIS_URL, "none"
 
 
+def local_secret(name: str, nbytes: int = 24, var_dir: Path | None = None) -> str:
+    """A secret kept in the var dir (created once, readable only by you): per checkout / per NEXUS_VAR_DIR."""
+    import secrets
+
+    path = (var_dir or VAR_DIR) / name
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # O_EXCL: two processes starting at once agree on the first one written
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(nbytes))
+    for _ in range(50):  # another process may be writing it right now
+        value = path.read_text().strip()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise RuntimeError(f"{path} is empty: delete it to generate a new secret")
+
+
 def with_db(url: str, db: int) -> str:
     """The same server as ``url`` with another database number."""
     parsed = urlparse(url)

@@ -8,14 +8,15 @@ from __future__ import annotations
 import environ
 from kombu import Exchange, Queue
 
-from nexus_project.runtime import BASE_DIR, VAR_DIR, resolve_redis_url
+from nexus_project.runtime import BASE_DIR, VAR_DIR, local_secret, resolve_redis_url
 
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
-SECRET_KEY = env("SECRET_KEY", default="dev-insecure-change-me-nexus")
-DEBUG = env.bool("DEBUG", default=True)
+# Secure by default: no public key (one is generated per checkout into the var dir), no debug pages.
+SECRET_KEY = env("SECRET_KEY", default="") or local_secret("secret-key", 50)
+DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 TIME_ZONE = env("TIME_ZONE", default="UTC")
@@ -101,6 +102,7 @@ CACHES = {
 # --- Celery ---------------------------------------------------------------------------------
 # Queues: `workflows` runs engine steps, `events` ingests events and evaluates triggers,
 # `trading` runs broker-facing steps, `maintenance` runs beat housekeeping (reconciler, DLQ).
+# `maintenance` has a consumer of its own (Procfile / compose), so no backlog delays the reconciler.
 NEXUS_QUEUES = ["workflows", "events", "trading", "maintenance"]
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = "django-db"
@@ -126,7 +128,9 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "priority_steps": list(range(10)),
     "sep": ":",
-    "queue_order_strategy": "priority",
+    # round_robin: a worker consuming several queues takes them in turn, so none starves behind
+    # another's backlog ("priority" took a queue only when every queue before it was empty).
+    "queue_order_strategy": "round_robin",
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
 }
 CELERY_TASK_DEFAULT_PRIORITY = 4
@@ -203,6 +207,10 @@ LOGGING = {
 }
 
 # Housekeeping run by beat (synced into django-celery-beat's tables by the DatabaseScheduler).
+# Its messages expire after about one period (workflows_app.beat gives every interval entry
+# that default): a late one is superseded by the next, so they never pile up behind a backlog.
+NEXUS_RECONCILE_EVERY = env.float("NEXUS_RECONCILE_EVERY", default=30.0)
 CELERY_BEAT_SCHEDULE = {
-    "nexus-reconcile": {"task": "nexus.maintenance.reconcile", "schedule": env.float("NEXUS_RECONCILE_EVERY", default=30.0)},
+    "nexus-reconcile": {"task": "nexus.maintenance.reconcile", "schedule": NEXUS_RECONCILE_EVERY,
+                        "options": {"expires": max(5.0, NEXUS_RECONCILE_EVERY)}},
 }

@@ -46,14 +46,27 @@ def _workers():
 
 
 def _beat():
-    from workflows_app.beat import last_tick
+    """From the beats' heartbeats in the database (not Redis: a beat that cannot reach Redis says so)."""
+    from workflows_app.models import ProcessHeartbeat
 
-    tick = last_tick()
-    if tick is None:
-        return {"ok": False, "error": "beat has not ticked"}
-    age = time.time() - tick
     limit = max(60, settings.CELERY_BEAT_MAX_LOOP_INTERVAL * 6)
-    return {"ok": age < limit, "last_tick_age": round(age, 1), **({} if age < limit else {"error": "beat is silent"})}
+    now = time.time()
+    beats = [{"name": b.name, "state": b.state, "age": round(now - b.last_seen.timestamp(), 1), "detail": b.detail}
+             for b in ProcessHeartbeat.objects.filter(role="beat").order_by("-last_seen")[:10]]
+    alive = [b for b in beats if b["age"] < limit]
+    active = [b for b in alive if b["state"] == "active"]
+    if active:
+        return {"ok": True, "last_tick_age": active[0]["age"], "beats": alive}
+    if not beats:
+        return {"ok": False, "error": "beat has not ticked"}
+    degraded = [b for b in alive if b["state"] == "degraded"]
+    if degraded:
+        error = f"beat is running but {degraded[0]['detail'] or 'degraded'}"
+    elif alive:
+        error = "no active beat (only stand-by beats, waiting for the lock)"
+    else:
+        error = "beat is silent"
+    return {"ok": False, "error": error, "beats": alive or beats[:1]}
 
 
 def health(request):

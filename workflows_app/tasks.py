@@ -52,7 +52,9 @@ def finish_compensation(self, execution_id: str, generation: int):
 @shared_task(name="nexus.maintenance.reconcile", acks_late=True, time_limit=300,
              soft_time_limit=240, max_retries=0)
 def reconcile():
-    return {"resumed": executions.reconcile()}
+    from workflows_app.services import broker
+
+    return {"resumed": executions.reconcile(waiting=broker.waiting_dispatches())}
 
 
 @shared_task(name="nexus.engine.noop", acks_late=True, time_limit=30, soft_time_limit=25, max_retries=0)

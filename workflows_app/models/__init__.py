@@ -1,5 +1,6 @@
 from workflows_app.models.audit import AuditEvent, DeadLetter
 from workflows_app.models.definitions import Agent, Step, Trigger, Workflow, WorkflowVersion
+from workflows_app.models.processes import ProcessHeartbeat
 from workflows_app.models.queues import MessageQueue
 from workflows_app.models.runs import Execution, StepRun
 
@@ -9,6 +10,7 @@ __all__ = [
     "DeadLetter",
     "Execution",
     "MessageQueue",
+    "ProcessHeartbeat",
     "Step",
     "StepRun",
     "Trigger",

@@ -594,16 +594,21 @@ def retry(execution_id, *, reason: str = "retry") -> Execution:
     return execution
 
 
-def reconcile(now=None, margin: int | None = None) -> list[str]:
-    """Re-dispatch unfinished executions with no progress for their step timeout plus a margin."""
+def reconcile(now=None, margin: int | None = None, waiting: set[tuple[str, int]] | None = None) -> list[str]:
+    """Re-dispatch unfinished executions with no progress for their step timeout plus a margin.
+    `waiting`: (execution, generation) whose message still waits in the broker (services.broker),
+    left alone: behind a backlog they are late, not lost."""
+    waiting = waiting or set()
     now = now or timezone.now()
     margin = settings.NEXUS_RECONCILE_MARGIN_SECONDS if margin is None else margin
     floor = now - timezone.timedelta(seconds=margin)
     candidates = list(Execution.objects.filter(
         status__in=[S.QUEUED, S.RUNNING, S.COMPENSATING], heartbeat_at__lt=floor
-    ).values_list("pk", "heartbeat_at", "dispatch_count")[:500])
+    ).values_list("pk", "heartbeat_at", "dispatch_count")[:500 + len(waiting)])
     resumed = []
     for pk, seen_heartbeat, seen_generation in candidates:
+        if (str(pk), seen_generation) in waiting:
+            continue
         with transaction.atomic():
             execution = Execution.objects.select_for_update().select_related("version").filter(pk=pk).first()
             if execution is None or execution.is_final:
