@@ -154,3 +154,29 @@ def test_a_real_worker_stopped_and_started_shows_the_gap(own_redis, beats, worke
     assert figure["unavailable_seconds"] == pytest.approx(gap, abs=0.01)
     assert figure["down_by_role"].get("worker", 0) > 0 and 0 < figure["percent"] < 100
     assert figure["observed_seconds"] == pytest.approx((back_up.taken_at - first_up.taken_at).total_seconds(), abs=0.01)
+
+
+def test_a_web_process_keeps_its_heartbeat_and_a_killed_one_goes_stale(own_redis):
+    """The WSGI module starts the web's heartbeat (runserver and gunicorn both load it)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+    from tests.workflows_app.recovery_support import process_env
+
+    web = subprocess.Popen([sys.executable, "-c", "import time, nexus_project.wsgi; time.sleep(300)"], cwd=ROOT,
+                           env=process_env(own_redis.url), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                           start_new_session=True)
+    try:
+        row = wait_for(lambda: ProcessHeartbeat.objects.filter(role="web", pid=web.pid).first(), timeout=60,
+                       message="the web process's heartbeat")
+        assert row.state == "active" and availability.liveness(row.last_seen)["web_ok"]
+        refreshed = wait_for(lambda: ProcessHeartbeat.objects.filter(pk=row.pk, last_seen__gt=row.last_seen).first(),
+                             timeout=60, message="the heartbeat refreshed")
+    finally:
+        os.killpg(web.pid, signal.SIGKILL)
+        web.wait(10)
+    stale = refreshed.last_seen + timedelta(seconds=31)
+    assert not availability.liveness(stale)["web_ok"]  # killed: no refresh, stale after 30 s
