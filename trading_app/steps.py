@@ -591,7 +591,11 @@ def stop_loss_management(ctx: StepContext) -> dict:
     broker = get_broker(ctx.test_mode)
     md = broker.market_data if hasattr(broker, "market_data") else get_market_data(ctx.test_mode)
     positions = {x["symbol"]: x for x in broker.get_positions()}
-    wanted = [normalise(s) for s in p.symbols] if p.symbols else list(positions)
+    # the scope rule; with no symbols named anywhere, every open position
+    scope = _scope(ctx, p, default=list(positions), default_source="positions")
+    wanted = scope["symbols"]
+    if not wanted:
+        return _empty_scope(scope, mode=p.mode, actions=[], triggered=[], broker=broker.name, positions_checked=0)
     actions = []
     for sym in wanted:
         pos = positions.get(sym)
@@ -635,7 +639,7 @@ def stop_loss_management(ctx: StepContext) -> dict:
         for sym in wanted:
             triggered.extend(broker.on_price(sym, md.latest_price(sym)))
     return {"mode": p.mode, "actions": actions, "triggered": triggered, "broker": broker.name,
-            "positions_checked": len(wanted)}
+            "positions_checked": len(wanted), "symbol_scope": scope}
 
 
 # --- position_sizing ---------------------------------------------------------------------------
@@ -649,7 +653,10 @@ class PositionSizingParams(SymbolsParams):
 
 def position_sizing(ctx: StepContext) -> dict:
     p: PositionSizingParams = ctx.params
-    symbols = _symbols(ctx, p.symbols)
+    scope = _scope(ctx, p)
+    symbols = scope["symbols"]
+    if not symbols:  # a later step would size nothing and act on it: fail, naming why
+        raise PermanentStepError(f"no symbols in scope: {scope.get('reason')}", error_class="empty_symbol_scope")
     broker = get_broker(ctx.test_mode)
     md = broker.market_data if hasattr(broker, "market_data") else get_market_data(ctx.test_mode)
     account, positions = _account_and_positions(broker)
@@ -677,4 +684,4 @@ def position_sizing(ctx: StepContext) -> dict:
     first = by_symbol[symbols[0]]
     return {"symbol": symbols[0], "qty": first["qty"], "entry": first["entry"], "stop": first["stop"],
             "take_profit": first["take_profit"], "max_loss": first["max_loss"], "risk_limit": p.risk_limit,
-            "equity": account["equity"], "by_symbol": by_symbol}
+            "equity": account["equity"], "by_symbol": by_symbol, "symbols": symbols, "symbol_scope": scope}
