@@ -19,7 +19,7 @@ import socket
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
 
 from workflows_app.models import AvailabilitySample, ProcessHeartbeat
@@ -100,3 +100,4 @@ def sample_quietly() -> None:
         sample_if_due()
     except DatabaseError as exc:
         log.warning("cannot record an availability sample: %s", exc)
+        close_old_connections()  # a broken connection is replaced on the next query
