@@ -591,8 +591,11 @@ def stop_loss_management(ctx: StepContext) -> dict:
     broker = get_broker(ctx.test_mode)
     md = broker.market_data if hasattr(broker, "market_data") else get_market_data(ctx.test_mode)
     positions = {x["symbol"]: x for x in broker.get_positions()}
-    # the scope rule; with no symbols named anywhere, every open position
-    scope = _scope(ctx, p, default=list(positions), default_source="positions")
+    if p.symbols:  # a list of its own: the scope rule, as for every step (the event narrows it, unless fixed)
+        scope = _scope(ctx, p, use_context=False)
+    else:  # a protective step opens no exposure: without a list it protects every position, whatever the
+        # trigger (a VIX/SPY spike must not leave the other positions without stops)
+        scope = {"symbols": list(positions), "source": "positions", "mode": "all_positions"}
     wanted = scope["symbols"]
     if not wanted:
         return _empty_scope(scope, mode=p.mode, actions=[], triggered=[], broker=broker.name, positions_checked=0)

@@ -1,6 +1,7 @@
 """The symbol-scope rule (trading_app/symbols.symbol_scope) reaches the conditional actions `analyze`,
 `trade` and `queue_for_execution`, the saga's `place_order`, `position_sizing` and
-`stop_loss_management`: an event's symbol narrows their list, one outside it is excluded and said so."""
+`stop_loss_management` (its own list; without one it protects every position): an event's symbol narrows
+their list, one outside it is excluded and said so."""
 from __future__ import annotations
 
 import uuid
@@ -54,15 +55,16 @@ def test_position_sizing_follows_the_rule_and_fails_with_an_empty_scope():
     assert empty.value.error_class == "empty_symbol_scope" and "JPM" in str(empty.value)
 
 
-def test_stop_loss_management_manages_the_event_symbol_or_every_position():
-    scoped = run_step("stop_loss_management", {}, input_data=JPM_EVENT)
+def test_stop_loss_management_narrows_its_own_list_and_without_one_protects_every_position():
+    scoped = run_step("stop_loss_management", {"symbols": ["AAPL", "JPM"]}, input_data=JPM_EVENT)
     assert [a["symbol"] for a in scoped["actions"]] == ["JPM"] and scoped["symbol_scope"]["source"] == "trigger_event"
     outside = run_step("stop_loss_management", {"symbols": ["AAPL"]}, input_data=JPM_EVENT)
     assert outside["actions"] == [] and outside["positions_checked"] == 0
-    assert outside["symbol_scope"]["excluded"] == ["JPM"]
-    run_step("place_order", {"symbol": "MSFT", "qty": 1})  # a position, so "every position" has one
-    everything = run_step("stop_loss_management", {})
-    assert everything["symbol_scope"]["source"] == "positions" and "MSFT" in everything["symbol_scope"]["symbols"]
+    assert outside["symbol_scope"]["excluded"] == ["JPM"] and "JPM" in outside["note"]
+    run_step("place_order", {"symbol": "MSFT", "qty": 1})  # a position to protect
+    everything = run_step("stop_loss_management", {}, input_data=JPM_EVENT)
+    assert everything["symbol_scope"] == {"symbols": ["MSFT"], "source": "positions", "mode": "all_positions"}
+    assert [a["symbol"] for a in everything["actions"]] == ["MSFT"] and everything["actions"][0]["action"] == "attached"
 
 
 def test_place_order_without_a_symbol_trades_the_event_symbol_not_a_listed_one():
