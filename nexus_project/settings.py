@@ -196,6 +196,12 @@ NEXUS_MAX_STEP_OUTPUT_BYTES = env.int("NEXUS_MAX_STEP_OUTPUT_BYTES", default=256
 NEXUS_COST_PER_EXECUTION = env.float("NEXUS_COST_PER_EXECUTION", default=0.001)
 NEXUS_COST_PER_MESSAGE = env.float("NEXUS_COST_PER_MESSAGE", default=0.00001)
 NEXUS_COST_PER_AGENT_MINUTE = env.float("NEXUS_COST_PER_AGENT_MINUTE", default=0.01)
+# Availability (workflows_app/services/availability.py): beat samples which processes are alive.
+NEXUS_AVAILABILITY_SAMPLE_EVERY = env.float("NEXUS_AVAILABILITY_SAMPLE_EVERY", default=10.0)
+NEXUS_AVAILABILITY_RETENTION_DAYS = env.float("NEXUS_AVAILABILITY_RETENTION_DAYS", default=30.0)
+NEXUS_AVAILABILITY_REQUIRES = env.list("NEXUS_AVAILABILITY_REQUIRES", default=["worker", "beat", "web"])
+NEXUS_AVAILABILITY_WORK_QUEUE = env("NEXUS_AVAILABILITY_WORK_QUEUE", default="workflows")  # a worker must consume it
+NEXUS_HEARTBEAT_STALE_AFTER = env.float("NEXUS_HEARTBEAT_STALE_AFTER", default=30.0)  # a silent process is down
 # Demo mode (trading_app/demo.py): an eventful simulated world; dead-letter retries back off from 10 s, not 60 s.
 NEXUS_DEMO = env.bool("NEXUS_DEMO", default=False)
 if NEXUS_DEMO:

@@ -53,7 +53,14 @@ def _ctx_value(ctx: StepContext, *keys, default=None):
 
 
 def _symbol(ctx: StepContext, symbol: str | None) -> str:
-    return steps.resolve_symbols([symbol] if symbol else None, ctx)[0]
+    """An explicit ``symbol`` param is what the workflow says in as many words; otherwise the scope
+    rule's first symbol (a JPM event never places an AAPL order because a previous step listed AAPL)."""
+    if symbol:
+        return steps.normalise(symbol)
+    scope = steps.symbol_scope(ctx, None)
+    if not scope["symbols"]:
+        raise PermanentStepError(f"no symbols in scope: {scope.get('reason')}", error_class="empty_symbol_scope")
+    return scope["symbols"][0]
 
 
 # --- reserve_funds / release_funds -------------------------------------------------------------
@@ -332,18 +339,24 @@ def _child(ctx: StepContext, model, handler, context: dict, **params) -> dict:
 
 
 def analyze(ctx: StepContext) -> dict:
+    """News, technicals and a signal for the symbols in scope (the one rule, ``steps._scope``): the
+    children get exactly those symbols (``fixed``), so they cannot narrow a second time and disagree."""
     p: AnalyzeParams = ctx.params
-    symbols = steps.resolve_symbols(p.symbols, ctx)
+    scope = steps._scope(ctx, p)
+    symbols = scope["symbols"]
+    if not symbols:  # the event's symbol is not among this action's symbols: nothing analysed, said so
+        return steps._empty_scope(scope, signal=None, confidence=None, symbol=None)
     context = dict(ctx.context or {})
-    news = _child(ctx, steps.NewsAnalysisParams, steps.news_analysis, context, symbols=symbols)
+    fixed = {"symbols": symbols, "symbols_mode": "fixed"}
+    news = _child(ctx, steps.NewsAnalysisParams, steps.news_analysis, context, **fixed)
     context.update({"news": news, **news})
-    tech = _child(ctx, steps.TechnicalAnalysisParams, steps.technical_analysis, context, symbols=symbols)
+    tech = _child(ctx, steps.TechnicalAnalysisParams, steps.technical_analysis, context, **fixed)
     context.update({"technicals": tech, **tech})
-    sig = _child(ctx, steps.SignalParams, steps.signal_generation, context, symbols=symbols, threshold=p.threshold)
+    sig = _child(ctx, steps.SignalParams, steps.signal_generation, context, **fixed, threshold=p.threshold)
     return {"signal": sig["signal"], "confidence": sig["confidence"], "symbol": sig["symbol"],
             "sentiment": news["sentiment"], "rsi": tech.get("rsi"), "macd": tech.get("macd"),
             "by_symbol": {s: {**news["by_symbol"][s], **tech["by_symbol"][s], **sig["by_symbol"][s]} for s in symbols},
-            "symbols": symbols}
+            "symbols": symbols, "symbol_scope": scope}
 
 
 class QueueForExecutionParams(Params):
@@ -356,6 +369,9 @@ def queue_for_execution(ctx: StepContext) -> dict:
                **_summary(ctx)}
     if "signal" not in message:
         analysed = analyze(dataclasses.replace(ctx, params=AnalyzeParams()))
+        if not analysed["symbols"]:  # nothing in scope: no signal to queue
+            return {"queued": False, "queue": p.queue, "symbol_scope": analysed["symbol_scope"],
+                    "note": analysed["note"]}
         message.update({k: analysed[k] for k in ("signal", "confidence", "symbol")})
     try:
         from workflows_app import operations

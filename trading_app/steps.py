@@ -671,7 +671,14 @@ def stop_loss_management(ctx: StepContext) -> dict:
     broker = accounts.broker_for(ctx)
     md = broker.market_data if hasattr(broker, "market_data") else get_market_data(ctx.test_mode)
     positions = {x["symbol"]: x for x in broker.get_positions()}
-    wanted = [normalise(s) for s in p.symbols] if p.symbols else list(positions)
+    if p.symbols:  # a list of its own: the scope rule, as for every step (the event narrows it, unless fixed)
+        scope = _scope(ctx, p, use_context=False)
+    else:  # a protective step opens no exposure: without a list it protects every position, whatever the
+        # trigger (a VIX/SPY spike must not leave the other positions without stops)
+        scope = {"symbols": list(positions), "source": "positions", "mode": "all_positions"}
+    wanted = scope["symbols"]
+    if not wanted:
+        return _empty_scope(scope, mode=p.mode, actions=[], triggered=[], broker=broker.name, positions_checked=0)
     actions = []
     for sym in wanted:
         pos = positions.get(sym)
@@ -715,7 +722,7 @@ def stop_loss_management(ctx: StepContext) -> dict:
         for sym in wanted:
             triggered.extend(broker.on_price(sym, md.latest_price(sym)))
     return {"mode": p.mode, "actions": actions, "triggered": triggered, "broker": broker.name,
-            "positions_checked": len(wanted)}
+            "positions_checked": len(wanted), "symbol_scope": scope}
 
 
 # --- position_sizing ---------------------------------------------------------------------------
@@ -731,7 +738,10 @@ class PositionSizingParams(SymbolsParams):
 
 def position_sizing(ctx: StepContext) -> dict:
     p: PositionSizingParams = ctx.params
-    symbols = _symbols(ctx, p.symbols)
+    scope = _scope(ctx, p)
+    symbols = scope["symbols"]
+    if not symbols:  # a later step would size nothing and act on it: fail, naming why
+        raise PermanentStepError(f"no symbols in scope: {scope.get('reason')}", error_class="empty_symbol_scope")
     broker = accounts.broker_for(ctx)
     md = broker.market_data if hasattr(broker, "market_data") else get_market_data(ctx.test_mode)
     account, positions = _account_and_positions(broker)
@@ -760,4 +770,4 @@ def position_sizing(ctx: StepContext) -> dict:
     first = by_symbol[symbols[0]]
     return {"symbol": symbols[0], "qty": first["qty"], "entry": first["entry"], "stop": first["stop"],
             "take_profit": first["take_profit"], "max_loss": first["max_loss"], "risk_limit": p.risk_limit,
-            "equity": account["equity"], "by_symbol": by_symbol}
+            "equity": account["equity"], "by_symbol": by_symbol, "symbols": symbols, "symbol_scope": scope}

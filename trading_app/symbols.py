@@ -77,7 +77,8 @@ def resolve_symbols(params_symbols, ctx=None, default=None) -> list[str]:
 #      symbol outside the list is excluded and said so: the step then has nothing to do); with no
 #      list, it takes the execution's symbols.
 #   3. No execution symbols: the step's list, else the default (AAPL; the scan universe for market_scan).
-SCOPE_SOURCES = ("trigger_event", "input_data", "step_params", "previous_step", "default", "watchlist")
+#   stop_loss_management without a list protects every open position (source "positions"), unnarrowed.
+SCOPE_SOURCES = ("trigger_event", "input_data", "step_params", "previous_step", "default", "watchlist", "positions")
 
 
 def _clean_list(raw) -> list[str] | None:

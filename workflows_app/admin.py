@@ -329,9 +329,7 @@ class WorkflowAdmin(admin.ModelAdmin):
             created = operations.workflow_create(**definition, user=request.user)
             obj.pk = uuid.UUID(created["workflow_id"])
             obj._state.adding = False
-            obj.refresh_from_db()
-            if form.cleaned_data.get("owner") is not None:
-                Workflow.objects.filter(pk=obj.pk).update(owner=form.cleaned_data["owner"])
+            obj.refresh_from_db()  # owner is read-only on the add form: the creator owns it
             return
         current = Workflow.objects.select_related("current_version").get(pk=obj.pk)
         old = current.current_version.definition if current.current_version_id else {}
@@ -345,7 +343,9 @@ class WorkflowAdmin(admin.ModelAdmin):
                 return
             self.message_user(request, f"Saved as version {reply['version']} (changed: {', '.join(reply['changed'])}).")
         if "owner" in form.changed_data:
-            Workflow.objects.filter(pk=obj.pk).update(owner=form.cleaned_data["owner"])
+            owner = form.cleaned_data["owner"]
+            operations.workflow_set_owner(workflow_id=str(obj.pk), owner_id=owner.pk if owner else None,
+                                          user=request.user)
         obj.refresh_from_db()
 
     def save_related(self, request, form, formsets, change):

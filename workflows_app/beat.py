@@ -148,6 +148,9 @@ class NexusScheduler(DatabaseScheduler):
             log.warning("beat %s: cannot record its heartbeat: %s", self.lock_token[:8], exc)
             return
         self._heartbeat_state, self._heartbeat_at = state, now
+        from workflows_app.services.availability import sample_quietly
+
+        sample_quietly()  # availability: about every NEXUS_AVAILABILITY_SAMPLE_EVERY s, by whichever beat ticks
 
     def close(self):
         try:

@@ -213,6 +213,24 @@ def workflow_update(*, workflow_id=None, updates=None, expected_version=None, us
             "previous_version": previous, "changed": changed, "updated_at": selectors.iso(workflow.updated_at)}
 
 
+def workflow_set_owner(*, workflow_id=None, owner_id=None, user=None, **extra) -> dict:
+    """Staff only (the admin's owner field): owner_id is a user's id, or null for no owner."""
+    _no_extra(extra)
+    _require_staff(user, "change a workflow's owner")
+    workflow = _workflow(workflow_id, user)
+    owner = None
+    if owner_id not in (None, ""):
+        from django.contrib.auth import get_user_model
+
+        try:
+            owner = get_user_model().objects.get(pk=int(owner_id))
+        except (TypeError, ValueError, get_user_model().DoesNotExist):
+            raise OperationError("INVALID_INPUT_DATA", f"no user {owner_id}", {"field": "owner_id"}) from None
+    workflow = workflows.set_owner(workflow.id, owner, user=user if getattr(user, "pk", None) else None)
+    return {"success": True, "workflow_id": str(workflow.id), "name": workflow.name,
+            "owner_id": workflow.owner_id, "updated_at": selectors.iso(workflow.updated_at)}
+
+
 def workflow_pause(*, workflow_id=None, user=None, **extra) -> dict:
     _no_extra(extra)
     workflow = workflows.set_status(_workflow(workflow_id, user).id, Workflow.Status.PAUSED)

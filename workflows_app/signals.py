@@ -19,3 +19,6 @@ def consume_agent_queues(sender=None, **kwargs):
     for queue in queues:
         sender.app.control.add_consumer(queue, destination=[sender.hostname], reply=False)
         log.info("consuming agent queue %s", queue)
+
+
+from workflows_app import process_heartbeats  # noqa: E402,F401 - worker heartbeats (availability) connect on import

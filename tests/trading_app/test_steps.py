@@ -137,7 +137,7 @@ def test_kill_switch_blocks_every_order_path():
         ("place_order", {"qty": 1}, {}),
         ("reserve_funds", {}, {}),
         ("trade", {}, {"signal": "BUY", "symbol": "AAPL"}),
-        ("stop_loss_management", {"symbols": ["MSFT"]}, {}),
+        ("stop_loss_management", {"symbols": ["MSFT"], "symbols_mode": "fixed"}, {}),  # input_data narrows otherwise
     ]
     before = Order.objects.count()
     for stype, params, context in blocked:

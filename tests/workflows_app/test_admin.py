@@ -176,3 +176,29 @@ def test_a_definition_level_error_lands_on_the_main_form(client, staff, workflow
     assert response.status_code == 200
     assert "name" in response.context["adminform"].form.errors
     assert Workflow.objects.get(pk=workflow.pk).name == "admin-flow"
+
+
+def test_changing_the_owner_goes_through_the_operation_and_is_audited(client, staff, workflow):
+    from workflows_app.models import AuditEvent
+
+    trader = get_user_model().objects.create_user("trader", "t@example.com", "pw")
+    response = client.post(reverse("admin:workflows_app_workflow_change", args=[workflow.pk]),
+                           formset_data(workflow, owner=trader.pk))
+    assert response.status_code == 302
+    assert Workflow.objects.get(pk=workflow.pk).owner == trader
+    event = AuditEvent.objects.get(workflow_id=workflow.pk, event="workflow_owner_changed")
+    assert event.data == {"previous_owner_id": None, "owner_id": trader.pk, "by": staff.pk}
+    assert Workflow.objects.get(pk=workflow.pk).version == workflow.version  # not a definition change
+
+
+def test_workflow_set_owner_is_staff_only_and_names_a_bad_user(workflow):
+    from workflows_app.errors import OperationError
+
+    trader = get_user_model().objects.create_user("trader2", "t2@example.com", "pw")
+    with pytest.raises(OperationError) as denied:
+        operations.workflow_set_owner(workflow_id=str(workflow.pk), owner_id=trader.pk, user=trader)
+    assert denied.value.code == "PERMISSION_DENIED"
+    with pytest.raises(OperationError) as bad:
+        operations.workflow_set_owner(workflow_id=str(workflow.pk), owner_id=999999)
+    assert bad.value.code == "INVALID_INPUT_DATA" and bad.value.details == {"field": "owner_id"}
+    assert Workflow.objects.get(pk=workflow.pk).owner is None

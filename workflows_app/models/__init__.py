@@ -1,13 +1,14 @@
 from workflows_app.models.audit import AuditEvent, DeadLetter
 from workflows_app.models.definitions import Agent, Step, Trigger, Workflow, WorkflowVersion
 from workflows_app.models.guards import CircuitState, Guard
-from workflows_app.models.processes import ProcessHeartbeat
+from workflows_app.models.processes import AvailabilitySample, ProcessHeartbeat
 from workflows_app.models.queues import InboxMessage, MessageQueue
 from workflows_app.models.runs import Execution, StepRun
 
 __all__ = [
     "Agent",
     "AuditEvent",
+    "AvailabilitySample",
     "CircuitState",
     "DeadLetter",
     "Execution",

@@ -167,6 +167,20 @@ def set_status(workflow_id, status: str, *, user=None) -> Workflow:
     return workflow
 
 
+def set_owner(workflow_id, owner, *, user=None) -> Workflow:
+    """Give a workflow to another user (or to nobody); audited. Its executions keep the owner they started with."""
+    with transaction.atomic():
+        workflow = Workflow.objects.select_for_update().get(pk=workflow_id)
+        previous = workflow.owner_id
+        if previous == getattr(owner, "pk", None):
+            return workflow
+        workflow.owner = owner
+        workflow.save(update_fields=["owner", "updated_at"])
+        audit.record("workflow_owner_changed", workflow_id=workflow.id, previous_owner_id=previous,
+                     owner_id=getattr(owner, "pk", None), by=getattr(user, "pk", None))
+    return workflow
+
+
 def delete_workflow(workflow_id) -> None:
     with transaction.atomic():
         workflow = Workflow.objects.select_for_update().get(pk=workflow_id)
