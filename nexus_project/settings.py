@@ -192,6 +192,11 @@ NEXUS_STEP_DEFAULT_TIMEOUT = env.int("NEXUS_STEP_DEFAULT_TIMEOUT", default=120)
 # Ceilings no definition can raise: subprocess nesting, and the size of one step's stored output.
 NEXUS_MAX_SUBPROCESS_DEPTH = env.int("NEXUS_MAX_SUBPROCESS_DEPTH", default=8)
 NEXUS_MAX_STEP_OUTPUT_BYTES = env.int("NEXUS_MAX_STEP_OUTPUT_BYTES", default=256 * 1024)
+# A database or Redis error on a step's path is retried this many times (backoff doubling to the cap)
+# before the execution fails with an `infrastructure` dead letter.
+NEXUS_INFRA_MAX_RETRIES = env.int("NEXUS_INFRA_MAX_RETRIES", default=8)
+NEXUS_INFRA_BACKOFF = env.float("NEXUS_INFRA_BACKOFF", default=1.0)
+NEXUS_INFRA_BACKOFF_MAX = env.float("NEXUS_INFRA_BACKOFF_MAX", default=60.0)
 # Unit prices for the cost breakdown in workflow_metrics (the specification's figures).
 NEXUS_COST_PER_EXECUTION = env.float("NEXUS_COST_PER_EXECUTION", default=0.001)
 NEXUS_COST_PER_MESSAGE = env.float("NEXUS_COST_PER_MESSAGE", default=0.00001)

@@ -656,9 +656,9 @@ INFRASTRUCTURE = "infrastructure"
 def infrastructure_policy() -> RetryPolicy:
     """Backoff for database/Redis outages on a step's path: generous, an outage outlives a step's own retries."""
     return RetryPolicy(
-        max_retries=getattr(settings, "NEXUS_INFRA_MAX_RETRIES", 8),
-        backoff=getattr(settings, "NEXUS_INFRA_BACKOFF", 1.0),
-        backoff_max=getattr(settings, "NEXUS_INFRA_BACKOFF_MAX", 60.0),
+        max_retries=settings.NEXUS_INFRA_MAX_RETRIES,
+        backoff=settings.NEXUS_INFRA_BACKOFF,
+        backoff_max=settings.NEXUS_INFRA_BACKOFF_MAX,
         jitter=True,
     )
 
