@@ -152,7 +152,9 @@ def test_exposure_monitoring_hedges_through_conditional_actions(celery_worker, s
     from workflows_app import operations
 
     settings.NEXUS_SIM_NOW = "2025-09-17T17:00:00Z"
-    PaperBroker().submit_order(OrderRequest(symbol="MSFT", side="buy", qty=25, client_order_id="seed-msft"))  # ~8 %
+    broker = PaperBroker()
+    qty = int(0.08 * float(broker.get_account()["equity"]) / broker.market_data.latest_price("MSFT"))
+    broker.submit_order(OrderRequest(symbol="MSFT", side="buy", qty=qty, client_order_id="seed-msft"))  # ~8 %
     created = operations.workflow_create(name="risk-monitor", steps=[
         {"name": "exposure", "type": "risk_check", "params": {"max_position_pct": 0.05}},
         {"name": "urgent_handler", "type": "conditional", "condition": "risk_level == 'high'",

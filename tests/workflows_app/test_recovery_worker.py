@@ -79,7 +79,16 @@ def test_lost_executions_resume_within_the_bound_while_the_other_queues_are_floo
     done_at = time.time()
 
     statuses = Counter(Execution.objects.filter(pk__in=ids).values_list("status", flat=True))
-    assert statuses == {"succeeded": N}, statuses
+    if kind == "paper_buy":
+        # Fifty BUYs of one symbol on one account race for the 10 % position cap: sizing reads the
+        # position before the order, the broker checks again under the account lock and may refuse
+        # (risk_limit_breach). That refusal is the cap holding, not a recovery failure.
+        refused = Execution.objects.filter(pk__in=ids, status="failed")
+        assert all((e.error or {}).get("error_class") == "risk_limit_breach" for e in refused), \
+            [e.error for e in refused]
+        assert statuses["succeeded"] + statuses["failed"] == N, statuses
+    else:
+        assert statuses == {"succeeded": N}, statuses
     # lost executions were resumed by the reconciler within the bound, flood or not
     resumed = {}  # every lost execution, ours or the flood's (the killed worker held some of each)
     everyone = [*ids, *Execution.objects.filter(workflow_id__in=flood).values_list("pk", flat=True)]
@@ -108,10 +117,11 @@ def test_lost_executions_resume_within_the_bound_while_the_other_queues_are_floo
         reported = {}
         for run in StepRun.objects.filter(execution_id__in=ids, step_name="buy", status="succeeded"):
             reported[str(run.execution_id)] = (run.result or {}).get("client_order_id")
-        assert len(reported) == N
+        assert len(reported) == statuses["succeeded"]
         placed = {cid for cid in reported.values() if cid}
-        assert placed and placed == set(orders.values_list("client_order_id", flat=True))
-        extra["orders"], extra["skipped_by_caps"] = len(placed), N - len(placed)
+        assert placed and placed == set(orders.exclude(status="rejected").values_list("client_order_id", flat=True))
+        extra["orders"], extra["skipped_by_caps"] = len(placed), statuses["succeeded"] - len(placed)
+        extra["refused_by_broker_cap"] = statuses["failed"]
     print(json.dumps({"kind": kind, "in_flight_at_kill": len(in_flight), "resumed": len(resumed), "resumed_of_ours": ours,
                       "max_resume_after_kill_s": round(max(resumed.values()), 1), "bound_s": BOUND,
                       "all_final_after_kill_s": round(done_at - killed_at, 1), "flood_executions_finished_after_last_resume": flood_left, **extra}))
