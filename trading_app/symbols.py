@@ -55,16 +55,7 @@ def resolve_symbols(params_symbols, ctx=None, default=None) -> list[str]:
         if not raw:
             single = (ctx.context or {}).get("symbol") or (ctx.input_data or {}).get("symbol")
             raw = [single] if single else None
-    if not raw:
-        raw = list(default or DEFAULT_SYMBOLS)
-    if isinstance(raw, str):
-        raw = [part for part in raw.split(",") if part.strip()]
-    out: list[str] = []
-    for item in raw:
-        sym = normalise(item)
-        if sym not in out:
-            out.append(sym)
-    return out
+    return _clean_list(raw) or _clean_list(list(default or DEFAULT_SYMBOLS))
 
 
 # --- symbol scope --------------------------------------------------------------------------------
