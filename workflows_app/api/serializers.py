@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from workflows_app.api.definition_fields import StepField, TriggerField
 from workflows_app.models import DeadLetter, Workflow
 
 MAX_TEXT = 10_000
@@ -54,10 +55,10 @@ class TokenRequest(Strict):
 class WorkflowCreateRequest(Strict):
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(max_length=MAX_TEXT, required=False, allow_blank=True)
-    steps = serializers.ListField(child=serializers.DictField(), max_length=200,
+    steps = serializers.ListField(child=StepField(), max_length=200,
                                   help_text="Steps: {name, type, params, condition, actions, group, retry, "
                                             "timeout, compensate, agent, workflow_id}.")
-    triggers = serializers.ListField(child=serializers.DictField(), max_length=100, required=False,
+    triggers = serializers.ListField(child=TriggerField(), max_length=100, required=False,
                                      help_text='Triggers, e.g. {"type": "schedule", "cron": "0 9 * * 1-5"}.')
     priority = serializers.IntegerField(min_value=0, max_value=10, required=False)
     metadata = serializers.DictField(required=False)
@@ -80,8 +81,8 @@ class WorkflowPatchRequest(Strict):
 
     description = serializers.CharField(max_length=MAX_TEXT, required=False, allow_blank=True)
     priority = serializers.IntegerField(min_value=0, max_value=10, required=False)
-    steps = serializers.ListField(child=serializers.DictField(), max_length=200, required=False)
-    triggers = serializers.ListField(child=serializers.DictField(), max_length=100, required=False)
+    steps = serializers.ListField(child=StepField(), max_length=200, required=False)
+    triggers = serializers.ListField(child=TriggerField(), max_length=100, required=False)
     metadata = serializers.DictField(required=False)
     queue = serializers.CharField(max_length=100, required=False)
     expected_version = serializers.IntegerField(

@@ -8,7 +8,7 @@ from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import IsAuthenticated
 
-from workflows_app.api import views
+from workflows_app.api import views, vocabulary
 
 v1 = [
     path("workflows/", views.WorkflowListView.as_view(), name="workflows"),
@@ -40,6 +40,8 @@ v1 = [
     path("auth/token/", views.TokenView.as_view(), name="auth-token"),
     path("agents/", views.AgentListView.as_view(), name="agents"),
     path("metrics/", views.SystemMetricsView.as_view(), name="metrics"),
+    path("step-types/", vocabulary.StepTypeListView.as_view(), name="step-types"),
+    path("trigger-types/", vocabulary.TriggerTypeListView.as_view(), name="trigger-types"),
 ]
 
 app_name = "api"
