@@ -33,6 +33,7 @@ from workflows_app.models import (
     Workflow,
     WorkflowVersion,
 )
+from workflows_app.registry import registry
 
 JSON_WIDGET = {dj_models.JSONField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 48})}}
 
@@ -77,6 +78,9 @@ class StepForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.fields["position"].required = False
         self.fields["position"].help_text = "Order (blank: after the others)."
+        # A choice over the registered step types, but the field stays a CharField: the engine's
+        # validator reports an unknown type on this field like any other definition error.
+        self.fields["type"].widget = forms.Select(choices=_step_type_choices(self.instance.type))
 
 
 class TriggerForm(forms.ModelForm):
@@ -91,9 +95,15 @@ class TriggerForm(forms.ModelForm):
         self.fields["params"].help_text = 'The trigger\'s settings, e.g. {"cron": "0 9 * * 1-5", "timezone": "UTC"}.'
 
 
-def _trigger_type_names() -> list[str]:
-    from workflows_app.registry import registry
+def _step_type_choices(current: str) -> list[tuple[str, str]]:
+    """Computed per form: the registry is filled in the apps' ready(). A row's current type stays
+    selectable even if no app registers it any more (saving then names the problem)."""
+    names = sorted(registry.step_types)
+    kept = [(current, f"{current} (not registered)")] if current and current not in names else []
+    return [("", "--- (the step's name)"), *kept, *((n, n) for n in names)]
 
+
+def _trigger_type_names() -> list[str]:
     return sorted(registry.trigger_types)
 
 
