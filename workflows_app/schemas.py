@@ -35,7 +35,7 @@ def step_json_schema(defs: dict) -> dict:
     """One step: the common fields (``definitions.StepSpec``) and ``type`` one of the registered step
     types, with ``params`` typed by that type. A step without ``type`` takes its name as type (as
     ``definitions.step_type_name``), so each variant matches ``type`` = its name, or no ``type`` and
-    ``name`` = its name. No OpenAPI ``discriminator``: it would require ``type``, which may be omitted;
+    ``name`` = its name (the canonical form omits ``type`` rather than sending null). No OpenAPI ``discriminator``: it would require ``type``, which may be omitted;
     the pinned values make exactly one variant match all the same."""
     names = sorted(registry.step_types)
     common = model_schema(definitions.StepSpec, STEP_COMMON, defs)

@@ -97,9 +97,9 @@ def render_steps_markdown() -> str:
     out += [f"| [`{s['name']}`](#step-{s['name']}) | `{s['queue']}` | {_cell(s['description'])} |" for s in steps]
     out.append("")
     for s in steps:
-        timeout = f"{s['timeout']} s" if s["timeout"] else "none"
+        timeout = f"timeout {s['timeout']} s" if s["timeout"] else "no timeout of its own"
         out += [f'<a id="step-{s["name"]}"></a>', f"### `{s['name']}`", "", s["description"] or "(no description)", "",
-                f"queue `{s['queue']}` · timeout {timeout} · {_retry_text(s['retry'])}"
+                f"queue `{s['queue']}` · {timeout} · {_retry_text(s['retry'])}"
                 + (" · usable as a `conditional` action" if s["action"] else ""), ""]
         out += _fields_table(registry.step_types[s["name"]].params_model, "param")
     out += ["## Trigger types", "",
