@@ -9,6 +9,7 @@ real beat sending the reconciler every 2 s, and executions started from a client
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -68,7 +69,13 @@ def test_lost_executions_resume_within_the_bound_while_the_other_queues_are_floo
         return StepRun.objects.filter(execution_id__in=ids, step_name=steps[1]["name"]).count()
 
     wait_for(lambda: started_middle() >= 5, timeout=120, interval=0.2, message="executions mid-flight")
-    start_executions(own_redis.url, [(flood[0], FLOOD, {}), (flood[1], FLOOD, {})])  # the other queues flooded
+    # The other queues flooded: the flood is sent from a thread and the worker killed once it has
+    # begun, so that on a slow machine our executions are still in flight at the kill.
+    flooding = threading.Thread(target=start_executions, daemon=True,
+                                args=(own_redis.url, [(flood[0], FLOOD, {}), (flood[1], FLOOD, {})]))
+    flooding.start()
+    wait_for(lambda: Execution.objects.filter(workflow_id__in=flood).count() >= 20, timeout=120, interval=0.1,
+             message="the flood begun")
     worker.kill()  # SIGKILL the worker's whole process group: prefetched and running messages are lost
     killed_at = time.time()
     in_flight = set(Execution.objects.filter(pk__in=ids).exclude(status__in=FINAL).values_list("pk", flat=True))
@@ -79,6 +86,7 @@ def test_lost_executions_resume_within_the_bound_while_the_other_queues_are_floo
         return Execution.objects.filter(pk__in=ids, status__in=FINAL).count()
 
     wait_for(lambda: final() == N, timeout=900, interval=1, message=f"{N} executions final")
+    flooding.join(timeout=600)
     done_at = time.time()
 
     statuses = Counter(Execution.objects.filter(pk__in=ids).values_list("status", flat=True))
