@@ -1,7 +1,8 @@
 """Wires triggers, events, named queues and dead letters into the engine (imported from
 WorkflowsAppConfig.ready()): evaluators of the engine's webhook / event triggers, the engine's
-default queues (events, the dead-letter view) and the events queue's consumer, the redriver of queue dead letters, the ``queue_send`` step type, the receiver
-that keeps schedules in step with workflows, and the beat jobs (sweep, dead letters)."""
+default queues (events, the dead-letter view) and the events queue's consumer, the redriver of
+queue dead letters, the ``queue_send`` step type, the receiver that keeps schedules in step with
+workflows, and the beat jobs (sweep, dead letters)."""
 from __future__ import annotations
 
 import os
