@@ -5,7 +5,7 @@ name is left as it is) and returns what it did. `make run` calls it on every sta
 """
 from __future__ import annotations
 
-from workflows_app import operations
+from workflows_app import operations, queues
 from workflows_app.errors import OperationError
 from workflows_app.models import Workflow
 
@@ -165,14 +165,8 @@ def load_examples(*, owner=None) -> dict:
         except OperationError as exc:  # an example that does not validate is a bug: say which
             raise OperationError(exc.code, f"example {definition['name']}: {exc.message}", exc.details) from exc
         created.append(definition["name"])
-    queues = []
-    try:
-        from workflows_app.services.queues import ensure_default_queues
-
-        queues = [q.name for q in ensure_default_queues()]
-    except ImportError:
-        pass
+    queue_names = [q.name for q in queues.ensure_default_queues()]
     from trading_app.demo import sync_demo
 
     demo = sync_demo(owner=owner)  # NEXUS_DEMO on: the demo workflows and beat entries; off: entries disabled
-    return {"success": True, "created": created, "kept": kept, "queues": queues, "demo": demo}
+    return {"success": True, "created": created, "kept": kept, "queues": queue_names, "demo": demo}

@@ -104,6 +104,13 @@ OPERATIONS = {
 }
 
 
+# the named queues trading works with, created with the specification's settings
+DEFAULT_QUEUES = {
+    "trading-signals": "Trade signals queued for execution.",
+    "risk-alerts": "Risk alerts for hedging and operators.",
+}
+
+
 def trades_executed(since=None) -> int:
     from trading_app.models import Order
 
@@ -124,6 +131,8 @@ def register_all() -> None:
     registry.register_counter("provider_cache_misses", provider_cache.cache_misses)
     for name, (fn, model, description) in OPERATIONS.items():
         registry.register_operation(name, fn, params_model=model, description=description)
+    for name, description in DEFAULT_QUEUES.items():
+        registry.register_default_queue(name, description=description)
     if hasattr(registry, "register_health_check"):
         registry.register_health_check("trading", trading_health)
     install_beat_jobs()

@@ -2,7 +2,7 @@
 
 Routed by name: ``nexus.events.*`` to the ``events`` queue, ``nexus.maintenance.*`` to
 ``maintenance`` (settings.CELERY_TASK_ROUTES). Beat runs the sweep and the dead-letter job. A
-worker that starts re-feeds accepted messages a restarted Redis lost (``services.inbox.replay``;
+worker that starts re-feeds accepted messages a restarted Redis lost (``queues.inbox.replay``;
 the sweep does it too).
 """
 from __future__ import annotations
@@ -11,6 +11,8 @@ import logging
 
 from celery import shared_task
 from celery.signals import worker_ready
+
+from workflows_app import queues
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +31,7 @@ def fire_schedule(trigger_id: int):
 def drain_queue(self, queue_name: str):
     """Drain a named queue through its push consumer. Clears the queue's 'drain scheduled' flag
     first, so a message sent while this runs schedules another drain."""
-    from workflows_app.circuit import redis_client
-    from workflows_app.services import queues
-
-    redis_client().delete(queues._k(queue_name, "drain"))
+    queues.clear_drain_flag(queue_name)
     result = queues.process(queue_name, time_budget=20.0, max_batches=1000)
     queue = queues.get_queue(queue_name)
     if result["batches"] >= 1000:
@@ -47,8 +46,6 @@ def drain_queue(self, queue_name: str):
 @shared_task(name="nexus.maintenance.sweep_queues", max_retries=0, acks_late=True, time_limit=60,
              soft_time_limit=50)
 def sweep_queues():
-    from workflows_app.services import queues
-
     return queues.sweep()
 
 
@@ -68,10 +65,8 @@ def replay_inbox_at_start(**kwargs):
     accepted messages it lost now rather than at the next sweep."""
     from django.db import connections
 
-    from workflows_app.services import inbox
-
     try:
-        result = inbox.replay()
+        result = queues.inbox.replay()
         if result["fed"]:
             log.warning("worker start: fed %d accepted message(s) back into Redis", result["fed"])
     except Exception:  # noqa: BLE001 - the sweep tries again; a worker must start anyway

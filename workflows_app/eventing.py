@@ -1,17 +1,19 @@
 """Wires triggers, events, named queues and dead letters into the engine (imported from
-WorkflowsAppConfig.ready()): evaluators of the engine's webhook / event triggers, the events
-queue's consumer, the redriver of queue dead letters, the ``queue_send`` step type, the receiver
-that keeps schedules in step with workflows, and the beat jobs (sweep, dead letters)."""
+WorkflowsAppConfig.ready()): evaluators of the engine's webhook / event triggers, the engine's
+default queues (events, the dead-letter view) and the events queue's consumer, the redriver of
+queue dead letters, the ``queue_send`` step type, the receiver that keeps schedules in step with
+workflows, and the beat jobs (sweep, dead letters)."""
 from __future__ import annotations
 
 import os
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from workflows_app import expressions, trigger_types
+from workflows_app import expressions, queues, trigger_types
 from workflows_app.errors import OperationError, PermanentStepError, TransientStepError
+from workflows_app.models import MessageQueue
 from workflows_app.registry import RetryPolicy, StepContext, registry
-from workflows_app.services import events, queues, triggers
+from workflows_app.services import events, triggers
 from workflows_app.services.workflows import workflow_changed
 
 
@@ -42,8 +44,13 @@ registry.register_trigger_type("event", trigger_types.EventParams, event_kinds=(
                                evaluator=event_evaluator, description="A named event whose conditions hold.")
 
 # --- queues, dead letters, schedules ------------------------------------------------------------
-queues.register_queue_handler("events", events.handle_batch)
-queues.register_queue_handler("noop", lambda message: None)  # acknowledges everything (benchmarks, smoke tests)
+registry.register_default_queue(
+    events.EVENTS_QUEUE, handler="events",
+    description="Every ingested event (ticks, news, webhooks, schedules, manual) before matching.")
+registry.register_default_queue(queues.DEAD_LETTER_QUEUE, kind=MessageQueue.Kind.DEAD_LETTER,
+                                description="The dead-letter store: failed steps and undeliverable messages.")
+registry.register_queue_handler("events", events.handle_batch)
+registry.register_queue_handler("noop", lambda message: None)  # acknowledges everything (benchmarks, smoke tests)
 registry.register_dead_letter_redriver("queue", queues.redrive)
 workflow_changed.connect(triggers.on_workflow_changed, dispatch_uid="nexus-trigger-sync")
 

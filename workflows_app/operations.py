@@ -469,7 +469,7 @@ def queue_send(*, queue_name=None, message=None, group_id=None, deduplication_id
                message_group_id=None, **extra) -> dict:
     """Send a message to a named queue (FIFO per group_id, deduplicated within the queue's window)."""
     _require_staff(user, "send to a queue")
-    from workflows_app.services import queues
+    from workflows_app import queues
 
     _no_extra(extra)
     name = _queue_name(queue_name)
@@ -498,7 +498,7 @@ def workflow_queue_status(*, queue_name=None, include_messages=None, limit=100, 
     processing_rate (messages/minute over the last minute), dead_lettered, config. The
     dead-letter-queue lists its messages unless include_messages is false (the specification's
     dead-letter loop reads them from a plain status call)."""
-    from workflows_app.services import queues
+    from workflows_app import queues
 
     _no_extra(extra)
     limit = _int(limit, "limit", 100, 1, 1000)
@@ -569,7 +569,7 @@ def queue_list(*, user=None, **extra) -> dict:
 def queue_receive(*, queue_name=None, max_messages=None, consumer="api", user=None, **extra) -> dict:
     """Pull messages (each stays invisible for visibility_timeout; ack with queue_ack)."""
     _require_staff(user, "receive from a queue")
-    from workflows_app.services import queues
+    from workflows_app import queues
 
     _no_extra(extra)
     name = _queue_name(queue_name)
@@ -585,7 +585,7 @@ _re_consumer = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")
 
 def queue_ack(*, queue_name=None, message_ids=None, message_id=None, user=None, **extra) -> dict:
     _require_staff(user, "acknowledge queue messages")
-    from workflows_app.services import queues
+    from workflows_app import queues
 
     _no_extra(extra)
     name = _queue_name(queue_name)

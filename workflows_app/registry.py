@@ -122,6 +122,12 @@ class Registry:
         self.dashboard_panels: dict[str, Callable[[Any], dict]] = {}
         # name -> Operation; served as MCP tools next to the engine's own (see workflows_app.mcp_server)
         self.operations: dict[str, Operation] = {}
+        # name -> fn(message) (or fn(messages) when fn.batch is true); a queue whose ``handler`` names
+        # it is drained by workers through it (see workflows_app.queues)
+        self.queue_handlers: dict[str, Callable[[Any], object]] = {}
+        # name -> MessageQueue field values ({"description": ..., "kind": ..., "handler": ...}); the
+        # queues that exist from the start, created with the specification's settings plus these
+        self.default_queues: dict[str, dict[str, Any]] = {}
 
     # --- registration ---
     def register_step_type(self, name: str, handler: Handler, **options: Any) -> StepType:
@@ -163,6 +169,13 @@ class Registry:
         operation = Operation(name=name, fn=fn, **options)
         self.operations[name] = operation
         return operation
+
+    def register_queue_handler(self, name: str, fn: Callable[[Any], object]) -> None:
+        self.queue_handlers[name] = fn
+
+    def register_default_queue(self, name: str, **config: Any) -> None:
+        """config: MessageQueue field values (description, kind, handler, max_retries, ...)."""
+        self.default_queues[name] = config
 
     def register_dead_letter_redriver(self, source: str, fn: Callable[[Any], dict]) -> None:
         self.dead_letter_redrivers[source] = fn

@@ -9,6 +9,7 @@ from croniter import croniter
 from django.db.models import Count
 from django.utils import timezone
 
+from workflows_app import queues
 from workflows_app.definitions import execution_groups, step_type_name
 from workflows_app.errors import OperationError
 from workflows_app.models import AuditEvent, Execution, StepRun, Trigger, Workflow
@@ -201,8 +202,6 @@ def message_figures() -> dict:
     acknowledgement of a processed message (``queue_ack``, a workflow-bound queue's drain, the ``events``
     queue's drain); ``messages_queued`` the messages sent and not yet processed (available, in flight,
     delayed); ``messages_dead_lettered`` the ones moved to the dead-letter store."""
-    from workflows_app.services import queues
-
     streams = [q for q in queues.status()["queues"] if "messages_processed" in q]  # stream queues (not the DLQ)
     return {
         "messages_processed": sum(q["messages_processed"] for q in streams),

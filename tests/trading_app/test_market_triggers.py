@@ -17,10 +17,10 @@ from trading_app.providers.simulated import (
     inject_volume_spike,
     set_volatility_regime,
 )
-from workflows_app import operations
+from workflows_app import operations, queues
 from workflows_app.errors import OperationError
 from workflows_app.models import Execution
-from workflows_app.services import events, queues
+from workflows_app.services import events
 from workflows_app.services import triggers as engine
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -10,9 +10,8 @@ import pytest
 from tests.conftest import wait_for
 from trading_app import triggers as market
 from trading_app.providers.simulated import SimulatedNews, inject_headline
-from workflows_app import operations
+from workflows_app import operations, queues
 from workflows_app.models import Execution
-from workflows_app.services import queues
 from workflows_app.services import triggers as engine
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -12,10 +12,10 @@ from trading_app import demo
 from trading_app import triggers as market
 from trading_app.examples import EXAMPLES
 from trading_app.providers import simulated
-from workflows_app import operations
+from workflows_app import operations, queues
 from workflows_app.circuit import redis_client
 from workflows_app.models import AuditEvent, DeadLetter, Execution, StepRun
-from workflows_app.services import deadletters, events, queues
+from workflows_app.services import deadletters, events
 from workflows_app.services import triggers as engine
 from workflows_app.services.executions import wait_until_final
 

@@ -15,10 +15,10 @@ from trading_app.examples import TEN_SYMBOLS
 from trading_app.models import Order
 from trading_app.providers import simulated
 from trading_app.providers.simulated import SimulatedMarketData, inject_headline, inject_jump
-from workflows_app import operations
+from workflows_app import operations, queues
 from workflows_app.errors import OperationError
 from workflows_app.models import Execution
-from workflows_app.services import events, queues
+from workflows_app.services import events
 from workflows_app.services import triggers as engine
 
 START = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)  # a Friday, 10:00 in New York

@@ -18,7 +18,7 @@ SECRET = "whsec-test-5f1c0a"
 
 @pytest.fixture
 def default_queues(redis_test_client):
-    from workflows_app.services import queues
+    from workflows_app import queues
 
     queues.ensure_default_queues()
 

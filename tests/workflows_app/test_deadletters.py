@@ -9,11 +9,11 @@ import pytest
 from django.utils import timezone
 
 from tests.conftest import wait_for
-from workflows_app import operations
+from workflows_app import operations, queues
 from workflows_app.errors import OperationError
 from workflows_app.event_tasks import process_dead_letters as process_task
 from workflows_app.models import AuditEvent, DeadLetter, Execution
-from workflows_app.services import deadletters, queues
+from workflows_app.services import deadletters
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

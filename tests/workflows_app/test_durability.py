@@ -23,10 +23,11 @@ from django.utils import timezone
 
 from tests.conftest import wait_for
 from tests.workflows_app.helpers import create
-from workflows_app import circuit, operations
+from workflows_app import circuit, operations, queues
 from workflows_app.errors import OperationError
 from workflows_app.models import Execution, Guard, InboxMessage, Trigger
-from workflows_app.services import events, guards, inbox, queues, triggers
+from workflows_app.queues import inbox, layout
+from workflows_app.services import events, guards, triggers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -90,16 +91,16 @@ def own_redis(monkeypatch):
     server = OwnRedis().start()
     client = server.client()
     monkeypatch.setattr(circuit, "_client", client)
-    queues._groups_ready.clear()
+    layout._groups_ready.clear()
     yield server, client
-    queues._groups_ready.clear()
+    layout._groups_ready.clear()
     triggers._index = None  # built against the other Redis
     server.stop()
 
 
 def _lose_redis(client: redis.Redis) -> None:
     client.flushall()  # the test's own server: a Redis restarted empty, as far as Nexus can tell
-    queues._groups_ready.clear()
+    layout._groups_ready.clear()
 
 
 def pull_queue(**config) -> str:
@@ -321,7 +322,7 @@ def test_a_webhook_body_cannot_claim_another_source(default_queues, webhook_secr
                    triggers=[{"type": "webhook", "source": "other-sender", "cooldown": 0}])
     body = json.dumps({"event": "alert", "source": "other-sender", "id": uuid.uuid4().hex}).encode()
     operations.webhook_receive(**_signed(body, time.time()))
-    event = json.loads(queues._dumps(InboxMessage.objects.filter(queue_name="events").latest("pk").body))
+    event = json.loads(layout.dumps(InboxMessage.objects.filter(queue_name="events").latest("pk").body))
     assert (event["source"], event["ingest_source"]) == ("other-sender", "tradingview")
     assert triggers.evaluate([event]) == []
     assert not Execution.objects.filter(workflow_id=other).exists()

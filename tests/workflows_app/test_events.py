@@ -8,10 +8,10 @@ import uuid
 import pytest
 
 from tests.conftest import wait_for
-from workflows_app import operations
+from workflows_app import operations, queues
 from workflows_app.errors import OperationError
 from workflows_app.models import AuditEvent, Execution
-from workflows_app.services import events, queues
+from workflows_app.services import events
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

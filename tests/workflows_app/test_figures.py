@@ -6,9 +6,8 @@ import uuid
 import pytest
 
 from tests.conftest import wait_for
-from workflows_app import operations
+from workflows_app import operations, queues
 from workflows_app.models import Agent
-from workflows_app.services import queues
 
 pytestmark = pytest.mark.django_db
 

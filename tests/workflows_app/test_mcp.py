@@ -26,7 +26,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture(autouse=True)
 def default_queues(db):
     """The specification's named queues (events, trading-signals, risk-alerts, dead-letter-queue)."""
-    from workflows_app.services.queues import ensure_default_queues
+    from workflows_app.queues import ensure_default_queues
 
     ensure_default_queues()
 

@@ -9,11 +9,12 @@ import uuid
 import pytest
 
 from tests.conftest import wait_for
-from workflows_app import operations
+from workflows_app import operations, queues
 from workflows_app.errors import OperationError, PermanentStepError
 from workflows_app.event_tasks import drain_queue
 from workflows_app.models import AuditEvent, DeadLetter
-from workflows_app.services import queues
+from workflows_app.queues import config as queue_config
+from workflows_app.registry import registry
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -169,16 +170,16 @@ def _permanent(message):
     raise PermanentStepError("no such symbol", error_class="invalid_symbol")
 
 
-queues.register_queue_handler("test_recorder", _recorder)
-queues.register_queue_handler("test_always_fails", _always_fails)
-queues.register_queue_handler("test_permanent", _permanent)
+registry.register_queue_handler("test_recorder", _recorder)
+registry.register_queue_handler("test_always_fails", _always_fails)
+registry.register_queue_handler("test_permanent", _permanent)
 
 
 def _set_handler(name: str, handler: str) -> None:
     from workflows_app.models import MessageQueue
 
     MessageQueue.objects.filter(name=name).update(handler=handler)
-    queues._cache.pop(name, None)
+    queue_config._cache.pop(name, None)
 
 
 def test_fifo_order_holds_within_a_group_with_two_consumers(celery_worker, redis_test_client):

@@ -12,10 +12,10 @@ from django_celery_beat.models import PeriodicTask, PeriodicTasks
 from django_celery_beat.schedulers import ModelEntry
 
 from tests.conftest import wait_for
-from workflows_app import beat, operations
+from workflows_app import beat, operations, queues
 from workflows_app.errors import OperationError
 from workflows_app.models import AuditEvent, Execution, Trigger
-from workflows_app.services import events, queues
+from workflows_app.services import events
 
 pytestmark = pytest.mark.django_db(transaction=True)
 NY = ZoneInfo("America/New_York")

@@ -2,7 +2,7 @@
 of the messages accepted for callers (``InboxMessage``, which the streams are fed from).
 
 The settings are the specification's ``queue_config``; every one takes effect in
-``workflows_app.services.queues``.
+the ``workflows_app.queues`` package.
 """
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ class InboxMessage(models.Model):
     """A named-queue message accepted for a caller (queue_send, event_ingest, POST /api/v1/events/,
     webhooks). The row is committed before the caller hears "accepted"; the Redis stream is fed from
     it on commit and re-fed after Redis lost it (a new Redis ``epoch``). Acknowledgement and
-    dead-lettering mark it; ``services.inbox.prune`` deletes it after the queue's retention."""
+    dead-lettering mark it; ``queues.inbox.prune`` deletes it after the queue's retention."""
 
     class State(models.TextChoices):
         PENDING = "pending"  # accepted; in the stream (or to be fed into it) and not yet acknowledged

@@ -15,7 +15,7 @@ Nexus is ``ingest_source`` (``manual``, a webhook's source, ``beat``, a poller).
 to the ingest source when the payload has none.
 
 Accepted events are durable (``queues.send`` stores them in the database inbox before the reply);
-the pollers' batches (``ingest_many``) are not, by design (see ``services.inbox``).
+the pollers' batches (``ingest_many``) are not, by design (see ``workflows_app.queues.inbox``).
 """
 from __future__ import annotations
 
@@ -31,8 +31,9 @@ from datetime import UTC, datetime
 from django.conf import settings
 from django.db import transaction
 
+from workflows_app import queues
 from workflows_app.errors import OperationError
-from workflows_app.services import guards, queues
+from workflows_app.services import guards
 
 log = logging.getLogger(__name__)
 EVENTS_QUEUE = "events"

@@ -32,7 +32,10 @@ from django.utils import timezone
 from workflows_app.circuit import redis_client
 from workflows_app.errors import OperationError
 from workflows_app.models import InboxMessage, MessageQueue
-from workflows_app.services import guards, queues
+from workflows_app.queues import layout
+from workflows_app.queues.config import get_queue
+from workflows_app.queues.handlers import schedule_drain
+from workflows_app.services import guards
 
 log = logging.getLogger(__name__)
 EPOCH_KEY = "nexus:epoch"
@@ -68,7 +71,7 @@ def current_epoch(client: redis.Redis | None = None) -> str:
 
 def _pending_count(queue: MessageQueue) -> int:
     try:
-        return int(redis_client().xlen(queues.stream_key(queue.name)))
+        return int(redis_client().xlen(layout.stream_key(queue.name)))
     except redis.RedisError:  # Redis away: the rows not yet acknowledged are what the stream would hold
         return InboxMessage.objects.filter(queue_name=queue.name, state=PENDING).count()
 
@@ -76,7 +79,7 @@ def _pending_count(queue: MessageQueue) -> int:
 def accept(queue: MessageQueue, body, *, group_id=None, dedup_id=None, delay: float | None = None,
            notify: bool = True, redrives: int = 0, dedup: bool = True) -> dict:
     """Store one message durably, then feed it to its stream (on commit). Returns the send reply."""
-    encoded, group, dedup_key = queues.prepare(queue, body, group_id, dedup_id if dedup else None)
+    encoded, group, dedup_key = layout.prepare(queue, body, group_id, dedup_id if dedup else None)
     if not dedup:
         dedup_key = ""
     if delay is not None and not 0 < delay <= 12 * 3600:
@@ -126,21 +129,21 @@ def feed(rows: list[InboxMessage], *, client: redis.Redis | None = None, notify:
     if not rows:
         return {}
     client = client or redis_client()
-    script = queues.script(client, _FEED)
+    script = layout.script(client, _FEED)
     candidate = uuid.uuid4().hex
     pipe = client.pipeline(transaction=False)
     sent, gone = [], []
     for row in rows:
         try:
-            queue = queues.get_queue(row.queue_name)
+            queue = get_queue(row.queue_name)
         except OperationError:
             gone.append(row.pk)  # its queue was deleted
             continue
-        queues.ensure_group(queue.name, client)
+        layout.ensure_group(queue.name, client)
         fifo = queue.ordering == MessageQueue.Ordering.FIFO
-        keys = [queues.stream_key(queue.name), queues.fed_key(queue.name, row.pk),
-                queues.group_list_key(queue.name, row.group_id) if fifo else "", EPOCH_KEY]
-        args = [queues.dumps(row.body), row.group_id, row.dedup_id, row.pk, queues.retention_cutoff(queue),
+        keys = [layout.stream_key(queue.name), layout.fed_key(queue.name, row.pk),
+                layout.group_list_key(queue.name, row.group_id) if fifo else "", EPOCH_KEY]
+        args = [layout.dumps(row.body), row.group_id, row.dedup_id, row.pk, layout.retention_cutoff(queue),
                 queue.message_retention + 3600, candidate]
         script(keys=keys, args=args, client=pipe)
         sent.append((row, queue))
@@ -159,7 +162,7 @@ def feed(rows: list[InboxMessage], *, client: redis.Redis | None = None, notify:
         InboxMessage.objects.bulk_update([row for row, _ in sent], ["message_id", "epoch"], batch_size=500)
     if notify:
         for queue in touched.values():
-            queues.schedule_drain(queue)
+            schedule_drain(queue)
     return out
 
 

@@ -1,0 +1,163 @@
+"""Draining a queue through its handler (the push consumers' loop), with FIFO gating per message
+group: a consumer runs a message only when it is the head of its group's list, so two consumers
+never reorder a group (the later one waits for the earlier ack).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import redis
+
+from workflows_app.circuit import redis_client
+from workflows_app.errors import StepError
+from workflows_app.models import MessageQueue
+from workflows_app.queues import layout
+from workflows_app.queues.config import get_queue
+from workflows_app.queues.dead_letters import dead_letter, record_failure
+from workflows_app.queues.handlers import handler_for
+from workflows_app.queues.maintenance import compact
+from workflows_app.queues.streams import Message, ack, consumer_name, receive
+
+log = logging.getLogger(__name__)
+
+
+def _turns(queue: MessageQueue, messages: list[Message], client: redis.Redis) -> list[int | None]:
+    """Each message's position in its group's list (None: not tracked), in one round trip."""
+    pipe = client.pipeline(transaction=False)
+    for message in messages:
+        pipe.lpos(layout.group_list_key(queue.name, message.group_id), message.id)
+    return pipe.execute()
+
+
+def _wait_for_turn(queue: MessageQueue, message: Message, accepted: set[str], client: redis.Redis,
+                   max_wait: float) -> bool:
+    """FIFO: wait until every earlier message of the group is acked or accepted by this consumer.
+
+    Gives up at once when an earlier message has been idle for visibility_timeout (its consumer
+    failed or died): that one is reclaimed and retried first, by the next receive."""
+    group_list = layout.group_list_key(queue.name, message.group_id)
+    stream = layout.stream_key(queue.name)
+    deadline = time.monotonic() + max_wait
+    idle_limit = int(queue.visibility_timeout * 1000)
+    pause = 0.002
+    while True:
+        pos = client.lpos(group_list, message.id)
+        if not pos:
+            return True
+        blockers = [mid for mid in client.lrange(group_list, 0, pos - 1) if mid not in accepted]
+        if not blockers:
+            return True
+        gone = [mid for mid in blockers if not client.xrange(stream, mid, mid)]
+        for mid in gone:  # trimmed or deleted without an ack: not a blocker
+            client.lrem(group_list, 1, mid)
+        if gone:
+            continue
+        pending = client.xpending_range(stream, layout.GROUP, blockers[0], blockers[0], 1)
+        if pending and pending[0]["time_since_delivered"] >= idle_limit:
+            return False  # abandoned: reclaim it before anything later in its group
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
+
+
+def _runnable(queue: MessageQueue, messages: list[Message], client: redis.Redis) -> list[Message]:
+    """The messages of a batch this consumer may run now, in order (FIFO gating per group). The
+    others stay unacked and come back after the visibility timeout, behind their group's head."""
+    if queue.ordering != MessageQueue.Ordering.FIFO:
+        return messages
+    positions = _turns(queue, messages, client)
+    accepted: set[str] = set()
+    per_group: dict[str, int] = {}
+    blocked: set[str] = set()
+    out = []
+    for message, pos in zip(messages, positions, strict=True):
+        group = message.group_id
+        if group in blocked:
+            continue
+        # Fast path: everything ahead of it in its group is already accepted in this batch.
+        ready = pos is None or pos == per_group.get(group, 0)
+        if not ready:
+            ready = _wait_for_turn(queue, message, accepted, client, max_wait=min(queue.visibility_timeout, 30))
+        if not ready:
+            blocked.add(group)  # keep the group's order: it comes back after the visibility timeout
+            continue
+        accepted.add(message.id)
+        per_group[group] = per_group.get(group, 0) + 1
+        out.append(message)
+    return out
+
+
+def _fail(queue: MessageQueue, message: Message, exc: BaseException, client: redis.Redis) -> None:
+    error_class = record_failure(queue, message.id, exc, client)
+    log.warning("queue %s: message %s failed (%s): %s", queue.name, message.id, error_class, exc)
+    if isinstance(exc, StepError) and not exc.transient:
+        fields = {"body": layout.dumps(message.body), "group": message.group_id, "dedup": message.deduplication_id}
+        dead_letter(queue, message.id, fields, deliveries=message.delivery_count, client=client)
+
+
+def _run(queue: MessageQueue, handler: Callable, runnable: list[Message], client: redis.Redis
+         ) -> tuple[list[Message], int]:
+    """Run the handler over a batch: (the messages it handled, how many failed). After a failure
+    the rest of that message's group waits (its order holds)."""
+    if getattr(handler, "batch", False):
+        try:
+            handler(runnable)
+            return runnable, 0
+        except Exception as exc:  # noqa: BLE001 - the batch's failure, not the worker's
+            for message in runnable:
+                _fail(queue, message, exc, client)
+            return [], len(runnable)
+    done: list[Message] = []
+    failed = 0
+    failed_groups: set[str] = set()
+    for message in runnable:
+        if message.group_id in failed_groups:
+            continue
+        try:
+            handler(message)
+        except Exception as exc:  # noqa: BLE001 - any handler failure is the message's
+            failed += 1
+            _fail(queue, message, exc, client)
+            failed_groups.add(message.group_id)
+            continue
+        done.append(message)
+    return done, failed
+
+
+def process(name: str, handler: Callable[[Message], object] | None = None, *, consumer: str | None = None,
+            max_batches: int = 50, time_budget: float = 10.0, client: redis.Redis | None = None) -> dict:
+    """Drain a queue through its handler: batches of batch_size, in group order, acked on success.
+
+    A handler that raises leaves its message unacked: it becomes visible again after
+    visibility_timeout and, once its deliveries are used up, goes to the dead-letter store.
+    A ``PermanentStepError`` (any non-transient StepError) dead-letters it at once. A handler with
+    ``batch = True`` gets the whole runnable batch (a list) at once."""
+    queue = get_queue(name)
+    handler = handler or handler_for(queue)
+    if handler is None:
+        return {"processed": 0, "failed": 0, "batches": 0, "deferred": 0}
+    client = client or redis_client()
+    consumer = consumer or consumer_name()
+    processed = failed = batches = deferred = 0
+    started = time.monotonic()
+    while batches < max_batches and time.monotonic() - started < time_budget:
+        messages = receive(queue.name, consumer=consumer, count=queue.batch_size, client=client)
+        if not messages:
+            break
+        batches += 1
+        runnable = _runnable(queue, messages, client)
+        deferred += len(messages) - len(runnable)
+        done, batch_failed = _run(queue, handler, runnable, client)
+        failed += batch_failed
+        if done:
+            ack(queue.name, [m.id for m in done], groups={m.id: m.group_id for m in done},
+                inbox_rows={m.id: m.inbox_id for m in done if m.inbox_id}, client=client)
+            processed += len(done)
+        if len(messages) < queue.batch_size:
+            break
+    if batches:
+        compact(queue, client)
+    return {"processed": processed, "failed": failed, "batches": batches, "deferred": deferred}

@@ -1,0 +1,162 @@
+"""How a queue lives in Redis: key names, the consumer group, the Lua scripts, message encoding,
+and the Redis half of an acknowledgement. No database access here.
+
+One stream per queue (``nexus:q:<name>:stream``) with one consumer group (``GROUP``); beside it a
+deliveries hash, a last-error hash, per-group lists (FIFO), dedup keys, rate buckets and counters.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+
+import redis
+from django.core.serializers.json import DjangoJSONEncoder
+
+from workflows_app.circuit import redis_client
+from workflows_app.errors import OperationError
+from workflows_app.models import MessageQueue
+
+GROUP = "nexus"
+RATE_BUCKET = 10  # seconds per processing-rate bucket
+RATE_WINDOW = 60  # processing_rate is measured over the last minute (messages/minute)
+MAX_MESSAGE_BYTES = 256 * 1024
+
+
+# --- keys ---------------------------------------------------------------------------------------
+def key(name: str, part: str) -> str:
+    return f"nexus:q:{name}:{part}"
+
+
+def stream_key(name: str) -> str:
+    return key(name, "stream")
+
+
+def group_list_key(name: str, group: str) -> str:
+    return key(name, f"grp:{group}")
+
+
+def fed_key(name: str, inbox_id) -> str:
+    return key(name, f"fed:{inbox_id}")
+
+
+def rate_key(name: str, at: float | None = None) -> str:
+    return key(name, f"rate:{int((at or time.time()) // RATE_BUCKET)}")
+
+
+# --- the consumer group -------------------------------------------------------------------------
+_groups_ready: set[tuple[str, str]] = set()
+
+
+def ensure_group(name: str, client: redis.Redis | None = None) -> None:
+    client = client or redis_client()
+    marker = (client.connection_pool.connection_kwargs.get("db"), name)
+    if marker in _groups_ready:
+        return
+    try:
+        client.xgroup_create(stream_key(name), GROUP, id="0", mkstream=True)
+    except redis.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+    _groups_ready.add(marker)
+
+
+def is_nogroup(exc: redis.ResponseError) -> bool:
+    return "NOGROUP" in str(exc)
+
+
+def forget_group(name: str, client: redis.Redis) -> None:
+    """Redis lost the stream or its group (a restart without persistence, a flush): recreate it."""
+    _groups_ready.discard((client.connection_pool.connection_kwargs.get("db"), name))
+    ensure_group(name, client)
+
+
+# --- scripts ------------------------------------------------------------------------------------
+_scripts: dict[tuple[int, int], Callable] = {}
+
+
+def script(client: redis.Redis, source: str):
+    """The registered script for this client (registered once per client and source)."""
+    script_key = (id(client), hash(source))
+    registered = _scripts.get(script_key)
+    if registered is None:
+        registered = _scripts[script_key] = client.register_script(source)
+    return registered
+
+
+# --- encoding -----------------------------------------------------------------------------------
+def dumps(value) -> str:
+    return json.dumps(value, cls=DjangoJSONEncoder, separators=(",", ":"))
+
+
+def content_dedup_id(body) -> str:
+    return hashlib.sha256(dumps(body).encode()).hexdigest()[:32]
+
+
+def retention_cutoff(queue: MessageQueue) -> str:
+    """The stream id before which messages are past message_retention (for XTRIM MINID)."""
+    return f"{int((time.time() - queue.message_retention) * 1000)}-0"
+
+
+def id_time(message_id: str) -> float | None:
+    try:
+        return int(message_id.split("-")[0]) / 1000
+    except (ValueError, AttributeError):
+        return None
+
+
+def prepare(queue: MessageQueue, body, group_id, dedup_id) -> tuple[str, str, str]:
+    """(encoded body, message group, deduplication id or '') of a message for this queue."""
+    encoded = dumps(body)
+    if len(encoded) > MAX_MESSAGE_BYTES:
+        raise OperationError("INVALID_INPUT_DATA", "message is larger than 256 KiB", {"field": "message"})
+    group = str(group_id) if group_id not in (None, "") else "default"
+    if queue.deduplication and dedup_id in (None, ""):
+        dedup_id = content_dedup_id(body)  # content-based deduplication, as FIFO queues do
+    dedup = str(dedup_id) if (queue.deduplication and dedup_id) else ""
+    return encoded, group, dedup
+
+
+def decode_body(fields: dict):
+    """A stream entry's body (the raw text if it is not JSON)."""
+    try:
+        return json.loads(fields.get("body", "null"))
+    except ValueError:
+        return fields.get("body")
+
+
+# --- the Redis half of an acknowledgement -------------------------------------------------------
+# KEYS: stream, deliveries hash, errors hash, rate bucket, processed counter, group list ('' = none), redrives
+_ACK = """
+local n = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+if n == 1 then
+  redis.call('XDEL', KEYS[1], ARGV[2])
+  redis.call('HDEL', KEYS[2], ARGV[2])
+  redis.call('HDEL', KEYS[3], ARGV[2])
+  redis.call('HDEL', KEYS[7], ARGV[2])
+  if ARGV[4] == '1' then
+    redis.call('INCR', KEYS[4])
+    redis.call('EXPIRE', KEYS[4], ARGV[3])
+    redis.call('INCR', KEYS[5])
+  end
+end
+if KEYS[6] ~= '' then redis.call('LREM', KEYS[6], 1, ARGV[2]) end
+return n
+"""
+
+
+def ack_in_redis(queue: MessageQueue, message_ids: list[str], groups: dict[str, str] | None, *, processed: bool,
+                 client: redis.Redis) -> int:
+    """XACK + XDEL each message, drop its bookkeeping and its place in its FIFO group; ``processed``
+    counts it towards processing_rate and messages_processed. Returns how many were pending."""
+    ack_script = script(client, _ACK)
+    pipe = client.pipeline(transaction=False)
+    fifo = queue.ordering == MessageQueue.Ordering.FIFO
+    for mid in message_ids:
+        group = (groups or {}).get(mid)
+        keys = [stream_key(queue.name), key(queue.name, "deliveries"), key(queue.name, "errors"),
+                rate_key(queue.name), key(queue.name, "processed"),
+                group_list_key(queue.name, group) if group and fifo else "", key(queue.name, "redrives")]
+        ack_script(keys=keys, args=[GROUP, mid, RATE_WINDOW * 10, "1" if processed else "0"], client=pipe)
+    return sum(int(n) for n in pipe.execute())
