@@ -4,5 +4,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 RUN pip install --no-cache-dir -e . 
 COPY . .
-RUN DEBUG=false SECRET_KEY=build python manage.py collectstatic --noinput
+ENV DJANGO_SETTINGS_MODULE=nexus_project.settings.production
+RUN SECRET_KEY=build DATABASE_URL=sqlite:////tmp/build.sqlite3 REDIS_URL=redis://127.0.0.1:6379/0 \
+    python manage.py collectstatic --noinput
 EXPOSE 8000

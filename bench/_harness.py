@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT))
 def configure() -> dict:
     from nexus_project.runtime import resolve_redis_url, with_db
 
-    env = {"DJANGO_SETTINGS_MODULE": "nexus_project.settings", "LOG_LEVEL": "WARNING"}
+    env = {"DJANGO_SETTINGS_MODULE": "nexus_project.settings.local", "LOG_LEVEL": "WARNING"}
     env.setdefault("DATABASE_URL", os.environ.get("DATABASE_URL") or f"sqlite:///{ROOT / 'var' / 'bench.sqlite3'}")
     env["REDIS_URL"] = with_db(os.environ.get("REDIS_URL") or resolve_redis_url()[0], int(os.environ.get("BENCH_REDIS_DB", 14)))
     os.environ.update(env)
@@ -36,11 +36,11 @@ def configure() -> dict:
 
 
 class Worker:
-    def __init__(self, concurrency: int = 4, queues: str = "workflows,events,trading,maintenance"):
+    def __init__(self, concurrency: int = 4, queues: str | None = None):  # None: settings.NEXUS_QUEUES
         self.log = ROOT / "var" / "bench-worker.log"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "nexus_project", "worker", "-P", "prefork", "-c", str(concurrency),
-             "-Q", queues, "--without-gossip", "--without-mingle", "-l", "INFO", "-n", f"bench-{os.getpid()}@%h"],
+             *(["-Q", queues] if queues else []), "--without-gossip", "--without-mingle", "-l", "INFO", "-n", f"bench-{os.getpid()}@%h"],
             cwd=ROOT, env=dict(os.environ), stdout=self.log.open("w"), stderr=subprocess.STDOUT,
             start_new_session=True)
         deadline = time.monotonic() + 60

@@ -3,7 +3,7 @@ import os
 
 from celery import Celery
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nexus_project.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nexus_project.settings.local")
 
 app = Celery("nexus")
 app.config_from_object("django.conf:settings", namespace="CELERY")

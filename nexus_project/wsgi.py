@@ -2,7 +2,7 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nexus_project.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nexus_project.settings.production")
 application = get_wsgi_application()
 
 from workflows_app.process_heartbeats import start_web_heartbeat  # noqa: E402 - needs the apps loaded

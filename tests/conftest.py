@@ -1,5 +1,5 @@
 """Test infrastructure: a real Celery worker on a real Redis (the suite's own server, see
-nexus_project/test_settings.py).
+nexus_project/settings/test.py).
 
 - ``celery_worker``: an in-process worker (threads pool) for the whole session; tests that use it
   need ``@pytest.mark.django_db(transaction=True)`` so the worker sees their rows.
@@ -117,14 +117,15 @@ def celery_worker(_session_worker):
 
 
 class WorkerProcess:
-    def __init__(self, queues: str = "workflows,events,trading,maintenance", concurrency: int = 1):
-        env = {**os.environ, "NEXUS_USE_TEST_DB": "1", "DJANGO_SETTINGS_MODULE": "nexus_project.test_settings",
+    def __init__(self, queues: str | None = None, concurrency: int = 1):
+        """queues: a -Q list; None consumes settings.NEXUS_QUEUES, as the Procfile's worker does."""
+        env = {**os.environ, "NEXUS_USE_TEST_DB": "1", "DJANGO_SETTINGS_MODULE": "nexus_project.settings.test",
                "PYTHONPATH": str(ROOT)}
         self.log = ROOT / "var" / f"test-worker-{os.getpid()}-{time.monotonic_ns()}.log"
         self.log.parent.mkdir(exist_ok=True)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "nexus_project", "worker", "-P", "prefork", "-c", str(concurrency),
-             "-Q", queues, "--include", "tests.workflows_app.support", "-n", f"test-{time.monotonic_ns()}@%h",
+             *(["-Q", queues] if queues else []), "--include", "tests.workflows_app.support", "-n", f"test-{time.monotonic_ns()}@%h",
              "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
             cwd=ROOT, env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
         )

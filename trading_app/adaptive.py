@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from workflows_app import operations
 from workflows_app.errors import OperationError, PermanentStepError
-from workflows_app.registry import RetryPolicy, StepContext, registry
+from workflows_app.registry import RetryPolicy, StepContext, StepType
 
 HIGH = {"steps[2].params.threshold": 0.9, "steps[3].params.risk_limit": 0.01}
 NORMAL = {"steps[2].params.threshold": 0.7, "steps[3].params.risk_limit": 0.02}
@@ -71,7 +71,8 @@ def adapt_to_volatility(ctx: StepContext) -> dict:
             "applied": wanted, "changed": sorted(changes), "workflow_version": version}
 
 
-def register() -> None:
-    registry.register_step_type(
-        "adapt_to_volatility", adapt_to_volatility, params_model=AdaptParams, retry=RetryPolicy(max_retries=2),
-        description="Set another workflow's signal threshold and risk limit by the measured volatility.")
+STEP_TYPES = (
+    StepType(name="adapt_to_volatility", handler=adapt_to_volatility, params_model=AdaptParams,
+             retry=RetryPolicy(max_retries=2),
+             description="Set another workflow's signal threshold and risk limit by the measured volatility."),
+)

@@ -6,13 +6,11 @@ class TradingAppConfig(AppConfig):
     label = "trading_app"
     verbose_name = "Trading"
     default_auto_field = "django.db.models.BigAutoField"
+    # Loaded with every app's plugin by workflows_app at start (workflows_app.registry.load_plugins).
+    plugin = "trading_app.plugin.PLUGIN"
 
     def ready(self) -> None:
-        from trading_app import adaptive, conf, dashboard, demo, registration, triggers
+        from trading_app import conf, registration
 
-        registration.register_all()
-        triggers.register()  # market and news trigger types
-        adaptive.register()  # the specification's adaptive example
-        dashboard.register()  # P&L and positions panel
-        demo.register()  # demo step types (the demo itself runs only with NEXUS_DEMO on)
+        registration.register_operations()  # trading's MCP tools
         conf.log_mode()

@@ -1,7 +1,8 @@
-"""Trading settings, read from ``django.conf.settings`` with environment fallbacks.
+"""Trading settings, read from ``django.conf.settings`` at call time (tests override settings).
 
-Every value is looked up at call time (tests override settings), in this order: a Django setting
-of the same name, then the environment variable, then the default below.
+App modules never read the environment: ``nexus_project/settings`` does, and hands every
+``NEXUS_*`` / ``APCA_*`` / ``NEWSAPI_*`` / ``ALPACA_*`` variable on as a setting of the same name;
+``get`` converts it to the type of its default below (``workflows_app.conf.AppSettings``).
 
 | name | default | meaning |
 |---|---|---|
@@ -29,6 +30,9 @@ of the same name, then the environment variable, then the default below.
 | NEXUS_PAPER_PROCESS_SECONDS | 15 | beat: paper broker checks open orders / bracket exits this often |
 | NEXUS_BROKER_SYNC_SECONDS | 30 | beat: Alpaca order statuses refreshed this often |
 | NEXUS_ACCOUNT_SNAPSHOT_SECONDS | 900 | beat: account snapshot this often |
+| NEXUS_MARKET_POLL_SECONDS / NEXUS_NEWS_POLL_SECONDS | 15 / 60 | beat: market-data / news pollers this often |
+| NEXUS_NEWS_WATCHLIST | AAPL,MSFT,GOOGL,AMZN,TSLA,NVDA,META,JPM | symbols the news poller asks for when a trigger names none |
+| NEXUS_DEMO | false | demo mode (trading_app/demo.py) |
 
 The NEXUS_MAX_* values are ceilings: a definition (or an account's own limits) may ask for less -
 a looser value is refused at create/update time with a field error naming the ceiling - never more;
@@ -37,13 +41,11 @@ the order path applies them again at run time (``trading_app.risk.check_order``)
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
-logger = logging.getLogger("nexus.trading")
+from workflows_app.conf import AppSettings
 
-_TRUE = {"1", "true", "yes", "on", "y", "t"}
-_FALSE = {"0", "false", "no", "off", "n", "f", ""}
+logger = logging.getLogger("nexus.trading")
 
 DEFAULTS: dict[str, Any] = {
     "NEXUS_MARKET_DATA_PROVIDER": "simulated",
@@ -75,43 +77,19 @@ DEFAULTS: dict[str, Any] = {
     "NEXUS_PAPER_PROCESS_SECONDS": 15.0,
     "NEXUS_BROKER_SYNC_SECONDS": 30.0,
     "NEXUS_ACCOUNT_SNAPSHOT_SECONDS": 900.0,
+    "NEXUS_MARKET_POLL_SECONDS": 15.0,
+    "NEXUS_NEWS_POLL_SECONDS": 60.0,
+    "NEXUS_NEWS_WATCHLIST": "AAPL,MSFT,GOOGL,AMZN,TSLA,NVDA,META,JPM",
+    "NEXUS_DEMO": False,
 }
 
 
+trading_settings = AppSettings(DEFAULTS)
+
+
 def get(name: str, default: Any = None) -> Any:
-    """A setting: Django settings, then the environment, then DEFAULTS, coerced to the default's type."""
-    fallback = DEFAULTS.get(name, default)
-    value: Any = None
-    try:
-        from django.conf import settings
-
-        if settings.configured:
-            value = getattr(settings, name, None)
-    except Exception:  # pragma: no cover - settings not importable
-        value = None
-    if value is None:
-        value = os.environ.get(name)
-    if value is None:
-        return fallback
-    return _coerce(name, value, fallback)
-
-
-def _coerce(name: str, value: Any, fallback: Any) -> Any:
-    if isinstance(fallback, bool):
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in _TRUE:
-            return True
-        if text in _FALSE:
-            return False
-        logger.warning("setting %s=%r is not a boolean; using %r", name, value, fallback)
-        return fallback
-    if isinstance(fallback, int) and not isinstance(value, bool):
-        return int(value)
-    if isinstance(fallback, float):
-        return float(value)
-    return value
+    """A setting: the Django setting of that name converted to its default's type, else DEFAULTS."""
+    return trading_settings.get(name, default)
 
 
 def alpaca_keys() -> tuple[str, str]:

@@ -1,4 +1,4 @@
-"""The dashboard's P&L panel (registered into the engine's registry). The dashboard is for staff,
+"""The dashboard's P&L panel (declared in trading_app.plugin). The dashboard is for staff,
 who may see every account: one row per paper account, plus the house account's figures and series."""
 from __future__ import annotations
 
@@ -34,8 +34,3 @@ def pnl_panel(since) -> dict:
         "series": [{"t": t.isoformat(), "value": float(v)} for t, v in snapshots[:500]],
     }
 
-
-def register() -> None:
-    from workflows_app.registry import registry
-
-    registry.register_dashboard_panel("trading", pnl_panel)

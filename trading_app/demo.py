@@ -1,6 +1,6 @@
 """Demo mode: a simulated world eventful enough that `make run` shows every scenario in its first minute.
 
-Switched on by ``NEXUS_DEMO=true`` (a Django setting or the environment; default false). Then
+Switched on by ``NEXUS_DEMO=true`` (a setting, from the environment; default false). Then
 ``load_examples`` also calls ``load_demo()``, which creates four small demo workflows and two
 django-celery-beat entries: ``nexus-demo-tick`` (``nexus.trading.demo_tick`` every 5 s) and
 ``nexus-demo-dead-letters`` (the real dead-letter job, every 10 s instead of every minute).
@@ -46,7 +46,7 @@ from pydantic import Field
 from trading_app import conf
 from trading_app.steps import Params
 from workflows_app.errors import TransientStepError
-from workflows_app.registry import RetryPolicy, StepContext, registry
+from workflows_app.registry import RetryPolicy, StepContext, StepType
 
 log = logging.getLogger("nexus.trading.demo")
 
@@ -146,13 +146,15 @@ def demo_broker_call(ctx: StepContext) -> dict:
             "cash": account.get("cash"), "reachable": True}
 
 
-def register() -> None:
-    registry.register_step_type("demo_flaky_quote", demo_flaky_quote, params_model=FlakyQuoteParams,
-                                retry=RetryPolicy(max_retries=3, backoff=1.0, backoff_max=5.0), timeout=30,
-                                description="Demo: a simulated quote behind a provider that answers 429 first.")
-    registry.register_step_type("demo_broker_call", demo_broker_call, params_model=Params, queue="trading",
-                                retry=RetryPolicy(max_retries=0), timeout=30, action=True,
-                                description="Demo: the paper account behind a broker with outage windows.")
+# Declared always (definitions naming them stay valid); the demo itself runs only with NEXUS_DEMO on.
+STEP_TYPES = (
+    StepType(name="demo_flaky_quote", handler=demo_flaky_quote, params_model=FlakyQuoteParams,
+             retry=RetryPolicy(max_retries=3, backoff=1.0, backoff_max=5.0), timeout=30,
+             description="Demo: a simulated quote behind a provider that answers 429 first."),
+    StepType(name="demo_broker_call", handler=demo_broker_call, params_model=Params, queue="trading",
+             retry=RetryPolicy(max_retries=0), timeout=30, action=True,
+             description="Demo: the paper account behind a broker with outage windows."),
+)
 
 
 # --- setup ----------------------------------------------------------------------------------------

@@ -34,9 +34,9 @@ from trading_app import accounts, risk, steps
 from trading_app.brokers import OrderRequest, client_order_id_for
 from trading_app.models import FundsReservation, Notification, Order, PaperAccount, PortfolioEntry
 from trading_app.providers import get_market_data
-from trading_app.steps import Params, SymbolsParams
+from trading_app.steps import BROKER_RETRY, DATA_RETRY, Params, SymbolsParams
 from workflows_app.errors import OperationError, PermanentStepError, TransientStepError
-from workflows_app.registry import StepContext
+from workflows_app.registry import StepContext, StepType
 
 logger = logging.getLogger("nexus.trading.saga")
 
@@ -400,3 +400,40 @@ def trade(ctx: StepContext) -> dict:
 
 def immediate_hedge(ctx: StepContext) -> dict:
     return steps.hedge(dataclasses.replace(ctx, params=steps.HedgeParams()))
+
+
+# --- declarations (trading_app.plugin collects them) ---------------------------------------------
+def _broker(name, handler, params_model=Params, timeout=120, **options) -> StepType:
+    return StepType(name=name, handler=handler, params_model=params_model, queue="trading", retry=BROKER_RETRY,
+                    timeout=timeout, **options)
+
+
+def _data(name, handler, params_model=Params, timeout=30, **options) -> StepType:
+    return StepType(name=name, handler=handler, params_model=params_model, retry=DATA_RETRY, timeout=timeout,
+                    **options)
+
+
+STEP_TYPES = (
+    _broker("reserve_funds", reserve_funds, ReserveFundsParams, 60,
+            description="Saga: set cash aside (compensate: release_funds)."),
+    _broker("release_funds", release_funds, timeout=60, description="Saga compensation of reserve_funds."),
+    _broker("place_order", place_order, PlaceOrderParams,
+            description="Saga: submit an order from the reservation (compensate: cancel_order)."),
+    _broker("cancel_order", cancel_order,
+            description="Saga compensation of place_order: cancel, or flatten a filled order."),
+    _broker("update_portfolio", update_portfolio, UpdatePortfolioParams, 60,
+            description="Saga: book the order in the portfolio journal (compensate: revert_portfolio)."),
+    _broker("revert_portfolio", revert_portfolio, timeout=60, description="Saga compensation of update_portfolio."),
+    _data("send_notification", send_notification, NotificationParams,
+          description="Saga: record a notification (compensate: send_failure_alert)."),
+    _data("send_failure_alert", send_failure_alert, description="Saga compensation of send_notification."),
+    # actions for `conditional` steps (default params must work)
+    _broker("immediate_hedge", immediate_hedge, action=True, description="Action: hedge with default params."),
+    _data("alert_user", alert_user, AlertParams, action=True,
+          description="Action: record and log an alert with the context's summary."),
+    _data("analyze", analyze, AnalyzeParams, 120, action=True,
+          description="Action: news + technicals + signal for the context's symbols."),
+    _data("queue_for_execution", queue_for_execution, QueueForExecutionParams, action=True,
+          description="Action: send the context's signal to the trading-signals queue."),
+    _broker("trade", trade, action=True, description="Action: analyze if needed, then trade_execution with default params."),
+)

@@ -23,7 +23,7 @@ from trading_app.providers import get_market_data, get_news_provider
 from trading_app.signals import score_signal
 from trading_app.symbols import normalise, resolve_symbols, symbol_scope  # noqa: F401 - saga uses steps.resolve_symbols
 from workflows_app.errors import PermanentStepError
-from workflows_app.registry import StepContext
+from workflows_app.registry import RetryPolicy, StepContext, StepType
 
 logger = logging.getLogger("nexus.trading.steps")
 DEFAULT_SCAN_UNIVERSE = ["AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "TSLA", "JPM", "V", "XOM",
@@ -771,3 +771,35 @@ def position_sizing(ctx: StepContext) -> dict:
     return {"symbol": symbols[0], "qty": first["qty"], "entry": first["entry"], "stop": first["stop"],
             "take_profit": first["take_profit"], "max_loss": first["max_loss"], "risk_limit": p.risk_limit,
             "equity": account["equity"], "by_symbol": by_symbol, "symbols": symbols, "symbol_scope": scope}
+
+
+# --- declarations (trading_app.plugin collects them) ---------------------------------------------
+BROKER_RETRY = RetryPolicy(max_retries=3, backoff=2.0, backoff_max=60.0, jitter=True)
+DATA_RETRY = RetryPolicy(max_retries=4, backoff=1.0, backoff_max=60.0, jitter=True)
+
+STEP_TYPES = (
+    StepType(name="news_analysis", handler=news_analysis, params_model=NewsAnalysisParams, retry=DATA_RETRY,
+             timeout=60, description="Fetch news for the symbols and score it with VADER + finance lexicon."),
+    StepType(name="technical_analysis", handler=technical_analysis, params_model=TechnicalAnalysisParams,
+             retry=DATA_RETRY, timeout=60,
+             description="RSI, MACD and more per symbol (stockstats; vectorised for many symbols)."),
+    StepType(name="signal_generation", handler=signal_generation, params_model=SignalParams, retry=DATA_RETRY,
+             timeout=30, description="BUY/SELL/HOLD: score = weighted sentiment (0.4), RSI (0.2) and MACD (0.4) in "
+                                     "[-1, 1]; RSI read the standard way (overbought > 70 weighs against buying; "
+                                     "rsi_reading: momentum for the other way); BUY/SELL when |score| >= threshold."),
+    StepType(name="trade_execution", handler=trade_execution, params_model=TradeParams, queue="trading",
+             retry=BROKER_RETRY, timeout=120,
+             description="Risk-sized bracket order for each actionable signal (idempotent client_order_id)."),
+    StepType(name="market_scan", handler=market_scan, params_model=MarketScanParams, retry=DATA_RETRY, timeout=120,
+             description="Rank a universe by momentum / volume / RSI; outputs `symbols` for later steps."),
+    StepType(name="risk_check", handler=risk_check, params_model=RiskCheckParams, queue="trading",
+             retry=BROKER_RETRY, timeout=60, description="Per-symbol, gross and net exposure against limits; breaches."),
+    StepType(name="hedge", handler=hedge, params_model=HedgeParams, queue="trading", retry=BROKER_RETRY, timeout=120,
+             description="Offset net long exposure (inverse ETF or reduce positions)."),
+    StepType(name="stop_loss_management", handler=stop_loss_management, params_model=StopLossParams,
+             queue="trading", retry=BROKER_RETRY, timeout=120,
+             description="Attach, tighten or trail stop-losses on open positions."),
+    StepType(name="position_sizing", handler=position_sizing, params_model=PositionSizingParams, queue="trading",
+             retry=BROKER_RETRY, timeout=60,
+             description="Shares to trade so that the loss to the stop stays within risk_limit x equity."),
+)

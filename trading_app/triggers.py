@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import re
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -32,7 +31,8 @@ from typing import Literal
 from celery import shared_task
 from pydantic import Field, field_validator, model_validator
 
-from workflows_app.registry import registry
+from trading_app import conf
+from workflows_app.registry import BeatJob, EventKind, TriggerType
 from workflows_app.services.triggers import SharedEvaluator
 from workflows_app.trigger_types import TriggerParams
 
@@ -338,14 +338,23 @@ def breaking_news(params: BreakingNewsParams, event: dict, state: dict) -> tuple
                    "severity": {"high": 0.9, "normal": 0.5, "low": 0.2}[priority]}
 
 
-TRIGGER_TYPES = {
-    "price_change": (PriceChangeParams, ("tick",), price_change, "A relative price move over a window."),
-    "volume_spike": (VolumeSpikeParams, ("tick",), volume_spike, "Volume above a multiple of its average."),
-    "volatility": (VolatilityParams, ("tick",), volatility, "VIX level or realised volatility above a threshold."),
-    "news_sentiment": (NewsSentimentParams, ("news",), news_sentiment,
-                       "An article with the keywords and strong sentiment."),
-    "breaking_news": (BreakingNewsParams, ("news",), breaking_news, "Breaking news from the given sources."),
-}
+TRIGGER_TYPES = (
+    TriggerType(name="price_change", params_model=PriceChangeParams, event_kinds=("tick",), evaluator=price_change,
+                description="A relative price move over a window."),
+    TriggerType(name="volume_spike", params_model=VolumeSpikeParams, event_kinds=("tick",), evaluator=volume_spike,
+                description="Volume above a multiple of its average."),
+    TriggerType(name="volatility", params_model=VolatilityParams, event_kinds=("tick",), evaluator=volatility,
+                description="VIX level or realised volatility above a threshold."),
+    TriggerType(name="news_sentiment", params_model=NewsSentimentParams, event_kinds=("news",),
+                evaluator=news_sentiment, description="An article with the keywords and strong sentiment."),
+    TriggerType(name="breaking_news", params_model=BreakingNewsParams, event_kinds=("news",), evaluator=breaking_news,
+                description="Breaking news from the given sources."),
+)
+EVENT_KINDS = (
+    EventKind("news", discrete=True, description="An article: every match fires (cooldown permitting)."),
+    EventKind("tick", discrete=False, description="A market reading: a trigger fires when its condition starts "
+                                                  "to hold."),
+)
 
 
 # --- pollers ------------------------------------------------------------------------------------
@@ -434,8 +443,9 @@ def news_event(article: dict) -> dict:
 
 
 def news_watchlist() -> list[str]:
-    return [s.strip().upper() for s in os.environ.get(
-        "NEXUS_NEWS_WATCHLIST", "AAPL,MSFT,GOOGL,AMZN,TSLA,NVDA,META,JPM").split(",") if s.strip()]
+    value = conf.get("NEXUS_NEWS_WATCHLIST")
+    items = value if isinstance(value, list | tuple) else str(value).split(",")
+    return [str(s).strip().upper() for s in items if str(s).strip()]
 
 
 def news_symbols(rows: list[dict]) -> list[str]:
@@ -481,20 +491,7 @@ def poll_news_task():
     return poll_news()
 
 
-BEAT_JOBS = {
-    "nexus-poll-market": {"task": "nexus.events.poll_market",
-                          "schedule": float(os.environ.get("NEXUS_MARKET_POLL_SECONDS", 15))},
-    "nexus-poll-news": {"task": "nexus.events.poll_news",
-                        "schedule": float(os.environ.get("NEXUS_NEWS_POLL_SECONDS", 60))},
-}
-
-
-def register() -> None:
-    for name, (model, kinds, evaluator, description) in TRIGGER_TYPES.items():
-        registry.register_trigger_type(name, model, event_kinds=kinds, evaluator=evaluator, description=description)
-    try:
-        from workflows_app.eventing import install_beat_jobs
-
-        install_beat_jobs(BEAT_JOBS)
-    except ImportError:  # pragma: no cover - the engine without its eventing module
-        log.warning("beat jobs for market/news polling not installed")
+BEAT_JOBS = (
+    BeatJob("nexus-poll-market", "nexus.events.poll_market", every=lambda: conf.get("NEXUS_MARKET_POLL_SECONDS")),
+    BeatJob("nexus-poll-news", "nexus.events.poll_news", every=lambda: conf.get("NEXUS_NEWS_POLL_SECONDS")),
+)

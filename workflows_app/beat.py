@@ -9,9 +9,9 @@ Beat outlives Redis: when Redis cannot be reached a tick logs it, records the be
 stays on stand-by if another one took it meanwhile). Liveness is kept in the database
 (``ProcessHeartbeat``), so /health/ can tell "beat is down" from "beat cannot reach Redis".
 
-Housekeeping entries (interval schedules from code) expire after one period: a message that
-waited longer than that is superseded by the next one and dropped by the worker, so a backlog
-never makes them pile up.
+Housekeeping entries (the plugins' beat jobs, put into Celery's ``beat_schedule`` at start by
+``install_jobs``) expire after one period: a message that waited longer than that is superseded
+by the next one and dropped by the worker, so a backlog never makes them pile up.
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ import random
 import socket
 import time
 import uuid
+from collections.abc import Mapping
 from datetime import timedelta
 
 import redis
@@ -31,9 +32,11 @@ from django.utils import timezone
 from django_celery_beat.schedulers import DatabaseScheduler
 from redis.exceptions import RedisError
 
+from workflows_app import conf
+from workflows_app.registry import BeatJob
+
 log = logging.getLogger(__name__)
 LOCK_KEY = "nexus:beat:lock"
-LOCK_TTL = int(os.environ.get("NEXUS_BEAT_LOCK_TTL", 30))  # a stand-by beat takes over within this
 HEARTBEAT_EVERY = 5.0  # seconds between heartbeat rows written while nothing changes
 BACKOFF_MAX = 10.0  # a retry costs one connection attempt: come back quickly once Redis does
 # Refresh the lock only if we still own it.
@@ -52,7 +55,24 @@ def redis_client() -> redis.Redis:
     return _client
 
 
-def acquire_or_refresh(token: str, ttl: int = LOCK_TTL) -> bool:
+def lock_ttl() -> int:
+    """Seconds the lock lives unrefreshed: a stand-by beat takes over within this."""
+    return int(conf.get("NEXUS_BEAT_LOCK_TTL"))
+
+
+def install_jobs(jobs: Mapping[str, BeatJob]) -> None:
+    """Put the plugins' beat jobs into Celery's beat_schedule (an entry settings define wins)."""
+    from nexus_project.celery import app
+
+    schedule = app.conf.beat_schedule
+    if schedule is None:
+        app.conf.beat_schedule = schedule = {}
+    for name, job in jobs.items():
+        schedule.setdefault(name, job.entry())
+
+
+def acquire_or_refresh(token: str, ttl: int | None = None) -> bool:
+    ttl = ttl or lock_ttl()
     client = redis_client()
     if client.set(LOCK_KEY, token, nx=True, ex=ttl):
         return True
@@ -116,7 +136,7 @@ class NexusScheduler(DatabaseScheduler):
             return min(self.max_interval, 5)
         self.heartbeat("active")
         try:
-            return min(super().tick(*args, **kwargs), LOCK_TTL / 3)
+            return min(super().tick(*args, **kwargs), lock_ttl() / 3)
         except DatabaseError as exc:  # the schedule lives in the database: wait for it, do not die
             log.error("beat %s: cannot read the schedule (%s); retrying in 5 s", self.lock_token[:8], exc)
             connection.close()  # a broken connection is replaced on the next query

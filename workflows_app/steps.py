@@ -1,5 +1,6 @@
 """The engine's own step types: conditional, classify, circuit_breaker, subprocess, transform,
-wait, notify. Domain apps add theirs the same way (registry.register_step_type)."""
+wait, notify, queue_send. ``STEP_TYPES`` (below) declares them for the engine's plugin
+(``workflows_app.plugin``); a domain app declares its own in its plugin the same way."""
 from __future__ import annotations
 
 import dataclasses
@@ -10,11 +11,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from workflows_app import expressions
+from workflows_app import expressions, queues
 from workflows_app.circuit import CircuitBreaker
 from workflows_app.definitions import step_type_name
-from workflows_app.errors import PermanentStepError
-from workflows_app.registry import NoParams, RetryPolicy, StepContext, registry
+from workflows_app.errors import OperationError, PermanentStepError, TransientStepError
+from workflows_app.registry import NoParams, RetryPolicy, StepContext, StepType, registry
 
 log = logging.getLogger("nexus.notify")
 
@@ -182,17 +183,61 @@ def _render(context: dict, dotted: str) -> str:
     return "{" + dotted + "}" if value is None else str(value)[:500]
 
 
+# --- queue_send ---------------------------------------------------------------------------------
+class QueueSendParams(Strict):
+    queue: str = Field(default_factory=lambda: registry.send_queue or "", max_length=100, validate_default=True,
+                       description="The named queue (default: the queue a domain plugin names as send_queue).")
+    message: dict = Field(default_factory=dict, description="Sent as is, plus the context keys in `include`.")
+    include: list[str] = Field(default_factory=list, max_length=50,
+                               description="Context keys copied into the message (e.g. signal, symbol).")
+    group_id: str | None = Field(None, max_length=100, description="FIFO message group (default: the symbol).")
+    deduplication_id: str | None = Field(None, max_length=200)
+    delay: float | None = Field(None, ge=0, le=43_200)
+
+    @field_validator("queue")
+    @classmethod
+    def _named(cls, value: str) -> str:
+        if not value:
+            raise ValueError("name a queue (no plugin declares a default send queue)")
+        return value
+
+
+def queue_send(ctx: StepContext) -> dict:
+    p: QueueSendParams = ctx.params
+    message = dict(p.message)
+    for key in p.include:
+        if key in ctx.context:
+            message[key] = ctx.context[key]
+    message.setdefault("execution_id", ctx.execution_id)
+    message.setdefault("workflow_id", ctx.workflow_id)
+    group = p.group_id or message.get("symbol") or ctx.context.get("symbol") or "default"
+    try:
+        reply = queues.send(p.queue, message, group_id=str(group), delay=p.delay,
+                            dedup_id=p.deduplication_id or f"{ctx.idempotency_key}:queue_send")
+    except OperationError as exc:
+        if exc.code == "QUEUE_FULL":
+            raise TransientStepError(exc.message, error_class="queue_full") from exc
+        raise PermanentStepError(exc.message, error_class=exc.code.lower()) from exc
+    return {"queued": True, "queue": p.queue, "message_id": reply["message_id"],
+            "deduplicated": reply["deduplicated"], "message": message}
+
+
 NO_RETRY = RetryPolicy(max_retries=0)
-registry.register_step_type("conditional", conditional, params_model=ConditionalParams, retry=NO_RETRY,
-                            description="Run actions when the step's condition holds.")
-registry.register_step_type("classify", classify, params_model=ClassifyParams, retry=NO_RETRY,
-                            description="Pick a category by the first matching rule.")
-registry.register_step_type("circuit_breaker", circuit_breaker, params_model=CircuitParams, retry=NO_RETRY,
-                            description="Gate later steps on a breaker shared by all executions.")
-registry.register_step_type("subprocess", subprocess, params_model=NoParams, retry=NO_RETRY,
-                            description="Run another workflow as a child execution and wait for it.")
-registry.register_step_type("transform", transform, params_model=TransformParams, retry=NO_RETRY,
-                            description="Compute new context values from expressions.")
-registry.register_step_type("wait", wait, params_model=WaitParams, timeout=90, description="Pause.")
-registry.register_step_type("notify", notify, params_model=NotifyParams, action=True,
-                            description="Write a notification to the audit trail and the log.")
+STEP_TYPES = (
+    StepType(name="conditional", handler=conditional, params_model=ConditionalParams, retry=NO_RETRY,
+             description="Run actions when the step's condition holds."),
+    StepType(name="classify", handler=classify, params_model=ClassifyParams, retry=NO_RETRY,
+             description="Pick a category by the first matching rule."),
+    StepType(name="circuit_breaker", handler=circuit_breaker, params_model=CircuitParams, retry=NO_RETRY,
+             description="Gate later steps on a breaker shared by all executions."),
+    StepType(name="subprocess", handler=subprocess, params_model=NoParams, retry=NO_RETRY,
+             description="Run another workflow as a child execution and wait for it."),
+    StepType(name="transform", handler=transform, params_model=TransformParams, retry=NO_RETRY,
+             description="Compute new context values from expressions."),
+    StepType(name="wait", handler=wait, params_model=WaitParams, timeout=90, description="Pause."),
+    StepType(name="notify", handler=notify, params_model=NotifyParams, action=True,
+             description="Write a notification to the audit trail and the log."),
+    StepType(name="queue_send", handler=queue_send, params_model=QueueSendParams, action=True,
+             retry=RetryPolicy(max_retries=3, backoff=1.0, backoff_max=30.0),
+             description="Send a message (plus context keys) to a named queue."),
+)

@@ -1,6 +1,6 @@
-"""The engine's trigger types: schedule, manual, webhook and generic named events.
-
-Market and news triggers (price_change, volume_spike, ...) are registered by the trading app.
+"""The engine's trigger types: schedule, manual, webhook and generic named events, with the
+evaluators of the event ones. ``TRIGGER_TYPES`` declares them for the engine's plugin
+(``workflows_app.plugin``); market and news triggers (price_change, ...) are trading's.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from workflows_app import expressions
-from workflows_app.registry import registry
+from workflows_app.registry import TriggerType
 
 
 class TriggerParams(BaseModel):
@@ -61,9 +61,31 @@ class EventParams(TriggerParams):
         return value
 
 
-registry.register_trigger_type("schedule", ScheduleParams, description="Cron in an IANA timezone (celery-beat).")
-registry.register_trigger_type("manual", ManualParams, description="Started by a person or an API call.")
-registry.register_trigger_type("webhook", WebhookParams, event_kinds=("webhook",),
-                               description="An HMAC-signed POST to /api/v1/events/.")
-registry.register_trigger_type("event", EventParams, event_kinds=("event",),
-                               description="A named event whose conditions hold.")
+def webhook_evaluator(params: WebhookParams, event: dict, state: dict) -> tuple[bool, dict]:
+    if (event.get("ingest_source") or event.get("source")) != params.source:  # who signed it, not the body's claim
+        return False, {}
+    if params.event and event.get("event") != params.event:
+        return False, {}
+    return True, {"source": params.source, "event": event.get("event")}
+
+
+def event_evaluator(params: EventParams, event: dict, state: dict) -> tuple[bool, dict]:
+    name = event.get("name") or event.get("event")
+    if name != params.name:
+        return False, {}
+    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    context = {**event, **data, "event": event}
+    for condition in params.conditions:
+        if not expressions.evaluate(condition, context):
+            return False, {}
+    return True, {"name": params.name, "conditions": params.conditions}
+
+
+TRIGGER_TYPES = (
+    TriggerType(name="schedule", params_model=ScheduleParams, description="Cron in an IANA timezone (celery-beat)."),
+    TriggerType(name="manual", params_model=ManualParams, description="Started by a person or an API call."),
+    TriggerType(name="webhook", params_model=WebhookParams, event_kinds=("webhook",), evaluator=webhook_evaluator,
+                description="An HMAC-signed POST to /api/v1/events/."),
+    TriggerType(name="event", params_model=EventParams, event_kinds=("event",), evaluator=event_evaluator,
+                description="A named event whose conditions hold."),
+)

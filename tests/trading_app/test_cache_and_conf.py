@@ -56,10 +56,17 @@ def test_simulated_cache_invalidated_by_injection(settings):
     assert after == pytest.approx(before * 1.1, rel=1e-6)
 
 
-def test_settings_fallback_to_environment(settings, monkeypatch):
+def test_environment_reaches_conf_through_settings_only(settings, monkeypatch):
+    from nexus_project.settings.base import app_settings_from
+
     if hasattr(settings, "NEXUS_MAX_POSITION_PCT"):
         del settings.NEXUS_MAX_POSITION_PCT
     monkeypatch.setenv("NEXUS_MAX_POSITION_PCT", "0.25")
+    assert conf.get("NEXUS_MAX_POSITION_PCT") == 0.10  # conf never reads the environment itself
+    # settings hand the variable on as a string setting of its name; conf converts it to its type
+    handed_on = app_settings_from({"NEXUS_MAX_POSITION_PCT": "0.25", "APCA_API_KEY_ID": "k", "HOME": "/root"})
+    assert handed_on == {"NEXUS_MAX_POSITION_PCT": "0.25", "APCA_API_KEY_ID": "k"}
+    settings.NEXUS_MAX_POSITION_PCT = handed_on["NEXUS_MAX_POSITION_PCT"]
     assert conf.get("NEXUS_MAX_POSITION_PCT") == 0.25
     settings.NEXUS_MAX_POSITION_PCT = 0.3
     assert conf.get("NEXUS_MAX_POSITION_PCT") == 0.3

@@ -30,15 +30,17 @@ def _workflow(trigger: dict) -> str:
                                       steps=[{"name": "s", "type": "test_noop"}])["workflow_id"]
 
 
-def test_the_polled_symbols_are_the_named_ones_plus_the_watchlist_when_a_trigger_names_none(monkeypatch):
-    monkeypatch.setenv("NEXUS_NEWS_WATCHLIST", "AAPL,MSFT")
+def test_the_polled_symbols_are_the_named_ones_plus_the_watchlist_when_a_trigger_names_none(settings):
+    settings.NEXUS_NEWS_WATCHLIST = "AAPL,msft"  # as the environment hands it on
+    assert market.news_watchlist() == ["AAPL", "MSFT"]
+    settings.NEXUS_NEWS_WATCHLIST = ["AAPL", "MSFT"]  # or a list in settings
     assert market.news_symbols([{"symbols": ["TSLA"]}]) == ["TSLA"]
     assert market.news_symbols([{"symbols": ["TSLA"]}, {"keywords": ["x"]}]) == ["AAPL", "MSFT", "TSLA"]
     assert market.news_symbols([{}, {"symbols": []}]) == ["AAPL", "MSFT"]
 
 
-def test_a_filtered_news_trigger_does_not_blind_an_unfiltered_one(celery_worker, monkeypatch):
-    monkeypatch.setenv("NEXUS_NEWS_WATCHLIST", "AAPL,MSFT")
+def test_a_filtered_news_trigger_does_not_blind_an_unfiltered_one(celery_worker, settings):
+    settings.NEXUS_NEWS_WATCHLIST = "AAPL,MSFT"
     now = datetime.now(UTC)
     filtered = _workflow({"type": "news_sentiment", "keywords": ["Quuxcorp"], "sentiment_threshold": 0.3,
                           "symbols": ["TSLA"], "cooldown": 0})

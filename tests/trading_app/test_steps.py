@@ -3,9 +3,9 @@ import uuid
 import pytest
 
 from tests.trading_app.conftest import make_ctx, run_step
+from trading_app import saga, steps
 from trading_app.models import FundsReservation, NewsItem, Notification, Order, PaperAccount, PortfolioEntry
 from trading_app.providers import simulated
-from trading_app.registration import STEP_TYPES
 from trading_app.risk import set_kill_switch
 from workflows_app.errors import PermanentStepError, TransientStepError
 from workflows_app.registry import registry
@@ -17,7 +17,7 @@ ACTIONS = {"immediate_hedge", "alert_user", "analyze", "queue_for_execution", "t
 
 
 def test_every_step_type_registered_with_defaults_and_queue():
-    for name in STEP_TYPES:
+    for name in [declared.name for declared in (*steps.STEP_TYPES, *saga.STEP_TYPES)]:
         st = registry.get_step_type(name)
         assert st is not None, name
         st.params_model.model_validate({})  # a step with no params validates

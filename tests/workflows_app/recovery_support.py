@@ -17,7 +17,7 @@ from nexus_project.runtime import EmbeddedRedis, redis_answers
 from tests.conftest import ROOT, wait_for
 from workflows_app.models import ProcessHeartbeat
 
-TEST_DB = int(os.environ.get("NEXUS_TEST_REDIS_DB", 12))  # test_settings puts every process on this db
+TEST_DB = int(os.environ.get("NEXUS_TEST_REDIS_DB", 12))  # settings.test puts every process on this db
 
 
 def free_port() -> int:
@@ -62,7 +62,7 @@ def own_redis_fixture(tmp_path):
 
 def process_env(redis_url: str, **extra) -> dict:
     return {**os.environ, "REDIS_URL": redis_url, "NEXUS_USE_TEST_DB": "1",
-            "DJANGO_SETTINGS_MODULE": "nexus_project.test_settings", "PYTHONPATH": str(ROOT),
+            "DJANGO_SETTINGS_MODULE": "nexus_project.settings.test", "PYTHONPATH": str(ROOT),
             "CELERY_BEAT_MAX_LOOP_INTERVAL": "1", "NEXUS_BEAT_LOCK_TTL": "6", "NEXUS_RECONCILE_EVERY": "2",
             **extra}
 

@@ -32,7 +32,7 @@ FINAL = ["succeeded", "failed", "cancelled", "compensated"]
 
 
 def _env(redis_url: str) -> dict:
-    return {**os.environ, "NEXUS_USE_TEST_DB": "1", "DJANGO_SETTINGS_MODULE": "nexus_project.test_settings",
+    return {**os.environ, "NEXUS_USE_TEST_DB": "1", "DJANGO_SETTINGS_MODULE": "nexus_project.settings.test",
             "PYTHONPATH": str(ROOT), "REDIS_URL": redis_url,
             # the maintenance jobs, on a short clock for the test (bounded waits, not speed)
             "NEXUS_RECONCILE_EVERY": "2", "NEXUS_RECONCILE_MARGIN_SECONDS": "2", "NEXUS_QUEUE_SWEEP_SECONDS": "1"}

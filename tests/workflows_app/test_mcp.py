@@ -251,7 +251,7 @@ def test_call_operation_refuses_a_user_argument_and_unknown_tools():
 
 
 def _server_env() -> dict:
-    return {**os.environ, "DJANGO_SETTINGS_MODULE": "nexus_project.test_settings", "NEXUS_USE_TEST_DB": "1",
+    return {**os.environ, "DJANGO_SETTINGS_MODULE": "nexus_project.settings.test", "NEXUS_USE_TEST_DB": "1",
             "REDIS_URL": os.environ.get("REDIS_URL", settings.REDIS_URL.rsplit("/", 1)[0] + "/0"),
             "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
 

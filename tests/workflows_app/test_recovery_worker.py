@@ -61,7 +61,7 @@ def test_lost_executions_resume_within_the_bound_while_the_other_queues_are_floo
     flood = [create(f"flood-{queue}-{tag}", slow, queue=queue) for queue in ("trading", "workflows")]
 
     worker_process(queues="maintenance", concurrency=1)  # the Procfile's `maintenance` process
-    worker = worker_process(queues="workflows,events,trading,maintenance", concurrency=4)
+    worker = worker_process(concurrency=4)  # the Procfile's `worker`: every queue of NEXUS_QUEUES
     beats(own_redis.url)
     ids = start_executions(own_redis.url, [(wf, N, input_data)])[wf]
 
@@ -80,7 +80,7 @@ def test_lost_executions_resume_within_the_bound_while_the_other_queues_are_floo
     killed_at = time.time()
     in_flight = set(Execution.objects.filter(pk__in=ids).exclude(status__in=FINAL).values_list("pk", flat=True))
     assert in_flight, "nothing was in flight at the kill"
-    worker_process(queues="workflows,events,trading,maintenance", concurrency=4)  # restarted, as supervisors do
+    worker_process(concurrency=4)  # restarted, as supervisors do
 
     def final() -> int:
         return Execution.objects.filter(pk__in=ids, status__in=FINAL).count()

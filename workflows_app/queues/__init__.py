@@ -13,7 +13,7 @@ The public front; the modules behind it, each one concern (lower layers never im
 - ``consumers``: ``process``, draining a queue through its handler in group order
 
 Handlers and default queues are plugged in through the registry
-(``registry.register_queue_handler``, ``registry.register_default_queue``).
+(declared by each app's plugin: ``queue_handlers``, ``default_queues``).
 """
 from workflows_app.queues import inbox
 from workflows_app.queues.config import DEAD_LETTER_QUEUE, ensure_default_queues, get_queue

@@ -1,60 +1,53 @@
 """Dead-letter processing: a policy per error class, run by beat and on demand.
 
-- ``rate_limit`` (and other classes in NEXUS_DLQ_RETRY_CLASSES): retried with exponential backoff
-  (NEXUS_DLQ_RETRY_BASE seconds, doubling per redrive, capped at NEXUS_DLQ_RETRY_MAX); after
-  NEXUS_DLQ_MAX_AUTO_RETRIES automatic redrives it is alerted instead.
-- ``invalid_symbol`` (and NEXUS_DLQ_DISCARD_CLASSES): discarded, with an audit record.
+- the plugins' retry classes (the engine's ``rate_limit``; NEXUS_DLQ_RETRY_CLASSES, when set,
+  replaces them): retried with exponential backoff (NEXUS_DLQ_RETRY_BASE seconds, doubling per
+  redrive, capped at NEXUS_DLQ_RETRY_MAX); after NEXUS_DLQ_MAX_AUTO_RETRIES automatic redrives it
+  is alerted instead.
+- the plugins' discard classes (trading's ``invalid_symbol``; NEXUS_DLQ_DISCARD_CLASSES, when set,
+  replaces them): discarded, with an audit record.
 - anything else: an operator is alerted (warning log + ``operator_alert`` audit event, shown in the
   admin) and the letter is kept for a manual redrive.
 """
 from __future__ import annotations
 
 import logging
-import os
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from workflows_app import conf
 from workflows_app.errors import OperationError
 from workflows_app.models import DeadLetter
+from workflows_app.registry import registry
 from workflows_app.services import audit
 
 log = logging.getLogger("nexus.notify")
 
 
-def _setting(name: str, default):
-    value = getattr(settings, name, None)
-    if value is None:
-        value = os.environ.get(name)
-    if value is None:
-        return default
-    if isinstance(default, set):
-        return set(value) if isinstance(value, list | tuple | set) else {v.strip() for v in str(value).split(",") if v.strip()}
-    return type(default)(value)
+def _classes(setting: str, declared: set[str]) -> set[str]:
+    return set(conf.get(setting)) if conf.is_set(setting) else set(declared)
 
 
 def retry_classes() -> set[str]:
-    return _setting("NEXUS_DLQ_RETRY_CLASSES", {"rate_limit"})
+    return _classes("NEXUS_DLQ_RETRY_CLASSES", registry.retry_classes)
 
 
 def discard_classes() -> set[str]:
-    return _setting("NEXUS_DLQ_DISCARD_CLASSES", {"invalid_symbol"})
+    return _classes("NEXUS_DLQ_DISCARD_CLASSES", registry.discard_classes)
 
 
 def backoff(redrives: int) -> float:
-    base = _setting("NEXUS_DLQ_RETRY_BASE", 60.0)
-    cap = _setting("NEXUS_DLQ_RETRY_MAX", 3600.0)
-    return min(cap, base * (2 ** redrives))
+    return min(conf.get("NEXUS_DLQ_RETRY_MAX"), conf.get("NEXUS_DLQ_RETRY_BASE") * (2 ** redrives))
 
 
 def policy_for(letter: DeadLetter) -> str:
     if letter.error_class in discard_classes():
         return "discard"
     if letter.error_class in retry_classes():
-        if letter.redrive_count >= _setting("NEXUS_DLQ_MAX_AUTO_RETRIES", 5):
+        if letter.redrive_count >= conf.get("NEXUS_DLQ_MAX_AUTO_RETRIES"):
             return "alert"
         return "retry"
     return "alert"

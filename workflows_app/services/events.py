@@ -23,15 +23,13 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import time
 import uuid
 from datetime import UTC, datetime
 
-from django.conf import settings
 from django.db import transaction
 
-from workflows_app import queues
+from workflows_app import conf, queues
 from workflows_app.errors import OperationError
 from workflows_app.services import guards
 
@@ -130,9 +128,7 @@ def fire_schedule(trigger_id: int, now: datetime | None = None) -> dict:
 
 # --- webhooks -----------------------------------------------------------------------------------
 def webhook_secrets() -> dict[str, str]:
-    raw = getattr(settings, "NEXUS_WEBHOOK_SECRETS", None)
-    if raw is None:
-        raw = os.environ.get("NEXUS_WEBHOOK_SECRETS", "")
+    raw = conf.get("NEXUS_WEBHOOK_SECRETS")
     if isinstance(raw, dict):
         return {str(k): str(v) for k, v in raw.items() if v}
     secrets = {}
@@ -144,7 +140,7 @@ def webhook_secrets() -> dict[str, str]:
 
 
 def tolerance() -> int:
-    return int(getattr(settings, "NEXUS_WEBHOOK_TOLERANCE", os.environ.get("NEXUS_WEBHOOK_TOLERANCE", 300)))
+    return conf.get("NEXUS_WEBHOOK_TOLERANCE")
 
 
 def sign(secret: str, timestamp: int | str, body: bytes) -> str:

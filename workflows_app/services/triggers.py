@@ -46,9 +46,9 @@ log = logging.getLogger(__name__)
 FIRE_SCHEDULE_TASK = "nexus.events.fire_schedule"
 INDEX_VERSION_KEY = "nexus:triggers:version"
 STATE_KEY = "nexus:triggers:state"
-# Events that happen once (an article, a webhook call): every match fires (cooldown permitting).
-# Any other kind (tick, bar, vix, ...) is a level: a trigger fires when its condition starts to hold.
-DISCRETE_KINDS = {"news", "webhook", "event", "schedule", "queue_message", "manual"}
+# Events that happen once (an article, a webhook call) are the kinds the plugins declare discrete
+# (registry.discrete_kinds): every match fires (cooldown permitting). Any other kind (tick, bar,
+# vix, ...) is a level: a trigger fires when its condition starts to hold.
 
 
 # --- schedules ----------------------------------------------------------------------------------
@@ -366,7 +366,7 @@ def evaluate(events: list[dict], *, fire_triggers: bool = True, client=None) -> 
         if not slots:
             continue
         now = event_time(event, wall)
-        discrete = event.get("kind") in DISCRETE_KINDS
+        discrete = registry.is_discrete(event.get("kind"))
         cache: dict = {}
         for slot in slots:
             for group in slot.groups:

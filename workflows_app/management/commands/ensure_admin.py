@@ -1,11 +1,11 @@
-"""Create the demo admin user once (credentials from env, or generated and printed once)."""
-import os
+"""Create the demo admin user once (credentials from settings, or generated and printed once)."""
 import secrets
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from nexus_project.runtime import VAR_DIR
+from workflows_app import conf
 
 
 class Command(BaseCommand):
@@ -15,8 +15,8 @@ class Command(BaseCommand):
         User = get_user_model()
         if User.objects.filter(is_superuser=True).exists():
             return
-        username = os.environ.get("NEXUS_ADMIN_USER", "admin")
-        password = os.environ.get("NEXUS_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+        username = conf.get("NEXUS_ADMIN_USER")
+        password = conf.get("NEXUS_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
         User.objects.create_superuser(username=username, email=f"{username}@localhost", password=password)
         from rest_framework.authtoken.models import Token
 

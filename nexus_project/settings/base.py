@@ -1,14 +1,19 @@
-"""Nexus settings: everything from the environment (django-environ), with embedded defaults.
+"""Settings shared by every environment; ``local``, ``test`` and ``production`` build on this one.
 
-Defaults give a working single machine: SQLite under var/ and the Redis resolved by
-``nexus_project.runtime``. Production sets DATABASE_URL (PostgreSQL) and REDIS_URL.
+The only place that reads environment variables (django-environ, plus ``.env``): app modules read
+their settings through their ``conf`` (``workflows_app.conf``, ``trading_app.conf``), which holds
+each name's type and default. ``local`` (the default of manage.py and Celery) adds SQLite under
+var/ and the Redis resolved by ``nexus_project.runtime``; ``production`` needs DATABASE_URL and
+REDIS_URL; ``test`` is the suite's (its own Redis and database names).
 """
 from __future__ import annotations
+
+import os
 
 import environ
 from kombu import Exchange, Queue
 
-from nexus_project.runtime import BASE_DIR, VAR_DIR, local_secret, resolve_redis_url
+from nexus_project.runtime import BASE_DIR, VAR_DIR, local_secret
 
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
@@ -87,9 +92,9 @@ else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# --- Redis ----------------------------------------------------------------------------------
-REDIS_URL, REDIS_SOURCE = resolve_redis_url()
-REDIS_SOURCE = env("NEXUS_REDIS_SOURCE", default=REDIS_SOURCE)  # set by `make run`: embedded / external
+# --- Redis (each environment sets REDIS_URL, CELERY_BROKER_URL and the cache's LOCATION) -------
+REDIS_URL = env("REDIS_URL", default="")
+REDIS_SOURCE = env("NEXUS_REDIS_SOURCE", default="env")  # set by `make run`: embedded / external
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -103,7 +108,8 @@ CACHES = {
 # Queues: `workflows` runs engine steps, `events` ingests events and evaluates triggers,
 # `trading` runs broker-facing steps, `maintenance` runs beat housekeeping (reconciler, DLQ).
 # `maintenance` has a consumer of its own (Procfile / compose), so no backlog delays the reconciler.
-NEXUS_QUEUES = ["workflows", "events", "trading", "maintenance"]
+# The one list of them: a worker started without -Q consumes exactly these (CELERY_TASK_QUEUES).
+NEXUS_QUEUES = env.list("NEXUS_QUEUES", default=["workflows", "events", "trading", "maintenance"])
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_CACHE_BACKEND = "default"
@@ -220,11 +226,21 @@ LOGGING = {
     "root": {"handlers": ["stderr"], "level": env("LOG_LEVEL", default="INFO")},
 }
 
-# Housekeeping run by beat (synced into django-celery-beat's tables by the DatabaseScheduler).
-# Its messages expire after about one period (workflows_app.beat gives every interval entry
-# that default): a late one is superseded by the next, so they never pile up behind a backlog.
-NEXUS_RECONCILE_EVERY = env.float("NEXUS_RECONCILE_EVERY", default=30.0)
-CELERY_BEAT_SCHEDULE = {
-    "nexus-reconcile": {"task": "nexus.maintenance.reconcile", "schedule": NEXUS_RECONCILE_EVERY,
-                        "options": {"expires": max(5.0, NEXUS_RECONCILE_EVERY)}},
-}
+# Housekeeping run by beat is declared by the apps' plugins (beat_jobs, installed at start by
+# workflows_app.beat.install_jobs); an entry of the same name here wins over the plugin's.
+CELERY_BEAT_SCHEDULE: dict = {}
+
+
+# App settings: the apps' conf modules hold their names, types and defaults. A variable of the
+# environment (or .env) with one of these prefixes, not set above, becomes a setting of that
+# name as a string; the app's conf converts it to its type.
+APP_SETTING_PREFIXES = ("NEXUS_", "APCA_", "NEWSAPI_", "ALPACA_")
+
+
+def app_settings_from(environment) -> dict[str, str]:
+    return {name: value for name, value in environment.items()
+            if name.startswith(APP_SETTING_PREFIXES) and name.isupper()}
+
+
+for _name, _value in app_settings_from(os.environ).items():
+    globals().setdefault(_name, _value)

@@ -9,8 +9,8 @@ NEXUS_TEST_ID lets two suites run side by side (separate test databases, separat
 import os
 
 from nexus_project.runtime import with_db
-from nexus_project.settings import *  # noqa: F403
-from nexus_project.settings import CACHES, DATABASES, VAR_DIR, env
+from nexus_project.settings.base import *  # noqa: F403
+from nexus_project.settings.base import CACHES, DATABASES, VAR_DIR, env
 
 INHERITED = "NEXUS_TEST_REDIS_INHERITED"  # set for the processes the suite starts, never by a user
 if os.environ.get(INHERITED) and os.environ.get("REDIS_URL"):

@@ -1,0 +1,55 @@
+"""Everything trading plugs into the engine, as one declaration (``TradingAppConfig.plugin``).
+
+Step types are declared next to their handlers (``STEP_TYPES`` in steps, saga, adaptive, demo),
+trigger types and their event kinds next to their evaluators (``triggers``); this module collects
+them and adds trading's words the engine must not know: its named queues (``trading-signals``,
+the ``queue_send`` default, and ``risk-alerts``), the ``invalid_symbol`` dead letters it discards,
+its error classifier, counters, /health/ part, dashboard panel and beat jobs.
+"""
+from __future__ import annotations
+
+from trading_app import adaptive, conf, dashboard, demo, errors, saga, steps, triggers
+from trading_app.providers import cache as provider_cache
+from workflows_app.registry import BeatJob, Plugin
+
+
+def trades_executed(since=None) -> int:
+    from trading_app.models import Order
+
+    qs = Order.objects.filter(status__in=("filled", "partially_filled"))
+    if since is not None:
+        qs = qs.filter(filled_at__gte=since)
+    return qs.count()
+
+
+def trading_health() -> dict:
+    """/health/ part: the trading mode (paper / alpaca-paper / live), providers and the kill switch."""
+    return {"ok": True, **conf.trading_mode()}
+
+
+PLUGIN = Plugin(
+    name="trading_app",
+    step_types=(*steps.STEP_TYPES, *saga.STEP_TYPES, *adaptive.STEP_TYPES, *demo.STEP_TYPES),
+    trigger_types=triggers.TRIGGER_TYPES,
+    event_kinds=triggers.EVENT_KINDS,
+    error_classifiers=(errors.classify,),
+    default_queues={
+        "trading-signals": {"description": "Trade signals queued for execution."},
+        "risk-alerts": {"description": "Risk alerts for hedging and operators."},
+    },
+    send_queue="trading-signals",
+    discard_classes=("invalid_symbol",),
+    counters={"trades_executed": trades_executed, "provider_cache_hits": provider_cache.cache_hits,
+              "provider_cache_misses": provider_cache.cache_misses},
+    health_checks={"trading": trading_health},
+    dashboard_panels={"trading": dashboard.pnl_panel},
+    beat_jobs=(
+        *triggers.BEAT_JOBS,
+        BeatJob("nexus-trading-process-open-orders", "nexus.trading.process_open_orders",
+                every=lambda: conf.get("NEXUS_PAPER_PROCESS_SECONDS")),
+        BeatJob("nexus-trading-sync-broker-orders", "nexus.trading.sync_broker_orders",
+                every=lambda: conf.get("NEXUS_BROKER_SYNC_SECONDS")),
+        BeatJob("nexus-trading-snapshot-account", "nexus.trading.snapshot_account",
+                every=lambda: conf.get("NEXUS_ACCOUNT_SNAPSHOT_SECONDS")),
+    ),
+)

@@ -1,0 +1,95 @@
+"""Engine settings, read from ``django.conf.settings`` at call time (tests override settings).
+
+App modules never read the environment: ``nexus_project/settings`` does, and hands every
+``NEXUS_*`` variable on as a setting of the same name (a string); ``AppSettings.get`` converts
+it to the type of its default here.
+
+| name | default | meaning |
+|---|---|---|
+| NEXUS_RECONCILE_EVERY | 30 | beat: the reconciler runs this often (s) |
+| NEXUS_QUEUE_SWEEP_SECONDS | 5 | beat: named-queue sweep (visibility timeouts, inbox re-feed) this often |
+| NEXUS_DLQ_PROCESS_SECONDS | 60 | beat: dead-letter policies applied this often |
+| NEXUS_DLQ_RETRY_CLASSES | (the plugins' retry classes: rate_limit) | error classes retried with backoff |
+| NEXUS_DLQ_DISCARD_CLASSES | (the plugins' discard classes) | error classes discarded (audited) |
+| NEXUS_DLQ_RETRY_BASE / _MAX | 60 / 3600 | redrive backoff: first delay, cap (s) |
+| NEXUS_DLQ_MAX_AUTO_RETRIES | 5 | automatic redrives before an operator is alerted |
+| NEXUS_WEBHOOK_SECRETS | "" | ``source:secret,...`` (or a dict) |
+| NEXUS_WEBHOOK_TOLERANCE | 300 | a webhook's timestamp must be this close to now (s) |
+| NEXUS_BEAT_LOCK_TTL | 30 | a stand-by beat takes over within this (s) |
+| NEXUS_ADMIN_USER / NEXUS_ADMIN_PASSWORD | admin / "" (generated) | ``ensure_admin``'s user |
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+log = logging.getLogger("nexus.conf")
+
+_TRUE = {"1", "true", "yes", "on", "y", "t"}
+_FALSE = {"0", "false", "no", "off", "n", "f", ""}
+
+
+class AppSettings:
+    """An app's settings: names with typed defaults; a value is the Django setting of that name,
+    converted to its default's type (bool, int, float, str, frozenset of a comma list), else the
+    default."""
+
+    def __init__(self, defaults: dict[str, Any]) -> None:
+        self.defaults = defaults
+
+    def is_set(self, name: str) -> bool:
+        from django.conf import settings
+
+        return settings.configured and getattr(settings, name, None) is not None
+
+    def get(self, name: str, default: Any = None) -> Any:
+        from django.conf import settings
+
+        fallback = self.defaults.get(name, default)
+        value = getattr(settings, name, None) if settings.configured else None
+        if value is None:
+            return fallback
+        return coerce(name, value, fallback)
+
+
+def coerce(name: str, value: Any, fallback: Any) -> Any:
+    if isinstance(fallback, bool):
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        log.warning("setting %s=%r is not a boolean; using %r", name, value, fallback)
+        return fallback
+    if isinstance(fallback, int) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(fallback, float):
+        return float(value)
+    if isinstance(fallback, frozenset):
+        if isinstance(value, list | tuple | set | frozenset):
+            return frozenset(str(v) for v in value)
+        return frozenset(v.strip() for v in str(value).split(",") if v.strip())
+    return value
+
+
+DEFAULTS: dict[str, Any] = {
+    "NEXUS_RECONCILE_EVERY": 30.0,
+    "NEXUS_QUEUE_SWEEP_SECONDS": 5.0,
+    "NEXUS_DLQ_PROCESS_SECONDS": 60.0,
+    "NEXUS_DLQ_RETRY_CLASSES": frozenset(),
+    "NEXUS_DLQ_DISCARD_CLASSES": frozenset(),
+    "NEXUS_DLQ_RETRY_BASE": 60.0,
+    "NEXUS_DLQ_RETRY_MAX": 3600.0,
+    "NEXUS_DLQ_MAX_AUTO_RETRIES": 5,
+    "NEXUS_WEBHOOK_SECRETS": "",
+    "NEXUS_WEBHOOK_TOLERANCE": 300,
+    "NEXUS_BEAT_LOCK_TTL": 30,
+    "NEXUS_ADMIN_USER": "admin",
+    "NEXUS_ADMIN_PASSWORD": "",
+}
+
+engine_settings = AppSettings(DEFAULTS)
+get = engine_settings.get
+is_set = engine_settings.is_set
