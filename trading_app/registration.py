@@ -1,9 +1,8 @@
 """Everything trading plugs into the engine (called from TradingAppConfig.ready())."""
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from trading_app import errors, operations, saga, steps
+# trading_app.operations adds trading's operations to the engine's operation catalogue as it is imported.
+from trading_app import errors, operations, saga, steps  # noqa: F401
 from trading_app.providers import cache as provider_cache
 from workflows_app.registry import RetryPolicy, registry
 
@@ -62,48 +61,6 @@ STEP_TYPES = {
 }
 
 
-# --- trading operations as MCP tools (the models give the input schemas; the operations validate) ---
-_ACCOUNT = Field(None, max_length=64, description="An account you may see (default: your own).")
-
-
-class NoArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class AccountArgs(NoArgs):
-    account: str | None = _ACCOUNT
-
-
-class OrdersArgs(NoArgs):
-    status: str | None = Field(None, description="open, new, filled, canceled, rejected, ...")
-    symbol: str | None = Field(None, max_length=16)
-    execution_id: str | None = Field(None, max_length=64)
-    account: str | None = _ACCOUNT
-    limit: int = Field(50, ge=1, le=500)
-    offset: int = Field(0, ge=0)
-
-
-class KillSwitchArgs(NoArgs):
-    active: bool | None = Field(None, description="Omit to read the state; true/false to set it (the global "
-                                                  "switch: staff only; an account's: its owners or staff).")
-    reason: str | None = Field(None, max_length=300)
-    account: str | None = Field(None, max_length=64, description="An account you may see: its own switch "
-                                                                 "(default: the global switch).")
-
-
-# tool name: (operation, args model, description) - the same functions the REST views call
-OPERATIONS = {
-    "trading_accounts": (operations.trading_accounts, NoArgs, "The broker accounts you may see."),
-    "trading_account": (operations.trading_account, AccountArgs,
-                        "A broker account (default: your own), its exposure, caps and the trading mode."),
-    "trading_positions": (operations.trading_positions, AccountArgs, "Open positions of an account (marked to "
-                                                                     "market)."),
-    "trading_orders": (operations.trading_orders, OrdersArgs, "Orders of the accounts you may see, newest first."),
-    "trading_kill_switch": (operations.trading_kill_switch, KillSwitchArgs,
-                            "Read the kill switch (global; with account, that account's too) or set it."),
-}
-
-
 def trades_executed(since=None) -> int:
     from trading_app.models import Order
 
@@ -122,8 +79,6 @@ def register_all() -> None:
     registry.register_counter("trades_executed", trades_executed)
     registry.register_counter("provider_cache_hits", provider_cache.cache_hits)
     registry.register_counter("provider_cache_misses", provider_cache.cache_misses)
-    for name, (fn, model, description) in OPERATIONS.items():
-        registry.register_operation(name, fn, params_model=model, description=description)
     if hasattr(registry, "register_health_check"):
         registry.register_health_check("trading", trading_health)
     install_beat_jobs()
