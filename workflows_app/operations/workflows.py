@@ -5,7 +5,7 @@ import re
 from typing import Any, Literal
 
 from django.conf import settings
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 
 from workflows_app import definitions, filters, selectors
 from workflows_app.errors import OperationError
@@ -68,7 +68,8 @@ class WorkflowExecuteArgs(Args):
                          description="The trigger name recorded on the execution.")
     timeout: Int = Field(None, ge=1, le=600,
                                 description="With async=false: seconds to wait for the final status.")
-    run_async: Flag = Field(True, alias="async", description="false: wait (bounded) for the final status and "
+    # `async` is a Python keyword: Python callers may spell it `async_`.
+    run_async: Flag = Field(True, alias="async", validation_alias=AliasChoices("async", "async_"), description="false: wait (bounded) for the final status and "
                                                              "each step's result. Default true.")
 
     @field_validator("trigger", mode="before")
