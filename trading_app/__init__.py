@@ -3,7 +3,7 @@
 Plugs into the engine only through one declaration, ``plugin.PLUGIN`` (``workflows_app.registry.Plugin``,
 loaded at start): step types and actions, trigger types and event kinds, an error classifier, named
 queues, dead-letter policies, counters (trades_executed, provider_cache_hits/misses), a /health/ part,
-a dashboard panel and beat jobs. Its operations are MCP tools (``registration``).
+a dashboard panel and beat jobs. Its operations join the engine's operation catalogue (``operations``).
 
 Map of the package:
 

@@ -1,20 +1,26 @@
-"""Thin DRF views over ``trading_app.operations`` (errors become the engine's one error body)."""
+"""Thin DRF views over ``trading_app.operations`` (errors become the engine's one error body).
+
+Query parameters and the kill switch's body are documented from the operations' argument models
+(the catalogue); the operations parse and check them.
+"""
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from trading_app import operations
+from workflows_app.api.serializers import from_operation
+
+ACCOUNT_QUERY = from_operation(operations.trading_account, name="TradingAccountQuery")
+ORDERS_QUERY = from_operation(operations.trading_orders, name="TradingOrdersQuery")
+KILL_SWITCH_REQUEST = from_operation(operations.kill_switch_set, name="KillSwitchRequest")
 
 
 class TradingView(APIView):
     renderer_classes = [JSONRenderer]
-
-
-ACCOUNT = OpenApiParameter("account", OpenApiTypes.STR, description="An account you may see (default: your own).")
 
 
 class AccountsView(TradingView):
@@ -25,23 +31,21 @@ class AccountsView(TradingView):
 
 class AccountView(TradingView):
     @extend_schema(responses=OpenApiTypes.OBJECT, summary="Broker account, exposure and trading mode",
-                   parameters=[ACCOUNT])
+                   parameters=[ACCOUNT_QUERY])
     def get(self, request):
         return Response(operations.trading_account(account=request.query_params.get("account"), user=request.user))
 
 
 class PositionsView(TradingView):
-    @extend_schema(responses=OpenApiTypes.OBJECT, summary="Open positions (marked to market)", parameters=[ACCOUNT])
+    @extend_schema(responses=OpenApiTypes.OBJECT, summary="Open positions (marked to market)",
+                   parameters=[ACCOUNT_QUERY])
     def get(self, request):
         return Response(operations.trading_positions(account=request.query_params.get("account"),
                                                      user=request.user))
 
 
 class OrdersView(TradingView):
-    @extend_schema(responses=OpenApiTypes.OBJECT, summary="Orders, newest first", parameters=[
-        OpenApiParameter("status", OpenApiTypes.STR, description="open, new, filled, canceled, rejected, ..."),
-        OpenApiParameter("symbol", OpenApiTypes.STR), OpenApiParameter("execution_id", OpenApiTypes.STR), ACCOUNT,
-        OpenApiParameter("limit", OpenApiTypes.INT), OpenApiParameter("offset", OpenApiTypes.INT)])
+    @extend_schema(responses=OpenApiTypes.OBJECT, summary="Orders, newest first", parameters=[ORDERS_QUERY])
     def get(self, request):
         q = request.query_params
         return Response(operations.trading_orders(
@@ -54,7 +58,7 @@ class KillSwitchView(TradingView):
     def get(self, request):
         return Response(operations.kill_switch_status(user=request.user))
 
-    @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT,
+    @extend_schema(request=KILL_SWITCH_REQUEST, responses=OpenApiTypes.OBJECT,
                    summary='Set the kill switch: {"active": true, "reason": "..."} (staff only); with '
                            '"account": that account\'s own switch (its owners or staff)')
     def post(self, request):

@@ -10,7 +10,6 @@ class TradingAppConfig(AppConfig):
     plugin = "trading_app.plugin.PLUGIN"
 
     def ready(self) -> None:
-        from trading_app import conf, registration
+        from trading_app import conf, operations  # noqa: F401 - operations: trading's entries in the catalogue
 
-        registration.register_operations()  # trading's MCP tools
         conf.log_mode()

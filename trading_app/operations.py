@@ -1,14 +1,58 @@
 """Trading operations: one function per trading face (REST ``/api/v1/trading/...``, MCP, CLI).
 
-Each returns a JSON-serialisable dict with ``success: true`` or raises ``OperationError``; the
-faces add no logic. Every read is of one broker account the caller may see (``trading_app.accounts``):
-their own paper account by default; staff may name any account.
+Trading extends the engine's operation catalogue with these (``@catalogue.operation``), so the MCP
+face serves them as tools and the REST views document them from the same argument models. Each
+returns a JSON-serialisable dict with ``success: true`` or raises ``OperationError``; the faces add
+no logic. Every read is of one broker account the caller may see (``trading_app.accounts``): their
+own paper account by default; staff may name any account.
 """
 from __future__ import annotations
+
+from pydantic import Field, StrictBool, field_validator
 
 from trading_app import accounts, conf, risk
 from trading_app.models import Order
 from workflows_app.errors import OperationError, StepError
+from workflows_app.operations.catalogue import catalogue
+from workflows_app.operations.fields import Args, NoArgs, refuse
+
+_ACCOUNT = Field(None, max_length=64, description="An account you may see (default: your own).")
+
+
+class AccountArgs(Args):
+    account: str | None = _ACCOUNT
+
+
+class OrdersArgs(Args):
+    status: str | None = Field(None, description="open, new, filled, canceled, rejected, ...")
+    symbol: str | None = Field(None, max_length=16)
+    execution_id: str | None = Field(None, max_length=64)
+    account: str | None = _ACCOUNT
+    limit: int = Field(50, ge=1, le=500)
+    offset: int = Field(0, ge=0)
+
+    @field_validator("limit", "offset", mode="before")
+    @classmethod
+    def _clamped(cls, value, info):
+        """Out-of-range pages are clamped, not refused (as the REST face always did)."""
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise refuse("must be an integer") from None
+        return max(1, min(number, 500)) if info.field_name == "limit" else max(0, number)
+
+
+class KillSwitchSetArgs(Args):
+    active: StrictBool | None = Field(None, description="true: halt (every new order refused); false: resume.")
+    reason: str = Field("", max_length=300)
+    account: str | None = Field(None, max_length=64, description="An account you may see: its own switch "
+                                                                 "(default: the global switch).")
+
+
+class KillSwitchArgs(KillSwitchSetArgs):
+    active: StrictBool | None = Field(None, description="Omit to read the state; true/false to set it (the global "
+                                                        "switch: staff only; an account's: its owners or staff).")
+    reason: str | None = Field(None, max_length=300)
 
 
 def _broker(acct):
@@ -25,23 +69,18 @@ def _call(fn, *args, **kwargs):
         raise OperationError("BROKER_UNAVAILABLE", str(exc), {"error_class": exc.error_class}) from exc
 
 
-def _no_extra(extra: dict) -> None:
-    if extra:
-        name = sorted(extra)[0]
-        raise OperationError("INVALID_INPUT_DATA", f"unknown argument {name!r}", {"field": name})
-
-
-def trading_accounts(*, user=None, **extra) -> dict:
+@catalogue.operation(NoArgs, description="The broker accounts you may see.")
+def trading_accounts(args: NoArgs, user) -> dict:
     """The accounts ``user`` may see (their own, created on first look; every account for staff)."""
-    _no_extra(extra)
     rows = [accounts.describe(a) for a in accounts.visible_accounts(user).order_by("name")]
     return {"success": True, "accounts": rows, "count": len(rows)}
 
 
-def trading_account(*, account=None, user=None, **extra) -> dict:
+@catalogue.operation(AccountArgs, description="A broker account (default: your own), its exposure, caps and the "
+                                              "trading mode.")
+def trading_account(args: AccountArgs, user) -> dict:
     """One account (default: the caller's own; the house account for the CLI), its exposure and caps."""
-    _no_extra(extra)
-    acct = accounts.account_for_user(user, account)
+    acct = accounts.account_for_user(user, args.account)
     broker = _broker(acct)
     data = _call(broker.get_account, mark=True) if broker.name == "paper" else _call(broker.get_account)
     positions = _call(broker.get_positions)
@@ -51,9 +90,9 @@ def trading_account(*, account=None, user=None, **extra) -> dict:
             "mode": conf.trading_mode()}
 
 
-def trading_positions(*, account=None, user=None, **extra) -> dict:
-    _no_extra(extra)
-    acct = accounts.account_for_user(user, account)
+@catalogue.operation(AccountArgs, description="Open positions of an account (marked to market).")
+def trading_positions(args: AccountArgs, user) -> dict:
+    acct = accounts.account_for_user(user, args.account)
     broker = _broker(acct)
     if broker.name == "paper":
         _call(broker.mark_to_market)
@@ -62,15 +101,11 @@ def trading_positions(*, account=None, user=None, **extra) -> dict:
             "account": acct.name}
 
 
-def trading_orders(*, status=None, symbol=None, execution_id=None, account=None, limit=50, offset=0, user=None,
-                   **extra) -> dict:
+@catalogue.operation(OrdersArgs, description="Orders of the accounts you may see, newest first.")
+def trading_orders(args: OrdersArgs, user) -> dict:
     """Orders of the accounts ``user`` may see, newest first (``account`` narrows to one of them)."""
-    _no_extra(extra)
-    try:
-        limit = max(1, min(int(limit), 500))
-        offset = max(0, int(offset))
-    except (TypeError, ValueError):
-        raise OperationError("INVALID_INPUT_DATA", "limit and offset must be integers", {"field": "limit"}) from None
+    status, symbol, execution_id, account = args.status, args.symbol, args.execution_id, args.account
+    limit, offset = args.limit, args.offset
     qs = Order.objects.all()
     if account:
         qs = qs.filter(account=accounts.account_for_user(user, account))
@@ -93,27 +128,27 @@ def trading_orders(*, status=None, symbol=None, execution_id=None, account=None,
     return {"success": True, "orders": orders, "count": len(orders), "total": total}
 
 
-def kill_switch_status(*, account=None, user=None, **extra) -> dict:
+@catalogue.operation(AccountArgs, tool=False, description="The kill switch state (global; with account, that "
+                                                          "account's too).")
+def kill_switch_status(args: AccountArgs, user) -> dict:
     """The global kill switch; with ``account``, also that account's own switch (if visible)."""
-    _no_extra(extra)
     reply = {"success": True, "kill_switch": risk.kill_switch_state()}
-    if account is not None:
-        acct = accounts.account_for_user(user, account)
+    if args.account is not None:
+        acct = accounts.account_for_user(user, args.account)
         reply["account_kill_switch"] = {"account": acct.name, "halted": acct.halted, "reason": acct.halt_reason}
     return reply
 
 
-def kill_switch_set(*, active=None, reason="", account=None, user=None, **extra) -> dict:
+@catalogue.operation(KillSwitchSetArgs, tool=False, description="Set the global kill switch (staff only) or an "
+                                                                "account's own switch (its owners or staff).")
+def kill_switch_set(args: KillSwitchSetArgs, user) -> dict:
     """Switch the global kill switch (staff only: every new order refused at once) or, with
     ``account``, that account's own switch (its owners or staff) on or off."""
-    _no_extra(extra)
+    active, reason, account = args.active, args.reason, args.account
     if account is None and user is not None and not getattr(user, "is_staff", False):
         raise OperationError("PERMISSION_DENIED", "only staff may change the kill switch", {"field": "active"})
-    if not isinstance(active, bool):
+    if active is None:
         raise OperationError("INVALID_INPUT_DATA", "active must be true or false", {"field": "active"})
-    if not isinstance(reason, str) or len(reason) > 300:
-        raise OperationError("INVALID_INPUT_DATA", "reason must be a string of at most 300 characters",
-                             {"field": "reason"})
     if account is not None:
         acct = accounts.account_for_user(user, account)
         return {"success": True, "kill_switch": risk.kill_switch_state(),
@@ -122,12 +157,13 @@ def kill_switch_set(*, active=None, reason="", account=None, user=None, **extra)
     return {"success": True, "kill_switch": state}
 
 
-def trading_kill_switch(*, active=None, reason=None, account=None, user=None, **extra) -> dict:
+@catalogue.operation(KillSwitchArgs, description="Read the kill switch (global; with account, that account's too) "
+                                                 "or set it.")
+def trading_kill_switch(args: KillSwitchArgs, user) -> dict:
     """Read (no ``active``) or set the kill switch, as ``kill_switch_status`` / ``kill_switch_set``
     (one tool for the MCP face; the same permission rules)."""
-    if active is None:
-        if reason is not None:
+    if args.active is None:
+        if args.reason is not None:
             raise OperationError("INVALID_INPUT_DATA", "reason is given only with active", {"field": "active"})
-        return kill_switch_status(account=account, user=user, **extra)
-    return kill_switch_set(active=active, reason="" if reason is None else reason, account=account, user=user,
-                           **extra)
+        return kill_switch_status(account=args.account, user=user)
+    return kill_switch_set(active=args.active, reason=args.reason or "", account=args.account, user=user)

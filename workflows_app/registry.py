@@ -8,8 +8,8 @@ The engine knows nothing about trading: a step type is a name, a pydantic params
 handler and its defaults; a trigger type is a name, a params model and (for event triggers) an
 evaluator; an event kind is discrete (every match fires: an article) or a level (fires on the
 edge: a tick); error classifiers map foreign exceptions to engine error classes; counters expose
-domain figures (e.g. trades executed) to workflow_metrics; operations are a domain's own
-operations, served by the engine's faces (MCP) like the engine's.
+domain figures (e.g. trades executed) to workflow_metrics. (A domain's own operations go into
+the operation catalogue, ``workflows_app.operations.catalogue``.)
 """
 from __future__ import annotations
 
@@ -146,25 +146,6 @@ class ErrorInfo:
     retry_after: float | None = None
 
 
-@dataclass(frozen=True)
-class Operation:
-    """A domain operation the MCP face serves as a tool of this name: ``fn(user=..., **arguments)``
-    returns a JSON-serialisable dict or raises ``OperationError``; it does its own validation and
-    permission checks (the face passes the arguments unchanged). The input schema is
-    ``params_model``'s JSON schema, or ``input_schema`` as given."""
-
-    name: str
-    fn: Callable[..., dict]
-    description: str = ""
-    params_model: type[BaseModel] | None = None
-    input_schema: dict | None = None
-
-    def schema(self) -> dict:
-        if self.params_model is not None:
-            return self.params_model.model_json_schema()
-        return dict(self.input_schema or {"type": "object", "properties": {}})
-
-
 AD_HOC = "ad hoc"  # the owner of what is registered by a direct call (tests' own step types)
 
 
@@ -189,8 +170,6 @@ class Registry:
         self.health_checks: dict[str, Callable[[], dict]] = {}
         # name -> fn(since) -> panel dict; shown on the staff dashboard (see workflows_app.ui.data)
         self.dashboard_panels: dict[str, Callable[[Any], dict]] = {}
-        # name -> Operation; served as MCP tools next to the engine's own (see workflows_app.mcp_server)
-        self.operations: dict[str, Operation] = {}
         self._owners: dict[tuple[str, str], str] = {}
 
     # --- plugins ---
@@ -284,12 +263,6 @@ class Registry:
         "series": [{"t": iso, "value": number}]} (every key but title optional); a dashboard panel."""
         self._claim("dashboard panel", name, owner)
         self.dashboard_panels[name] = fn
-
-    def register_operation(self, name: str, fn: Callable[..., dict], **options: Any) -> Operation:
-        """Options: description, params_model (a pydantic model for the schema) or input_schema."""
-        operation = Operation(name=name, fn=fn, **options)
-        self.operations[name] = operation
-        return operation
 
 
     # --- lookup ---

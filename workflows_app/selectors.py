@@ -422,3 +422,82 @@ def groups_of(workflow: Workflow) -> list[list[int]]:
 
 
 __all__ = ["step_type_name"]
+
+
+# --- reads of the operations (lists scoped to what the caller may see) ---------------------------
+
+
+def _sees_everything(user) -> bool:
+    return user is None or bool(getattr(user, "is_staff", False))
+
+
+def visible_workflows(user):
+    qs = Workflow.objects.select_related("current_version").order_by("-created_at")
+    return qs if _sees_everything(user) else qs.filter(owner_id=user.id)
+
+
+def metrics_scope(workflow: Workflow | None, user) -> tuple:
+    """(executions, step runs) workflow_metrics counts: one workflow's, or every visible workflow's."""
+    executions_qs, runs_qs = Execution.objects.all(), StepRun.objects.all()
+    if workflow is not None:
+        return executions_qs.filter(workflow=workflow), runs_qs.filter(execution__workflow=workflow)
+    if not _sees_everything(user):
+        return executions_qs.filter(workflow__owner=user), runs_qs.filter(execution__workflow__owner=user)
+    return executions_qs, runs_qs
+
+
+def cost_breakdown(executions: int, messages: int, agent_minutes_used: float) -> dict:
+    from django.conf import settings
+
+    costs = {
+        "executions": {"count": executions, "unit_price": settings.NEXUS_COST_PER_EXECUTION,
+                       "cost": round(executions * settings.NEXUS_COST_PER_EXECUTION, 6)},
+        "messages": {"count": messages, "unit_price": settings.NEXUS_COST_PER_MESSAGE,
+                     "cost": round(messages * settings.NEXUS_COST_PER_MESSAGE, 6)},
+        "agent_time": {"minutes": round(agent_minutes_used, 4), "unit_price": settings.NEXUS_COST_PER_AGENT_MINUTE,
+                       "cost": round(agent_minutes_used * settings.NEXUS_COST_PER_AGENT_MINUTE, 6)},
+    }
+    costs["total"] = round(sum(c["cost"] for c in costs.values()), 6)
+    return costs
+
+
+def agents() -> list[dict]:
+    from workflows_app.models import Agent
+
+    return [{"name": a.name, "type": a.type, "capabilities": a.capabilities, "queue": a.queue}
+            for a in Agent.objects.all()]
+
+
+def queue_configs() -> list[dict]:
+    from workflows_app.models import MessageQueue
+
+    return [q.config() for q in MessageQueue.objects.all()]
+
+
+def user_by_id(user_id):
+    from django.contrib.auth import get_user_model
+
+    try:
+        return get_user_model().objects.filter(pk=int(user_id)).first()
+    except (TypeError, ValueError):
+        return None
+
+
+def visible_dead_letters(user):
+    from workflows_app.models import DeadLetter
+
+    qs = DeadLetter.objects.select_related("workflow")
+    return qs if _sees_everything(user) else qs.filter(workflow__owner=user)
+
+
+def dead_letter_row(letter, *, include_traceback: bool = False) -> dict:
+    row = {"id": str(letter.id), "source": letter.source, "queue": letter.queue_name or None,
+           "workflow_id": str(letter.workflow_id) if letter.workflow_id else None,
+           "execution_id": str(letter.execution_id) if letter.execution_id else None,
+           "step": letter.step_name or None, "error": letter.error_class, "error_class": letter.error_class,
+           "message": letter.error, "attempts": letter.attempts, "status": letter.status,
+           "redrive_count": letter.redrive_count, "payload": letter.payload,
+           "created_at": iso(letter.created_at), "next_attempt_at": iso(letter.next_attempt_at)}
+    if include_traceback:
+        row["traceback"] = letter.traceback
+    return row

@@ -1,5 +1,5 @@
 """Issue 11, finding 7 over MCP: trading's operations are MCP tools (registered by trading through
-``registry.register_operation``), with the REST face's permission rules.
+the operation catalogue, ``workflows_app.operations.catalogue``), with the REST face's permission rules.
 
 Users A and B and a staff user call ``/mcp`` with their tokens (the streamable-HTTP face, stateless
 JSON): B sees neither A's positions nor A's account nor A's orders, and may not touch A's kill
@@ -88,8 +88,8 @@ def test_trading_tools_are_listed_with_their_schemas_and_call_the_rest_operation
     # no logic of its own: each tool is the very function the REST views call
     by_name = {t.name: t for t in available_tools()}
     for name in TOOLS - {"trading_kill_switch"}:
-        assert by_name[name].fn is getattr(operations, name)
-    assert by_name["trading_kill_switch"].fn is operations.trading_kill_switch
+        assert by_name[name] is getattr(operations, name)
+    assert by_name["trading_kill_switch"] is operations.trading_kill_switch
 
 
 def test_b_does_not_see_a_s_positions_account_or_orders_over_mcp(client, alice, bob, staff):

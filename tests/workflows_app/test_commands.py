@@ -106,3 +106,16 @@ def test_process_dead_letters_applies_the_policies(celery_worker):
     assert DeadLetter.objects.get(workflow_id=failed["workflow_id"]).status == "discarded"
     code, out, _ = run("process_dead_letters")
     assert code == 0 and "processed dead letters" in out
+
+
+def test_nexus_op_calls_any_catalogue_operation_with_json_arguments(workflow):
+    code, out, err = run("nexus_op", "workflow_list", "--args", '{"limit": 1}', "--json")
+    assert code == 0, err
+    assert json.loads(out) == json.loads(json.dumps(operations.workflow_list(limit=1)))
+    code, out, _ = run("nexus_op", "workflow_list", "--args", '{"limit": 0}', "--json")
+    assert code == 1 and json.loads(out)["error"] == {
+        "code": "INVALID_INPUT_DATA", "message": "limit must be between 1 and 500", "details": {"field": "limit"}}
+    code, out, _ = run("nexus_op", "--list")
+    assert code == 0 and "workflow_create" in out and "trading_orders" in out
+    code, out, _ = run("nexus_op", "workflow_execute", "--schema")
+    assert code == 0 and json.loads(out)["properties"]["async"]["type"] == "boolean"

@@ -1,14 +1,19 @@
 """Request shapes of the REST face: they check types and document the API (OpenAPI); the
-operations check everything else (definitions against step/trigger schemas, ownership, ranges).
+operations check everything else (definitions against step/trigger schemas, ownership).
+
+The request serializers of the operations are generated from the operation catalogue; the only
+hand-written ones are REST's own shapes (the token exchange, PATCH by whole fields) and the replies.
 """
 from __future__ import annotations
 
 from rest_framework import serializers
 
+from workflows_app import operations
 from workflows_app.api.definition_fields import StepField, TriggerField
-from workflows_app.models import DeadLetter, Workflow
+from workflows_app.models import Workflow
 
-MAX_TEXT = 10_000
+# Definition lists are typed by the registered step and trigger types (OpenAPI: WorkflowStep / WorkflowTrigger).
+TYPED_ITEMS = {"steps": StepField, "triggers": TriggerField}
 
 
 class Strict(serializers.Serializer):
@@ -49,37 +54,94 @@ class TokenRequest(Strict):
     password = serializers.CharField(max_length=128, style={"input_type": "password"})
 
 
-# --- workflows --------------------------------------------------------------------------------
+# --- request shapes, generated from the operation catalogue -------------------------------------
+#
+# Each is its operation's argument model as a DRF serializer: the same names, types, bounds and
+# choices (the OpenAPI request bodies and query parameters come from these). Arguments a route
+# takes from its path are left out. Only the fields a client gave reach the operation, which
+# applies its own defaults.
 
 
-class WorkflowCreateRequest(Strict):
-    name = serializers.CharField(max_length=200)
-    description = serializers.CharField(max_length=MAX_TEXT, required=False, allow_blank=True)
-    steps = serializers.ListField(child=StepField(), max_length=200,
-                                  help_text="Steps: {name, type, params, condition, actions, group, retry, "
-                                            "timeout, compensate, agent, workflow_id}.")
-    triggers = serializers.ListField(child=TriggerField(), max_length=100, required=False,
-                                     help_text='Triggers, e.g. {"type": "schedule", "cron": "0 9 * * 1-5"}.')
-    priority = serializers.IntegerField(min_value=0, max_value=10, required=False)
-    metadata = serializers.DictField(required=False)
-    queue = serializers.CharField(max_length=100, required=False)
+def _drf_field(prop: dict, *, required: bool) -> serializers.Field:
+    options = {"required": required}
+    if prop.get("description"):
+        options["help_text"] = prop["description"]
+    choices = [p for p in prop.get("anyOf", []) if p.get("type") != "null"]
+    if choices:  # a nullable or a several-typed argument: its (first) string or only other form
+        options["allow_null"] = len(choices) < len(prop["anyOf"])
+        prop = {**prop, **next((c for c in choices if c.get("type") == "string"), choices[0])}
+    kind = prop.get("type")
+    if "enum" in prop:
+        return serializers.ChoiceField(choices=prop["enum"], **options)
+    if kind == "integer":
+        return serializers.IntegerField(min_value=prop.get("minimum"), max_value=prop.get("maximum"), **options)
+    if kind == "number":
+        return serializers.FloatField(min_value=prop.get("minimum"), max_value=prop.get("maximum"), **options)
+    if kind == "boolean":
+        return serializers.BooleanField(**options)
+    if kind == "string":
+        if prop.get("format") == "date-time":
+            return serializers.DateTimeField(**options)
+        if prop.get("format") == "uuid":
+            return serializers.UUIDField(format="hex_verbose", **options)
+        lengths = {"max_length": prop.get("maxLength"), "min_length": prop.get("minLength")}
+        if prop.get("pattern"):
+            return serializers.RegexField(prop["pattern"], **lengths, **options)
+        # Blank only where blank is the default (a description), as DRF's CharField by default.
+        return serializers.CharField(allow_blank=prop.get("default") == "", **lengths, **options)
+    if kind == "array":
+        items = prop.get("items") or {}
+        simple = items.get("type") in ("string", "integer", "number", "boolean")
+        child = _drf_field(items, required=True) if simple else serializers.DictField()
+        return serializers.ListField(child=child, min_length=prop.get("minItems"), max_length=prop.get("maxItems"),
+                                     **options)
+    if kind == "object":
+        return serializers.DictField(**options)
+    return AnyJSON(**options)
 
 
-class WorkflowListQuery(Strict):
-    limit = serializers.IntegerField(min_value=1, max_value=500, required=False)
-    offset = serializers.IntegerField(min_value=0, max_value=10**9, required=False)
-    status = serializers.ChoiceField(choices=Workflow.Status.choices, required=False)
-    name = serializers.CharField(max_length=200, required=False, help_text="Part of the name (case-insensitive).")
-    priority_min = serializers.IntegerField(min_value=0, max_value=10, required=False)
-    priority_max = serializers.IntegerField(min_value=0, max_value=10, required=False)
-    created_after = serializers.DateTimeField(required=False)
-    created_before = serializers.DateTimeField(required=False)
+def from_operation(operation, *, exclude: tuple[str, ...] = (), name: str | None = None) -> type[Strict]:
+    """The REST request serializer of a catalogue operation (fields in `exclude` come from the path)."""
+    schema = operation.args.model_json_schema(by_alias=True)
+    required = set(schema.get("required", []))
+    fields = {key: _drf_field(prop, required=key in required)
+              for key, prop in schema.get("properties", {}).items() if key not in exclude}
+    for key, item in TYPED_ITEMS.items():
+        if isinstance(fields.get(key), serializers.ListField):
+            old = fields[key]
+            fields[key] = serializers.ListField(child=item(), min_length=old.min_length, max_length=old.max_length,
+                                                required=old.required, help_text=old.help_text)
+    class_name = name or "".join(part.title() for part in operation.name.split("_")) + "Request"
+    return type(class_name, (Strict,), {**fields, "__doc__": operation.description,
+                                        "__module__": __name__})
+
+
+WorkflowCreateRequest = from_operation(operations.workflow_create)
+WorkflowListQuery = from_operation(operations.workflow_list, name="WorkflowListQuery")
+WorkflowExecuteRequest = from_operation(operations.workflow_execute, exclude=("workflow_id",))
+WorkflowUpdateRequest = from_operation(operations.workflow_update, exclude=("workflow_id",))
+AgentAssignRequest = from_operation(operations.workflow_agent_assign, exclude=("workflow_id",))
+StatusQuery = from_operation(operations.workflow_status, exclude=("workflow_id", "execution_id"), name="StatusQuery")
+MetricsQuery = from_operation(operations.workflow_metrics, exclude=("workflow_id",), name="MetricsQuery")
+AuditQuery = from_operation(operations.workflow_audit_trail, exclude=("workflow_id", "execution_id"),
+                            name="AuditQuery")
+QueueStatusQuery = from_operation(operations.workflow_queue_status, name="QueueStatusQuery")
+QueueMessagesQuery = from_operation(operations.workflow_queue_status, exclude=("queue_name",),
+                                    name="QueueMessagesQuery")
+QueueCreateRequest = from_operation(operations.queue_create)
+QueueSendRequest = from_operation(operations.queue_send, exclude=("queue_name", "message_group_id"))
+QueueReceiveRequest = from_operation(operations.queue_receive, exclude=("queue_name",))
+QueueAckRequest = from_operation(operations.queue_ack, exclude=("queue_name", "message_id"))
+EventIngestRequest = from_operation(operations.event_ingest)
+DeadLetterQuery = from_operation(operations.dead_letters, name="DeadLetterQuery")
+DeadLetterRedriveRequest = from_operation(operations.dead_letter_redrive, exclude=("dead_letter_id",))
+DeadLetterProcessRequest = from_operation(operations.process_dead_letters)
 
 
 class WorkflowPatchRequest(Strict):
-    """Whole fields of the definition; each becomes a path of ``workflow_update``."""
+    """Whole fields of the definition; each becomes a path of ``workflow_update`` (a REST shape)."""
 
-    description = serializers.CharField(max_length=MAX_TEXT, required=False, allow_blank=True)
+    description = serializers.CharField(max_length=10_000, required=False, allow_blank=True)
     priority = serializers.IntegerField(min_value=0, max_value=10, required=False)
     steps = serializers.ListField(child=StepField(), max_length=200, required=False)
     triggers = serializers.ListField(child=TriggerField(), max_length=100, required=False)
@@ -87,122 +149,6 @@ class WorkflowPatchRequest(Strict):
     queue = serializers.CharField(max_length=100, required=False)
     expected_version = serializers.IntegerField(
         min_value=1, required=False, help_text="Apply only if the workflow is still at this version (else 409).")
-
-
-class WorkflowExecuteRequest(Strict):
-    input_data = serializers.DictField(required=False, help_text="The execution's input, e.g. "
-                                       '{"symbols": ["AAPL"], "test_mode": true}.')
-    trigger = serializers.CharField(max_length=50, required=False)
-    timeout = serializers.IntegerField(min_value=1, max_value=600, required=False,
-                                       help_text="With async=false: seconds to wait for the final status.")
-
-
-# `async` is a Python keyword: declared after the class body.
-WorkflowExecuteRequest._declared_fields["async"] = serializers.BooleanField(
-    required=False, help_text="false: wait (bounded) for the final status and each step's result. Default true.")
-
-
-class WorkflowUpdateRequest(Strict):
-    updates = serializers.DictField(help_text='Path -> value, e.g. {"steps[2].params.threshold": 0.9, '
-                                              '"steps[generate_signals].params.threshold": 0.9, "priority": 7}.')
-    expected_version = serializers.IntegerField(
-        min_value=1, required=False, help_text="Apply only if the workflow is still at this version (else 409).")
-
-
-class StatusQuery(Strict):
-    include_metrics = serializers.BooleanField(required=False)
-
-
-class MetricsQuery(Strict):
-    window = serializers.CharField(max_length=20, required=False, help_text="e.g. 24h, 7d, 30m.")
-
-
-class AuditQuery(Strict):
-    limit = serializers.IntegerField(min_value=1, max_value=1000, required=False)
-    offset = serializers.IntegerField(min_value=0, max_value=10**9, required=False)
-    start_time = serializers.DateTimeField(required=False)
-
-
-class AgentAssignRequest(Strict):
-    task_id = serializers.CharField(max_length=100, help_text="The step's name.")
-    agent_type = serializers.CharField(max_length=50, required=False)
-    use_vector_similarity = serializers.BooleanField(required=False)
-
-
-# --- queues and dead letters ------------------------------------------------------------------
-
-
-class QueueStatusQuery(Strict):
-    queue_name = serializers.CharField(max_length=100, required=False)
-    include_messages = serializers.BooleanField(required=False)
-    limit = serializers.IntegerField(min_value=1, max_value=1000, required=False,
-                                     help_text="At most this many messages per queue with include_messages.")
-
-
-class QueueMessagesQuery(Strict):
-    include_messages = serializers.BooleanField(required=False)
-    limit = serializers.IntegerField(min_value=1, max_value=1000, required=False)
-
-
-class QueueCreateRequest(Strict):
-    """The specification's queue_config."""
-
-    name = serializers.CharField(max_length=100)
-    max_retries = serializers.IntegerField(min_value=0, max_value=100, required=False)
-    visibility_timeout = serializers.FloatField(min_value=0.1, max_value=43_200, required=False,
-                                                help_text="Seconds a received message stays invisible.")
-    message_retention = serializers.IntegerField(min_value=1, max_value=30 * 86_400, required=False)
-    batch_size = serializers.IntegerField(min_value=1, max_value=1000, required=False)
-    ordering = serializers.ChoiceField(choices=["FIFO", "standard"], required=False)
-    deduplication = serializers.BooleanField(required=False)
-    deduplication_window = serializers.IntegerField(min_value=1, max_value=7 * 86_400, required=False)
-    max_messages = serializers.IntegerField(min_value=1, max_value=10_000_000, required=False)
-    description = serializers.CharField(max_length=300, required=False, allow_blank=True)
-    workflow_id = serializers.CharField(max_length=200, required=False)
-
-
-class QueueSendRequest(Strict):
-    message = AnyJSON(help_text="The message payload (any JSON).")
-    group_id = serializers.CharField(max_length=100, required=False, help_text="FIFO ordering group.")
-    deduplication_id = serializers.CharField(max_length=200, required=False)
-    delay = serializers.FloatField(min_value=0, max_value=86_400, required=False, help_text="Seconds.")
-
-
-class QueueReceiveRequest(Strict):
-    max_messages = serializers.IntegerField(min_value=1, max_value=1000, required=False,
-                                            help_text="Default: the queue's batch_size.")
-    consumer = serializers.RegexField(r"^[A-Za-z0-9_.:\-]{1,100}$", required=False)
-
-
-class QueueAckRequest(Strict):
-    message_ids = serializers.ListField(child=serializers.CharField(max_length=100), min_length=1, max_length=1000)
-
-
-class EventIngestRequest(Strict):
-    kind = serializers.CharField(max_length=50, required=False)
-    payload = serializers.DictField()
-    source = serializers.CharField(max_length=100, required=False)
-    event_id = serializers.CharField(max_length=200, required=False)
-
-
-class DeadLetterQuery(Strict):
-    status = serializers.ChoiceField(choices=DeadLetter.Status.choices, required=False)
-    error_class = serializers.CharField(max_length=100, required=False)
-    queue_name = serializers.CharField(max_length=100, required=False)
-    source = serializers.ChoiceField(choices=["step", "queue"], required=False)
-    created_after = serializers.DateTimeField(required=False)
-    limit = serializers.IntegerField(min_value=1, max_value=1000, required=False)
-    offset = serializers.IntegerField(min_value=0, max_value=10**9, required=False)
-    include_traceback = serializers.BooleanField(required=False)
-
-
-class DeadLetterRedriveRequest(Strict):
-    dead_letter_ids = serializers.ListField(child=serializers.UUIDField(format="hex_verbose"), min_length=1,
-                                            max_length=500)
-
-
-class DeadLetterProcessRequest(Strict):
-    limit = serializers.IntegerField(min_value=1, max_value=5000, required=False)
 
 
 # --- replies (documentation; the operations build them) ---------------------------------------

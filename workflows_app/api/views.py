@@ -22,7 +22,6 @@ from workflows_app import operations
 from workflows_app.api import serializers as s
 from workflows_app.api.parsers import JSONBodyParser, has_nul
 from workflows_app.api.throttles import LoginRateThrottle, WebhookRateThrottle, WriteRateThrottle
-from workflows_app.errors import OperationError
 
 OK = OpenApiResponse(OpenApiTypes.OBJECT, description='The operation\'s reply: `{"success": true, ...}`.')
 
@@ -46,14 +45,6 @@ WORKFLOW_ID = OpenApiParameter("workflow_id", OpenApiTypes.STR, OpenApiParameter
 EXECUTION_ID = OpenApiParameter("execution_id", OpenApiTypes.UUID, OpenApiParameter.PATH)
 
 
-def _operation(name: str):
-    """Operations are looked up at call time (some are added by other parts of the engine)."""
-    fn = getattr(operations, name, None)
-    if fn is None:
-        raise OperationError("NOT_FOUND", f"operation {name} is not available", {"operation": name})
-    return fn
-
-
 class OperationView(APIView):
     parser_classes = [JSONBodyParser]
     renderer_classes = [JSONRenderer]
@@ -64,8 +55,9 @@ class OperationView(APIView):
         if has_nul(kwargs) or has_nul(dict(request.query_params.lists())):
             raise ParseError("path and query parameters may not contain NUL characters")
 
-    def call(self, operation: str, status: int = 200, /, **kwargs) -> Response:
-        return Response(_operation(operation)(user=self.request.user, **kwargs), status=status)
+    def call(self, operation, status: int = 200, /, **kwargs) -> Response:
+        """``operation`` is read from ``workflows_app.operations`` at request time (a catalogue entry)."""
+        return Response(operation(user=self.request.user, **kwargs), status=status)
 
     def body(self, serializer_class) -> dict:
         serializer = serializer_class(data=self.request.data)
@@ -87,7 +79,7 @@ class WorkflowListView(OperationView):
                    summary="List workflows (limit/offset pagination, status filter)")
     def get(self, request):
         args = self.query(s.WorkflowListQuery)
-        reply = _operation("workflow_list")(user=request.user, **args)
+        reply = operations.workflow_list(user=request.user, **args)
         # Pagination links for convenience; the counts come from the operation.
         limit, offset, total = reply["limit"], reply["offset"], reply["total"]
         base = request.build_absolute_uri(request.path)
@@ -101,14 +93,14 @@ class WorkflowListView(OperationView):
                    responses={201: s.WorkflowCreated, **errors(403, 409, 413, 415, 422, 429)},
                    summary="Create a workflow")
     def post(self, request):
-        return self.call("workflow_create", 201, **self.body(s.WorkflowCreateRequest))
+        return self.call(operations.workflow_create, 201, **self.body(s.WorkflowCreateRequest))
 
 
 class WorkflowDetailView(OperationView):
     @extend_schema(operation_id="workflow_get", tags=["workflows"], parameters=[WORKFLOW_ID],
                    responses={200: OK, **READ_ERRORS})
     def get(self, request, workflow_id):
-        return self.call("workflow_get", workflow_id=workflow_id)
+        return self.call(operations.workflow_get, workflow_id=workflow_id)
 
     @extend_schema(operation_id="workflow_patch", tags=["workflows"], parameters=[WORKFLOW_ID],
                    request=s.WorkflowPatchRequest, responses={200: OK, **WRITE_ERRORS, **errors(422)},
@@ -116,12 +108,12 @@ class WorkflowDetailView(OperationView):
     def patch(self, request, workflow_id):
         updates = self.body(s.WorkflowPatchRequest)
         expected = updates.pop("expected_version", None)
-        return self.call("workflow_update", workflow_id=workflow_id, updates=updates, expected_version=expected)
+        return self.call(operations.workflow_update, workflow_id=workflow_id, updates=updates, expected_version=expected)
 
     @extend_schema(operation_id="workflow_delete", tags=["workflows"], parameters=[WORKFLOW_ID],
                    request=None, responses={200: OK, **WRITE_ERRORS})
     def delete(self, request, workflow_id):
-        return self.call("workflow_delete", workflow_id=workflow_id)
+        return self.call(operations.workflow_delete, workflow_id=workflow_id)
 
 
 class WorkflowExecuteView(OperationView):
@@ -133,7 +125,7 @@ class WorkflowExecuteView(OperationView):
                    summary="Execute a workflow (async by default; async=false waits for the result)")
     def post(self, request, workflow_id):
         args = self.body(s.WorkflowExecuteRequest)
-        reply = _operation("workflow_execute")(user=request.user, workflow_id=workflow_id, **args)
+        reply = operations.workflow_execute(user=request.user, workflow_id=workflow_id, **args)
         return Response(reply, status=202 if reply.get("async", True) else 200)
 
 
@@ -141,7 +133,7 @@ class WorkflowStatusView(OperationView):
     @extend_schema(operation_id="workflow_status", tags=["workflows"], parameters=[WORKFLOW_ID, s.StatusQuery],
                    responses={200: OK, **READ_ERRORS})
     def get(self, request, workflow_id):
-        return self.call("workflow_status", workflow_id=workflow_id, **self.query(s.StatusQuery))
+        return self.call(operations.workflow_status, workflow_id=workflow_id, **self.query(s.StatusQuery))
 
 
 class WorkflowUpdateView(OperationView):
@@ -149,42 +141,42 @@ class WorkflowUpdateView(OperationView):
                    request=s.WorkflowUpdateRequest, responses={200: OK, **WRITE_ERRORS, **errors(422)},
                    summary="Update by paths (atomic, validated, a new version)")
     def post(self, request, workflow_id):
-        return self.call("workflow_update", workflow_id=workflow_id, **self.body(s.WorkflowUpdateRequest))
+        return self.call(operations.workflow_update, workflow_id=workflow_id, **self.body(s.WorkflowUpdateRequest))
 
 
 class WorkflowPauseView(OperationView):
     @extend_schema(operation_id="workflow_pause", tags=["workflows"], parameters=[WORKFLOW_ID], request=None,
                    responses={200: OK, **WRITE_ERRORS})
     def post(self, request, workflow_id):
-        return self.call("workflow_pause", workflow_id=workflow_id)
+        return self.call(operations.workflow_pause, workflow_id=workflow_id)
 
 
 class WorkflowResumeView(OperationView):
     @extend_schema(operation_id="workflow_resume", tags=["workflows"], parameters=[WORKFLOW_ID], request=None,
                    responses={200: OK, **WRITE_ERRORS})
     def post(self, request, workflow_id):
-        return self.call("workflow_resume", workflow_id=workflow_id)
+        return self.call(operations.workflow_resume, workflow_id=workflow_id)
 
 
 class WorkflowMetricsView(OperationView):
     @extend_schema(operation_id="workflow_metrics", tags=["workflows"], parameters=[WORKFLOW_ID, s.MetricsQuery],
                    responses={200: s.WorkflowMetricsReply, **READ_ERRORS})
     def get(self, request, workflow_id):
-        return self.call("workflow_metrics", workflow_id=workflow_id, **self.query(s.MetricsQuery))
+        return self.call(operations.workflow_metrics, workflow_id=workflow_id, **self.query(s.MetricsQuery))
 
 
 class WorkflowAuditView(OperationView):
     @extend_schema(operation_id="workflow_audit_trail", tags=["workflows"], parameters=[WORKFLOW_ID, s.AuditQuery],
                    responses={200: s.AuditTrail, **READ_ERRORS})
     def get(self, request, workflow_id):
-        return self.call("workflow_audit_trail", workflow_id=workflow_id, **self.query(s.AuditQuery))
+        return self.call(operations.workflow_audit_trail, workflow_id=workflow_id, **self.query(s.AuditQuery))
 
 
 class WorkflowAgentsView(OperationView):
     @extend_schema(operation_id="workflow_agent_assign", tags=["workflows"], parameters=[WORKFLOW_ID],
                    request=s.AgentAssignRequest, responses={200: OK, **WRITE_ERRORS})
     def post(self, request, workflow_id):
-        return self.call("workflow_agent_assign", workflow_id=workflow_id, **self.body(s.AgentAssignRequest))
+        return self.call(operations.workflow_agent_assign, workflow_id=workflow_id, **self.body(s.AgentAssignRequest))
 
 
 # --- executions -------------------------------------------------------------------------------
@@ -194,28 +186,28 @@ class ExecutionDetailView(OperationView):
     @extend_schema(operation_id="execution_status", tags=["executions"], parameters=[EXECUTION_ID, s.StatusQuery],
                    responses={200: OK, **READ_ERRORS})
     def get(self, request, execution_id):
-        return self.call("workflow_status", execution_id=execution_id, **self.query(s.StatusQuery))
+        return self.call(operations.workflow_status, execution_id=execution_id, **self.query(s.StatusQuery))
 
 
 class ExecutionAuditView(OperationView):
     @extend_schema(operation_id="execution_audit_trail", tags=["executions"],
                    parameters=[EXECUTION_ID, s.AuditQuery], responses={200: s.AuditTrail, **READ_ERRORS})
     def get(self, request, execution_id):
-        return self.call("workflow_audit_trail", execution_id=execution_id, **self.query(s.AuditQuery))
+        return self.call(operations.workflow_audit_trail, execution_id=execution_id, **self.query(s.AuditQuery))
 
 
 class ExecutionCancelView(OperationView):
     @extend_schema(operation_id="execution_cancel", tags=["executions"], parameters=[EXECUTION_ID], request=None,
                    responses={200: OK, **WRITE_ERRORS})
     def post(self, request, execution_id):
-        return self.call("execution_cancel", execution_id=execution_id)
+        return self.call(operations.execution_cancel, execution_id=execution_id)
 
 
 class ExecutionRetryView(OperationView):
     @extend_schema(operation_id="execution_retry", tags=["executions"], parameters=[EXECUTION_ID], request=None,
                    responses={200: OK, **WRITE_ERRORS})
     def post(self, request, execution_id):
-        return self.call("execution_retry", execution_id=execution_id)
+        return self.call(operations.execution_retry, execution_id=execution_id)
 
 
 # --- queues -----------------------------------------------------------------------------------
@@ -241,19 +233,19 @@ class QueueStatusView(QueueView):
                    responses={200: s.QueueStatus, **READ_ERRORS},
                    summary="Live status of every named queue (or one, with queue_name)")
     def get(self, request):
-        return self.call("workflow_queue_status", **self.query(s.QueueStatusQuery))
+        return self.call(operations.workflow_queue_status, **self.query(s.QueueStatusQuery))
 
     @extend_schema(operation_id="queue_create", tags=["queues"], request=s.QueueCreateRequest,
                    responses={200: OK, **WRITE_ERRORS}, summary="Create or reconfigure a named queue")
     def post(self, request):
-        return self.call("queue_create", **self.body(s.QueueCreateRequest))
+        return self.call(operations.queue_create, **self.body(s.QueueCreateRequest))
 
 
 class QueueDetailView(QueueView):
     @extend_schema(operation_id="queue_status", tags=["queues"], parameters=[QUEUE_NAME, s.QueueMessagesQuery],
                    responses={200: OK, **READ_ERRORS})
     def get(self, request, queue_name):
-        return self.call("workflow_queue_status", queue_name=queue_name, **self.query(s.QueueMessagesQuery))
+        return self.call(operations.workflow_queue_status, queue_name=queue_name, **self.query(s.QueueMessagesQuery))
 
 
 class QueueMessagesView(QueueView):
@@ -262,12 +254,12 @@ class QueueMessagesView(QueueView):
                    summary="The queue's status with its messages (a read: nothing is received)")
     def get(self, request, queue_name):
         args = {"include_messages": True, **self.query(s.QueueMessagesQuery)}
-        return self.call("workflow_queue_status", queue_name=queue_name, **args)
+        return self.call(operations.workflow_queue_status, queue_name=queue_name, **args)
 
     @extend_schema(operation_id="queue_send", tags=["queues"], parameters=[QUEUE_NAME], request=s.QueueSendRequest,
                    responses={201: OK, **WRITE_ERRORS}, summary="Send a message to the queue")
     def post(self, request, queue_name):
-        return self.call("queue_send", 201, queue_name=queue_name, **self.body(s.QueueSendRequest))
+        return self.call(operations.queue_send, 201, queue_name=queue_name, **self.body(s.QueueSendRequest))
 
 
 class QueueReceiveView(QueueView):
@@ -275,14 +267,14 @@ class QueueReceiveView(QueueView):
                    request=s.QueueReceiveRequest, responses={200: OK, **WRITE_ERRORS},
                    summary="Receive messages (invisible for visibility_timeout until acknowledged)")
     def post(self, request, queue_name):
-        return self.call("queue_receive", queue_name=queue_name, **self.body(s.QueueReceiveRequest))
+        return self.call(operations.queue_receive, queue_name=queue_name, **self.body(s.QueueReceiveRequest))
 
 
 class QueueAckView(QueueView):
     @extend_schema(operation_id="queue_ack", tags=["queues"], parameters=[QUEUE_NAME], request=s.QueueAckRequest,
                    responses={200: OK, **WRITE_ERRORS}, summary="Acknowledge received messages")
     def post(self, request, queue_name):
-        return self.call("queue_ack", queue_name=queue_name, **self.body(s.QueueAckRequest))
+        return self.call(operations.queue_ack, queue_name=queue_name, **self.body(s.QueueAckRequest))
 
 
 # --- dead letters -----------------------------------------------------------------------------
@@ -292,7 +284,7 @@ class DeadLetterListView(OperationView):
     @extend_schema(operation_id="dead_letters", tags=["dead-letters"], parameters=[s.DeadLetterQuery],
                    responses={200: OK, **errors()})
     def get(self, request):
-        return self.call("dead_letters", **self.query(s.DeadLetterQuery))
+        return self.call(operations.dead_letters, **self.query(s.DeadLetterQuery))
 
 
 class DeadLetterRedriveView(OperationView):
@@ -300,15 +292,14 @@ class DeadLetterRedriveView(OperationView):
                    parameters=[OpenApiParameter("dead_letter_id", OpenApiTypes.UUID, OpenApiParameter.PATH)],
                    request=None, responses={200: OK, **WRITE_ERRORS})
     def post(self, request, dead_letter_id):
-        return self.call("dead_letter_redrive", dead_letter_id=str(dead_letter_id))
+        return self.call(operations.dead_letter_redrive, dead_letter_id=str(dead_letter_id))
 
 
 class DeadLetterBulkRedriveView(OperationView):
     @extend_schema(operation_id="dead_letter_redrive_many", tags=["dead-letters"], request=s.DeadLetterRedriveRequest,
                    responses={200: OK, **WRITE_ERRORS})
     def post(self, request):
-        args = self.body(s.DeadLetterRedriveRequest)
-        return self.call("dead_letter_redrive", dead_letter_ids=[str(i) for i in args["dead_letter_ids"]])
+        return self.call(operations.dead_letter_redrive, **self.body(s.DeadLetterRedriveRequest))
 
 
 class DeadLetterProcessView(OperationView):
@@ -316,7 +307,7 @@ class DeadLetterProcessView(OperationView):
                    responses={200: OK, **WRITE_ERRORS},
                    summary="Apply the per-error-class policies (retry / discard / alert) now")
     def post(self, request):
-        return self.call("process_dead_letters", **self.body(s.DeadLetterProcessRequest))
+        return self.call(operations.process_dead_letters, **self.body(s.DeadLetterProcessRequest))
 
 
 # --- events (the signed webhook), agents, system metrics --------------------------------------
@@ -345,7 +336,7 @@ class EventWebhookView(OperationView):
         responses={202: OK, **errors(403, 404, 409, 413, 429)},
     )
     def post(self, request):
-        reply = _operation("webhook_receive")(
+        reply = operations.webhook_receive(
             source=request.headers.get("X-Nexus-Source", ""), body=request.body,
             signature=request.headers.get("X-Nexus-Signature", ""),
             timestamp=request.headers.get("X-Nexus-Timestamp", ""))
@@ -359,7 +350,7 @@ class EventIngestView(OperationView):
                    responses={202: OK, **WRITE_ERRORS},
                    summary="A manual event (staff): through the events queue, matched against triggers")
     def post(self, request):
-        return self.call("event_ingest", 202, **self.body(s.EventIngestRequest))
+        return self.call(operations.event_ingest, 202, **self.body(s.EventIngestRequest))
 
 
 class TokenView(OperationView):
@@ -384,11 +375,11 @@ class TokenView(OperationView):
 class AgentListView(OperationView):
     @extend_schema(operation_id="agent_list", tags=["agents"], responses={200: OK, **errors()})
     def get(self, request):
-        return self.call("agent_list")
+        return self.call(operations.agent_list)
 
 
 class SystemMetricsView(OperationView):
     @extend_schema(operation_id="system_metrics", tags=["metrics"], parameters=[s.MetricsQuery],
                    responses={200: s.WorkflowMetricsReply, **errors()}, summary="workflow_metrics across all (visible) workflows")
     def get(self, request):
-        return self.call("workflow_metrics", **self.query(s.MetricsQuery))
+        return self.call(operations.workflow_metrics, **self.query(s.MetricsQuery))

@@ -54,9 +54,7 @@ def policy_for(letter: DeadLetter) -> str:
 
 
 def redrive(letter: DeadLetter) -> dict:
-    from workflows_app import operations
-
-    return operations.redrive_letter(letter)
+    return redrive_letter(letter)
 
 
 def process_one(letter: DeadLetter, now=None) -> dict:
@@ -123,3 +121,30 @@ def process_dead_letters(limit: int = 100, now=None) -> dict:
     for item in results:
         counts[item["action"]] = counts.get(item["action"], 0) + 1
     return {"processed": len(results), "actions": counts, "results": results}
+
+
+def redrive_letter(letter: DeadLetter) -> dict:
+    """Send a dead letter back: a step's execution resumes from the failed step; a queue
+    message goes back on its queue (through the redriver the queue module registers)."""
+    from workflows_app.registry import registry
+    from workflows_app.services import executions
+
+    if letter.status == DeadLetter.Status.REDRIVEN:
+        raise OperationError("CONFLICT", f"dead letter {letter.id} was already redriven", {"field": "dead_letter_id"})
+    with transaction.atomic():
+        if letter.source == "step":
+            if letter.execution_id is None:
+                raise OperationError("CONFLICT", "its execution no longer exists", {"field": "dead_letter_id"})
+            execution = executions.retry(letter.execution_id, reason=f"dead letter {letter.id} redriven")
+            target = {"execution_id": str(execution.id), "status": execution.status}
+        else:
+            redriver = registry.dead_letter_redrivers.get(letter.source)
+            if redriver is None:
+                raise OperationError("CONFLICT", f"no redriver for {letter.source} dead letters", {"field": "dead_letter_id"})
+            target = redriver(letter)
+        letter.status = DeadLetter.Status.REDRIVEN
+        letter.redrive_count += 1
+        letter.save(update_fields=["status", "redrive_count", "updated_at"])
+        audit.record("dead_letter_redriven", workflow_id=letter.workflow_id, execution_id=letter.execution_id,
+                     step=letter.step_name, dead_letter_id=str(letter.id), error_class=letter.error_class)
+    return {"id": str(letter.id), "status": letter.status, "target": target}

@@ -1,7 +1,9 @@
 """Shared plumbing of the CLI face: call an operation, print its dict (--json) or a human summary.
 
-Commands add no logic: they parse options, call ``workflows_app.operations`` as a trusted local
-caller (user=None) and print. A refused operation prints its error body and exits with status 1.
+Commands add no logic: they parse options, call an operation of the catalogue
+(``workflows_app.operations.catalogue``) as a trusted local caller (user=None) and print. A refused
+operation prints its error body and exits with status 1. Every operation is also callable as
+``manage.py nexus_op NAME --args JSON``.
 """
 from __future__ import annotations
 
@@ -11,8 +13,9 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 from django.core.serializers.json import DjangoJSONEncoder
 
-from workflows_app import operations
+import workflows_app.operations  # noqa: F401 - registers the engine's operations in the catalogue
 from workflows_app.errors import OperationError
+from workflows_app.operations.catalogue import Operation, catalogue
 
 
 def dumps(value, *, indent: int | None = 2) -> str:
@@ -40,11 +43,11 @@ class OperationCommand(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--json", action="store_true", help="Print the operation's reply as JSON.")
 
-    def operation(self, name: str):
-        fn = getattr(operations, name, None)
-        if not callable(fn):
+    def operation(self, name: str) -> Operation:
+        operation = catalogue.get(name)
+        if operation is None:
             raise CommandError(f"operation '{name}' is not available in this version of Nexus")
-        return fn
+        return operation
 
     def call(self, name: str, **kwargs) -> dict:
         try:

@@ -1,9 +1,8 @@
 """``python manage.py process_dead_letters [--limit N] [--json]``: apply the dead-letter policies once."""
 from __future__ import annotations
 
-import inspect
-
 from workflows_app.management.commands._base import OperationCommand
+from workflows_app.operations.catalogue import field_names
 
 
 class Command(OperationCommand):
@@ -15,7 +14,7 @@ class Command(OperationCommand):
         parser.add_argument("--queue", dest="queue_name", help="Only this queue's dead letters.")
 
     def handle(self, *args, **options):
-        accepted = inspect.signature(self.operation("process_dead_letters")).parameters
+        accepted = field_names(self.operation("process_dead_letters").args)
         kwargs = {k: options[k] for k in ("limit", "queue_name") if options[k] is not None and k in accepted}
         reply = self.call("process_dead_letters", **kwargs)
         self.emit(reply, self.human)

@@ -1,0 +1,79 @@
+"""Execution operations (cancel, retry), the audit trail and the measured metrics."""
+from __future__ import annotations
+
+from django.utils import timezone
+from pydantic import Field
+
+from workflows_app import selectors
+from workflows_app.errors import OperationError
+from workflows_app.operations.access import execution_for, workflow_for
+from workflows_app.operations.catalogue import catalogue
+from workflows_app.operations.fields import Args, Int, Timestamp, execution_ref, workflow_ref
+from workflows_app.services import executions
+
+
+class ExecutionArgs(Args):
+    execution_id: str = execution_ref()
+
+
+@catalogue.operation(ExecutionArgs, description="Cancel an unfinished execution.")
+def execution_cancel(args: ExecutionArgs, user) -> dict:
+    execution = executions.cancel(execution_for(args.execution_id, user).id)
+    return {"success": True, "execution_id": str(execution.id), "status": execution.status}
+
+
+@catalogue.operation(ExecutionArgs, description="Retry a failed execution from its failed step.")
+def execution_retry(args: ExecutionArgs, user) -> dict:
+    execution = executions.retry(execution_for(args.execution_id, user).id)
+    return {"success": True, "execution_id": str(execution.id), "status": execution.status,
+            "from_step": execution.current_step or None}
+
+
+class AuditTrailArgs(Args):
+    workflow_id: str = workflow_ref(required=False)
+    execution_id: str = execution_ref(required=False)
+    limit: Int = Field(50, ge=1, le=1000)
+    offset: Int = Field(0, ge=0, le=10**9)
+    start_time: Timestamp = None
+
+
+@catalogue.operation(AuditTrailArgs, description="The audit trail of a workflow or an execution.")
+def workflow_audit_trail(args: AuditTrailArgs, user) -> dict:
+    page = {"limit": args.limit, "start_time": args.start_time, "offset": args.offset}
+    reply = {"success": True}
+    if args.execution_id:
+        execution = execution_for(args.execution_id, user)
+        reply.update(execution_id=str(execution.id), workflow_id=str(execution.workflow_id))
+        reply.update(selectors.audit_events(execution_id=execution.id, **page))
+    elif args.workflow_id:
+        workflow = workflow_for(args.workflow_id, user)
+        reply.update(workflow_id=str(workflow.id))
+        reply.update(selectors.audit_events(workflow_id=workflow.id, **page))
+    else:
+        raise OperationError("INVALID_INPUT_DATA", "give workflow_id or execution_id", {"field": "workflow_id"})
+    return reply
+
+
+class MetricsArgs(Args):
+    workflow_id: str = workflow_ref(required=False)
+    window: str = Field("24h", max_length=20, description="e.g. 15m, 24h, 7d")
+
+
+@catalogue.operation(MetricsArgs, description="Measured metrics: executions, success rate, durations, p50/p99, "
+                                              "steps, costs.")
+def workflow_metrics(args: MetricsArgs, user) -> dict:
+    since = timezone.now() - selectors.parse_window(args.window)
+    workflow = workflow_for(args.workflow_id, user) if args.workflow_id else None
+    executions_qs, runs_qs = selectors.metrics_scope(workflow, user)
+    reply = {"success": True, "window": args.window or "24h", "since": selectors.iso(since)}
+    if workflow is not None:
+        reply.update(workflow_id=str(workflow.id), workflow_name=workflow.name)
+    figures = selectors.execution_metrics(executions_qs, since)
+    reply.update(figures)
+    reply["executions_last_window"] = figures["executions"]
+    reply["steps_performance"] = selectors.steps_performance(runs_qs, since)
+    reply["system"] = selectors.system_figures(since)
+    reply["cost_breakdown"] = selectors.cost_breakdown(figures["executions"],
+                                                       reply["system"].get("messages_processed") or 0,
+                                                       selectors.agent_minutes(runs_qs, since))
+    return reply
