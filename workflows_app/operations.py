@@ -18,11 +18,11 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from workflows_app import definitions, filters, selectors
+from workflows_app import definitions, engine, filters, selectors
 from workflows_app.errors import OperationError
 from workflows_app.models import Agent, DeadLetter, Execution, StepRun, Workflow
 from workflows_app.registry import registry
-from workflows_app.services import audit, executions, workflows
+from workflows_app.services import audit, workflows
 
 # --- argument checking --------------------------------------------------------------------------
 
@@ -142,14 +142,14 @@ def workflow_execute(*, workflow_id=None, input_data=None, trigger="manual", tim
     wait = settings.NEXUS_SYNC_WAIT_SECONDS
     if timeout is not None:
         wait = float(_int(timeout, "timeout", 30, 1, 600))
-    execution = executions.start_execution(workflow, data, trigger=trigger,
+    execution = engine.start_execution(workflow, data, trigger=trigger,
                                            owner=user if getattr(user, "pk", None) else None)
     reply = {"success": True, "execution_id": str(execution.id), "workflow_id": str(workflow.id),
              "workflow_name": workflow.name, "status": execution.status, "version": workflow.version,
              "started_at": selectors.iso(execution.queued_at), "async": run_async}
     if run_async:
         return reply
-    execution = executions.wait_until_final(execution.id, wait)
+    execution = engine.wait_until_final(execution.id, wait)
     if not execution.is_final:
         raise OperationError("EXECUTION_TIMEOUT", f"execution still {execution.status} after {wait:g}s; it keeps running",
                              {"execution_id": str(execution.id), "status": execution.status})
@@ -309,13 +309,13 @@ def agent_list(*, user=None, **extra) -> dict:
 
 def execution_cancel(*, execution_id=None, user=None, **extra) -> dict:
     _no_extra(extra)
-    execution = executions.cancel(_execution(execution_id, user).id)
+    execution = engine.cancel(_execution(execution_id, user).id)
     return {"success": True, "execution_id": str(execution.id), "status": execution.status}
 
 
 def execution_retry(*, execution_id=None, user=None, **extra) -> dict:
     _no_extra(extra)
-    execution = executions.retry(_execution(execution_id, user).id)
+    execution = engine.retry(_execution(execution_id, user).id)
     return {"success": True, "execution_id": str(execution.id), "status": execution.status,
             "from_step": execution.current_step or None}
 
@@ -439,7 +439,7 @@ def redrive_letter(letter: DeadLetter) -> dict:
         if letter.source == "step":
             if letter.execution_id is None:
                 raise OperationError("CONFLICT", "its execution no longer exists", {"field": "dead_letter_id"})
-            execution = executions.retry(letter.execution_id, reason=f"dead letter {letter.id} redriven")
+            execution = engine.retry(letter.execution_id, reason=f"dead letter {letter.id} redriven")
             target = {"execution_id": str(execution.id), "status": execution.status}
         else:
             redriver = registry.dead_letter_redrivers.get(letter.source)

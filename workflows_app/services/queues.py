@@ -496,8 +496,8 @@ def handler_for(queue: MessageQueue) -> Callable[[Message], object] | None:
 
 
 def _start_workflow(message: Message) -> None:
+    from workflows_app.engine import start_execution
     from workflows_app.models import Workflow
-    from workflows_app.services.executions import start_execution
 
     queue = get_queue(message.queue)
     workflow = Workflow.objects.select_related("current_version").get(pk=queue.workflow_id)
