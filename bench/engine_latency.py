@@ -28,8 +28,8 @@ def main() -> None:
     from celery import chain
 
     from workflows_app import operations
+    from workflows_app.engine import wait_until_final
     from workflows_app.models import Execution
-    from workflows_app.services.executions import wait_until_final
     from workflows_app.tasks import noop
 
     worker = Worker(concurrency=args.concurrency)

@@ -111,7 +111,7 @@ def circuit_breaker(ctx: StepContext) -> dict:
     output = {"circuit_status": "closed" if allowed else "open", "state": snap["state"],
               "recent_failures": snap["recent_failures"], "circuit": key, "trial": bool(snap.get("trial"))}
     if allowed:
-        # Later failures of this execution count against the breaker (services.executions).
+        # Later failures of this execution count against the breaker (workflows_app.engine).
         output["_circuits"] = {**(ctx.context.get("_circuits") or {}), key: config}
     return output
 
@@ -136,7 +136,7 @@ class TransformParams(Strict):
 
 
 def _reserved(key: str) -> bool:
-    from workflows_app.services.executions import is_reserved
+    from workflows_app.engine import is_reserved
 
     return is_reserved(key)
 

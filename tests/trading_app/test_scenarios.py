@@ -14,10 +14,10 @@ from trading_app.examples import EXAMPLES
 from trading_app.providers import simulated
 from workflows_app import operations, queues
 from workflows_app.circuit import redis_client
+from workflows_app.engine import wait_until_final
 from workflows_app.models import AuditEvent, DeadLetter, Execution, StepRun
 from workflows_app.services import deadletters, events
 from workflows_app.services import triggers as engine
-from workflows_app.services.executions import wait_until_final
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 EXAMPLE = {d["name"]: d for d in EXAMPLES}

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from workflows_app import operations
+from workflows_app.engine import wait_until_final
 from workflows_app.models import AuditEvent, Execution
-from workflows_app.services.executions import wait_until_final
 
 
 def create(name: str, steps: list, **kwargs) -> str:

@@ -175,7 +175,7 @@ def test_running_execution_keeps_its_version_while_the_workflow_is_updated(celer
     started = operations.workflow_execute(workflow_id=wf, input_data={})
     wait_for(lambda: StepRun.objects.filter(execution_id=started["execution_id"], step_name="pause").exists())
     operations.workflow_update(workflow_id=wf, updates={"steps[echo].params.value": "new"})
-    from workflows_app.services.executions import wait_until_final
+    from workflows_app.engine import wait_until_final
 
     first = wait_until_final(started["execution_id"], 120)
     assert first.status == "succeeded" and first.context["echo"]["value"] == "old" and first.version.number == 1

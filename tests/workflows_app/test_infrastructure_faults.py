@@ -13,9 +13,9 @@ from tests.conftest import wait_for
 from tests.workflows_app.helpers import create, events, run
 from tests.workflows_app.support import client
 from workflows_app import operations
+from workflows_app.engine import wait_until_final
 from workflows_app.errors import is_infrastructure
 from workflows_app.models import AuditEvent, DeadLetter, Execution, StepRun
-from workflows_app.services.executions import wait_until_final
 
 pytestmark = pytest.mark.django_db(transaction=True)
 postgres_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="pg_terminate_backend needs PostgreSQL")
@@ -146,7 +146,7 @@ def test_redis_killed_under_a_step_is_retried_then_compensated_with_an_infrastru
 
 def test_redelivered_step_after_a_committed_success_returns_the_stored_result(celery_worker):
     """The idempotent half of retrying: a step whose success committed is not run again."""
-    from workflows_app.services.executions import run_step
+    from workflows_app.engine import run_step
 
     tag = f"redeliver-{time.monotonic_ns()}"
     wf = create("redeliver", [{"name": "effect", "type": "test_side_effect", "params": {"tag": tag}}])

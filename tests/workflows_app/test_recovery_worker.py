@@ -143,16 +143,15 @@ def test_a_message_waiting_behind_a_backlog_is_late_not_lost(own_redis, monkeypa
     send it to the back of the queue again), and resumes it once that message is gone."""
     from django.utils import timezone
 
-    from workflows_app.services import broker
-    from workflows_app.services.executions import reconcile
+    from workflows_app.engine import reconcile, waiting_dispatches
 
     wf = create(f"backlogged-{time.monotonic_ns()}", [{"name": "s", "type": "test_noop", "timeout": TIMEOUT}],
                 queue="nobody-consumes-this-h1")
     execution_id = start_executions(own_redis.url, [(wf, 1, {})])[wf][0]
     monkeypatch.setattr("workflows_app.circuit._client", own_redis.client())  # look into our Redis
-    waiting = broker.waiting_dispatches()
+    waiting = waiting_dispatches()
     assert (execution_id, 1) in waiting
     later = timezone.now() + timezone.timedelta(seconds=TIMEOUT + MARGIN + 1)  # silent longer than the bound
     assert reconcile(now=later, margin=MARGIN, waiting=waiting) == []
     own_redis.client().flushdb()  # the message is gone (e.g. a Redis restarted empty): now it is lost
-    assert reconcile(now=later, margin=MARGIN, waiting=broker.waiting_dispatches()) == [execution_id]
+    assert reconcile(now=later, margin=MARGIN, waiting=waiting_dispatches()) == [execution_id]

@@ -10,8 +10,8 @@ from tests.conftest import wait_for
 from tests.workflows_app.helpers import create
 from tests.workflows_app.support import client
 from workflows_app import operations
+from workflows_app.engine import reconcile, wait_until_final
 from workflows_app.models import Execution, StepRun
-from workflows_app.services.executions import reconcile, wait_until_final
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

@@ -10,10 +10,10 @@ from rest_framework.authtoken.models import Token
 
 from tests.workflows_app.api_support import API, assert_error, client_for, make_user
 from workflows_app import operations
+from workflows_app.engine import start_execution, wait_until_final
 from workflows_app.errors import OperationError
 from workflows_app.models import Execution, StepRun, Workflow
 from workflows_app.registry import NoParams, RetryPolicy, registry
-from workflows_app.services.executions import start_execution, wait_until_final
 
 pytest_plugins = ["tests.workflows_app.api_support"]
 pytestmark = pytest.mark.django_db(transaction=True)

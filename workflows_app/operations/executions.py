@@ -4,12 +4,11 @@ from __future__ import annotations
 from django.utils import timezone
 from pydantic import Field
 
-from workflows_app import selectors
+from workflows_app import engine, selectors
 from workflows_app.errors import OperationError
 from workflows_app.operations.access import execution_for, workflow_for
 from workflows_app.operations.catalogue import catalogue
 from workflows_app.operations.fields import Args, Int, Timestamp, execution_ref, workflow_ref
-from workflows_app.services import executions
 
 
 class ExecutionArgs(Args):
@@ -18,13 +17,13 @@ class ExecutionArgs(Args):
 
 @catalogue.operation(ExecutionArgs, description="Cancel an unfinished execution.")
 def execution_cancel(args: ExecutionArgs, user) -> dict:
-    execution = executions.cancel(execution_for(args.execution_id, user).id)
+    execution = engine.cancel(execution_for(args.execution_id, user).id)
     return {"success": True, "execution_id": str(execution.id), "status": execution.status}
 
 
 @catalogue.operation(ExecutionArgs, description="Retry a failed execution from its failed step.")
 def execution_retry(args: ExecutionArgs, user) -> dict:
-    execution = executions.retry(execution_for(args.execution_id, user).id)
+    execution = engine.retry(execution_for(args.execution_id, user).id)
     return {"success": True, "execution_id": str(execution.id), "status": execution.status,
             "from_step": execution.current_step or None}
 

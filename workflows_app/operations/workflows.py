@@ -7,7 +7,7 @@ from typing import Any, Literal
 from django.conf import settings
 from pydantic import AliasChoices, Field, field_validator
 
-from workflows_app import definitions, filters, selectors
+from workflows_app import definitions, engine, filters, selectors
 from workflows_app.errors import OperationError
 from workflows_app.models import Execution, StepRun, Workflow
 from workflows_app.operations.access import execution_for, owner, workflow_for
@@ -26,7 +26,7 @@ from workflows_app.operations.fields import (
     refuse,
     workflow_ref,
 )
-from workflows_app.services import audit, executions, workflows
+from workflows_app.services import audit, workflows
 
 _DEFINITION = definitions.DefinitionSpec.model_fields
 
@@ -93,13 +93,13 @@ def workflow_execute(args: WorkflowExecuteArgs, user) -> dict:
         raise OperationError("INVALID_INPUT_DATA", "input_data.test_mode must be true or false",
                              {"field": "input_data.test_mode"})
     wait = settings.NEXUS_SYNC_WAIT_SECONDS if args.timeout is None else float(args.timeout)
-    execution = executions.start_execution(workflow, data, trigger=args.trigger, owner=owner(user))
+    execution = engine.start_execution(workflow, data, trigger=args.trigger, owner=owner(user))
     reply = {"success": True, "execution_id": str(execution.id), "workflow_id": str(workflow.id),
              "workflow_name": workflow.name, "status": execution.status, "version": workflow.version,
              "started_at": selectors.iso(execution.queued_at), "async": args.run_async}
     if args.run_async:
         return reply
-    execution = executions.wait_until_final(execution.id, wait)
+    execution = engine.wait_until_final(execution.id, wait)
     if not execution.is_final:
         raise OperationError("EXECUTION_TIMEOUT", f"execution still {execution.status} after {wait:g}s; it keeps running",
                              {"execution_id": str(execution.id), "status": execution.status})

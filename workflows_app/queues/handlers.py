@@ -12,12 +12,12 @@ from celery import current_app
 from django.db import transaction
 
 from workflows_app.circuit import redis_client
+from workflows_app.engine import start_execution
 from workflows_app.errors import StepError
 from workflows_app.models import MessageQueue, Workflow
 from workflows_app.queues.config import get_queue
 from workflows_app.queues.layout import key
 from workflows_app.registry import registry
-from workflows_app.services.executions import start_execution
 
 DRAIN_TASK = "nexus.events.drain_queue"
 

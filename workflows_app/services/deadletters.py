@@ -126,8 +126,8 @@ def process_dead_letters(limit: int = 100, now=None) -> dict:
 def redrive_letter(letter: DeadLetter) -> dict:
     """Send a dead letter back: a step's execution resumes from the failed step; a queue
     message goes back on its queue (through the redriver the queue module registers)."""
+    from workflows_app import engine
     from workflows_app.registry import registry
-    from workflows_app.services import executions
 
     if letter.status == DeadLetter.Status.REDRIVEN:
         raise OperationError("CONFLICT", f"dead letter {letter.id} was already redriven", {"field": "dead_letter_id"})
@@ -135,7 +135,7 @@ def redrive_letter(letter: DeadLetter) -> dict:
         if letter.source == "step":
             if letter.execution_id is None:
                 raise OperationError("CONFLICT", "its execution no longer exists", {"field": "dead_letter_id"})
-            execution = executions.retry(letter.execution_id, reason=f"dead letter {letter.id} redriven")
+            execution = engine.retry(letter.execution_id, reason=f"dead letter {letter.id} redriven")
             target = {"execution_id": str(execution.id), "status": execution.status}
         else:
             redriver = registry.dead_letter_redrivers.get(letter.source)

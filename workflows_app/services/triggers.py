@@ -37,6 +37,7 @@ from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from workflows_app.circuit import redis_client
+from workflows_app.engine import start_execution
 from workflows_app.models import Trigger, Workflow
 from workflows_app.registry import registry
 from workflows_app.services import audit, guards
@@ -420,8 +421,6 @@ def fire(trigger_id: int, event: dict, *, cooldown: int = 0, client=None):
     or replayed batch does not start a second execution - and at most once per cooldown across
     workers. Both guards are database rows claimed in the transaction that starts the execution:
     a firing that fails releases them, a firing that commits holds them whatever Redis forgets."""
-    from workflows_app.services.executions import start_execution
-
     owner = (event.get("trigger") or {}).get("workflow_id") or ""
     with transaction.atomic():
         trigger = Trigger.objects.select_related("workflow", "workflow__current_version").filter(

@@ -1,0 +1,266 @@
+"""Running one message of a canvas: a step (load, start the attempt, condition, handler, complete),
+a parallel group's join, a compensation, and the end of the compensations.
+
+Invariants that make redelivery safe:
+- each dispatch bumps ``Execution.dispatch_count`` and its messages carry that generation; a
+  message from an older generation is ignored (it was superseded by a reconciler re-dispatch);
+- a step's success (StepRun, context merge, cursor advance, audit) commits in one transaction,
+  so a redelivered step that already succeeded just returns its stored result;
+- side effects outside the database use ``StepContext.idempotency_key`` (execution:step).
+"""
+from __future__ import annotations
+
+import traceback
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.db import transaction
+from django.utils import timezone
+
+from workflows_app import expressions
+from workflows_app.definitions import execution_groups, step_type_name
+from workflows_app.engine.failures import Failure, mark_failed, mark_retrying
+from workflows_app.engine.lifecycle import (
+    FINAL_FIELDS,
+    advance,
+    circuit_feedback,
+    dispatch,
+    fail_step,
+    finalize,
+    give_up,
+)
+from workflows_app.engine.outcomes import RetryStep, StaleMessage, StepFailed
+from workflows_app.engine.outputs import mergeable, output_problem
+from workflows_app.engine.policy import backoff_delay, retry_policy
+from workflows_app.engine.saga import compensations_pending
+from workflows_app.engine.subprocess import start_child
+from workflows_app.errors import is_infrastructure
+from workflows_app.models import Execution, StepRun
+from workflows_app.registry import ErrorInfo, StepContext, registry
+from workflows_app.services import audit
+
+S = Execution.Status
+
+
+def _load(execution_id, generation: int) -> Execution:
+    try:
+        execution = Execution.objects.select_related("version", "workflow").get(pk=execution_id)
+    except Execution.DoesNotExist:
+        raise StaleMessage("execution deleted") from None
+    if execution.dispatch_count != generation or execution.status not in (S.QUEUED, S.RUNNING):
+        raise StaleMessage(f"execution {execution_id} is {execution.status}, generation {execution.dispatch_count}")
+    return execution
+
+
+def _step_context(execution: Execution, step: dict, attempt: int, *, params=None, compensating=None,
+                  type_name: str | None = None) -> StepContext:
+    type_name = type_name or step_type_name(step)
+    step_type = registry.get_step_type(type_name)
+    raw_params = step.get("params", {}) if params is None else params
+    exec_id, wf_id, name = execution.id, execution.workflow_id, step["name"]
+
+    def audit_from_handler(event: str, /, **data):
+        audit.record(event, workflow_id=wf_id, execution_id=exec_id, step=name, **data)
+
+    return StepContext(
+        execution_id=str(exec_id), workflow_id=str(wf_id), workflow_name=execution.workflow.name,
+        step_name=name, step_type=type_name, params=step_type.params_model.model_validate(raw_params),
+        context=dict(execution.context), input_data=dict(execution.input_data), test_mode=execution.test_mode,
+        attempt=attempt, owner_id=execution.owner_id, compensating=compensating, audit=audit_from_handler,
+        steps=execution.version.definition["steps"],
+    )
+
+
+# --- a step -------------------------------------------------------------------------------------
+def run_step(execution_id, generation: int, group_index: int, step_index: int, *, retries: int = 0,
+             task_id: str = "", queue: str = "") -> dict:
+    execution = _load(execution_id, generation)
+    step = execution.version.definition["steps"][step_index]
+    earlier = list(StepRun.objects.filter(execution=execution, step_name=step["name"], is_compensation=False)
+                   .order_by("-id").values_list("status", "result"))
+    for status, result in earlier:
+        if status in (StepRun.Status.SUCCEEDED, StepRun.Status.SKIPPED):
+            return result or {}  # redelivered after success: the stored result, nothing re-run
+        if status == StepRun.Status.WAITING:
+            return {}  # a subprocess step already started its child
+    type_name = step_type_name(step)
+    run = _start_attempt(execution, step, step_index, len(earlier) + 1, type_name, task_id, queue)
+    if step.get("condition") and not _condition_holds(execution, step, run):
+        _complete_step(execution, step, run, {"matched": False, "condition": step["condition"]},
+                       group_index, skipped=True)
+        return {"matched": False}
+    if type_name == "subprocess":
+        start_child(execution, step, run)
+        return {"child_started": True}
+    output = _call_handler(execution, step, run, type_name, retries)
+    _complete_step(execution, step, run, output, group_index)
+    return output
+
+
+def _start_attempt(execution: Execution, step: dict, step_index: int, attempt: int, type_name: str,
+                   task_id: str, queue: str) -> StepRun:
+    """One commit for "the step started": the execution running, its StepRun, the audit event."""
+    now, name = timezone.now(), step["name"]
+    with transaction.atomic():
+        started = execution.status == S.QUEUED and Execution.objects.filter(pk=execution.pk, status=S.QUEUED).update(
+            status=S.RUNNING, started_at=now, current_step=name, heartbeat_at=now)
+        if started:
+            audit.record("workflow_started", workflow_id=execution.workflow_id, execution_id=execution.id,
+                         trigger=execution.trigger, version=execution.version.number)
+        else:
+            Execution.objects.filter(pk=execution.pk).update(current_step=name, heartbeat_at=now)
+        run = StepRun.objects.create(
+            execution=execution, step_name=name, step_type=type_name, step_index=step_index, attempt=attempt,
+            task_id=task_id or "", queue=queue[:100], started_at=now,
+        )
+        audit.record("step_started", workflow_id=execution.workflow_id, execution_id=execution.id, step=name,
+                     attempt=attempt, type=type_name)
+    return run
+
+
+def _condition_holds(execution: Execution, step: dict, run: StepRun) -> bool:
+    try:
+        return bool(expressions.evaluate(step["condition"], execution.context))
+    except expressions.ExpressionError as exc:
+        fail_step(execution, step, run, "invalid_expression", exc, traceback.format_exc())
+        raise StepFailed(str(exc)) from exc
+
+
+def _call_handler(execution: Execution, step: dict, run: StepRun, type_name: str, retries: int) -> dict:
+    """The step type's handler; a failure is classified, then retried (RetryStep) or failed (StepFailed)."""
+    try:
+        output = registry.get_step_type(type_name).handler(_step_context(execution, step, run.attempt))
+    except Exception as exc:  # noqa: BLE001 - every failure is classified, retried or dead-lettered
+        if is_infrastructure(exc):
+            raise  # the platform failed, not the step: see infrastructure_fault
+        info = ErrorInfo("timeout", True) if isinstance(exc, SoftTimeLimitExceeded) else registry.classify_error(exc)
+        tb = traceback.format_exc()
+        circuit_feedback(execution, success=False)
+        policy = retry_policy(step)
+        if info.transient and retries < policy.max_retries:
+            delay = max(backoff_delay(policy, retries), info.retry_after or 0)
+            mark_retrying(execution, step["name"], run, info.error_class, exc, tb, delay)
+            raise RetryStep(delay, exc) from exc
+        fail_step(execution, step, run, info.error_class, exc, tb)
+        raise StepFailed(str(exc)) from exc
+    return output if isinstance(output, dict) else {"result": output}
+
+
+def _complete_step(loaded: Execution, step: dict, run: StepRun, output: dict, group_index: int, *,
+                   skipped: bool = False) -> None:
+    """Commit the step's result, the context merge, the cursor and the audit event together."""
+    refused = output_problem(loaded, step, output)
+    if refused is not None:  # nothing of it is stored: the step fails for good
+        fail_step(loaded, step, run, refused.error_class, refused, "")
+        raise StepFailed(str(refused))
+    groups = execution_groups(loaded.version.definition["steps"])
+    parallel = len(groups[group_index]) > 1
+    generation = loaded.dispatch_count
+    with transaction.atomic():
+        if parallel:  # siblings merge into the same context: serialise on the row
+            execution = Execution.objects.select_for_update().select_related("version", "workflow").get(pk=loaded.pk)
+        else:
+            # The previous step committed before this one started, so the loaded context is
+            # current; lock the row and re-read only what a cancel or re-dispatch changes.
+            execution = loaded
+            execution.status, execution.dispatch_count = (
+                Execution.objects.select_for_update().values_list("status", "dispatch_count").get(pk=loaded.pk))
+        name = step["name"]
+        execution.context[name] = output
+        if not skipped:
+            execution.context.update(mergeable(step, output))
+        run.status = StepRun.Status.SKIPPED if skipped else StepRun.Status.SUCCEEDED
+        run.finished_at = timezone.now()
+        run.result = output
+        run.save(update_fields=["status", "finished_at", "result"])
+        audit.record("step_skipped" if skipped else "step_completed", workflow_id=execution.workflow_id,
+                     execution_id=execution.id, step=name, result=output,
+                     duration=round(run.duration or 0, 6), attempt=run.attempt)
+        if execution.is_final or execution.dispatch_count != generation:
+            return  # cancelled or superseded while the step ran: record the step, move nothing
+        if execution.status == S.QUEUED:
+            execution.status = S.RUNNING
+        if not parallel:
+            advance(execution, group_index, groups)
+        execution.heartbeat_at = timezone.now()
+        execution.save(update_fields=["context", "cursor", "heartbeat_at", *FINAL_FIELDS])
+
+
+def join_group(execution_id, generation: int, group_index: int) -> None:
+    with transaction.atomic():
+        execution = Execution.objects.select_for_update().select_related("version", "workflow").get(pk=execution_id)
+        if execution.dispatch_count != generation or execution.status != S.RUNNING:
+            return
+        groups = execution_groups(execution.version.definition["steps"])
+        if execution.cursor != group_index:
+            return
+        advance(execution, group_index, groups)
+        execution.heartbeat_at = timezone.now()
+        execution.save(update_fields=["cursor", "heartbeat_at", *FINAL_FIELDS])
+
+
+# --- a compensation -----------------------------------------------------------------------------
+def run_compensation(execution_id, generation: int, step_name: str, *, retries: int = 0, task_id: str = "",
+                     queue: str = "") -> dict:
+    execution = Execution.objects.select_related("version", "workflow").get(pk=execution_id)
+    if execution.dispatch_count != generation or execution.status != S.COMPENSATING:
+        raise StaleMessage("not compensating")
+    done = StepRun.objects.filter(execution=execution, step_name=step_name, is_compensation=True,
+                                  status=StepRun.Status.SUCCEEDED).first()
+    if done:
+        return done.result or {}
+    step = next(s for s in execution.version.definition["steps"] if s["name"] == step_name)
+    original = StepRun.objects.filter(execution=execution, step_name=step_name, is_compensation=False,
+                                      status=StepRun.Status.SUCCEEDED).order_by("-id").first()
+    comp_type = step["compensate"]
+    attempt = StepRun.objects.filter(execution=execution, step_name=step_name, is_compensation=True).count() + 1
+    now = timezone.now()
+    run = StepRun.objects.create(execution=execution, step_name=step_name, step_type=comp_type, is_compensation=True,
+                                 step_index=original.step_index if original else 0, attempt=attempt,
+                                 task_id=task_id, queue=queue[:100], started_at=now)
+    Execution.objects.filter(pk=execution.pk).update(heartbeat_at=now, current_step=step_name)
+    output = _call_compensation(execution, step, run, comp_type, original, retries)
+    with transaction.atomic():
+        run.status, run.finished_at, run.result = StepRun.Status.SUCCEEDED, timezone.now(), output
+        run.save(update_fields=["status", "finished_at", "result"])
+        audit.record("compensation_completed", workflow_id=execution.workflow_id, execution_id=execution.id,
+                     step=step_name, compensation=comp_type, result=output)
+    return output
+
+
+def _call_compensation(execution: Execution, step: dict, run: StepRun, comp_type: str, original: StepRun | None,
+                       retries: int) -> dict:
+    """The compensation's handler, given what the step returned; a failure retries, or fails the execution."""
+    try:
+        ctx = _step_context(execution, step, run.attempt, params={}, compensating=original.result if original else {},
+                            type_name=comp_type)
+        output = registry.get_step_type(comp_type).handler(ctx)
+    except Exception as exc:  # noqa: BLE001
+        if is_infrastructure(exc):
+            raise  # the platform failed, not the compensation: see infrastructure_fault
+        info = registry.classify_error(exc)
+        tb = traceback.format_exc()
+        policy = retry_policy({"name": comp_type})
+        if info.transient and retries < policy.max_retries:
+            delay = backoff_delay(policy, retries)
+            mark_retrying(execution, step["name"], run, info.error_class, exc, tb, delay)
+            raise RetryStep(delay, exc) from exc
+        with transaction.atomic():
+            locked = Execution.objects.select_for_update().get(pk=execution.pk)
+            mark_failed(run, info.error_class, exc, tb)
+            payload = {"execution_id": str(execution.id), "step": step["name"], "compensation": comp_type}
+            give_up(locked, Failure(step["name"], info.error_class, exc, tb, run.attempt, payload, comp_type),
+                    compensating=True)
+        raise StepFailed(str(exc)) from exc
+    return output if isinstance(output, dict) else {"result": output}
+
+
+def finish_compensation(execution_id, generation: int) -> None:
+    with transaction.atomic():
+        execution = Execution.objects.select_for_update().get(pk=execution_id)
+        if execution.dispatch_count != generation or execution.status != S.COMPENSATING:
+            return
+        if compensations_pending(execution):
+            dispatch(execution, reason="compensation_incomplete")
+            return
+        finalize(execution, S.COMPENSATED, execution.error)
+        execution.save(update_fields=FINAL_FIELDS)
