@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.workflows_app.api_support import API, assert_error
+from tests.support.api import API, assert_error
 from trading_app.models import Order
 from trading_app.providers import simulated
 
-pytest_plugins = ["tests.workflows_app.api_support"]
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 SPEC_CREATE = {

@@ -2,7 +2,7 @@ import uuid
 
 import pytest
 
-from tests.trading_app.conftest import make_ctx, run_step
+from tests.trading_app.helpers import make_ctx, run_step
 from trading_app.models import FundsReservation, NewsItem, Notification, Order, PaperAccount, PortfolioEntry
 from trading_app.providers import simulated
 from trading_app.registration import STEP_TYPES

@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import wait_for
+from tests.support.waiting import wait_for
 from workflows_app import operations
 from workflows_app.models import Agent
 from workflows_app.services import queues
