@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 
 
 def _features(steps, triggers=None) -> list[str]:
-    return operations.workflow_create(name=f"f-{len(steps)}-{id(steps)}", steps=steps,
+    return operations.workflow_create(name=f"f-{len(steps)}-{uuid.uuid4().hex[:8]}", steps=steps,
                                       triggers=triggers or [])["features"]
 
 
