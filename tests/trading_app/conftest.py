@@ -1,8 +1,11 @@
-"""Fixtures of the trading tests: a clean simulator and no network (step contexts: helpers.py)."""
+"""Fixtures of the trading tests: a clean simulator, no network, a bullish market (step contexts:
+helpers.py)."""
 from __future__ import annotations
 
 import pytest
 from django.core.cache import cache
+
+from tests.trading_app.helpers import bullish_aapl
 
 
 @pytest.fixture(autouse=True)
@@ -41,3 +44,10 @@ def _no_network(monkeypatch):
         return real(self, address)
 
     monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+@pytest.fixture
+def bullish_market(settings):
+    """Pin the simulator's clock and make AAPL a clear BUY (positive news, +2% jump): a deterministic run."""
+    settings.NEXUS_SIM_NOW = "2025-09-17T17:00:00Z"
+    bullish_aapl()

@@ -1,9 +1,10 @@
-"""Helpers of the trading tests: a step's context built as the engine builds it, and one step run
-directly through its handler (no worker, no execution)."""
+"""Helpers of the trading tests: a step's context built as the engine builds it, one step run
+directly through its handler (no worker, no execution), and a simulated market that reads BUY."""
 from __future__ import annotations
 
 import uuid
 
+from trading_app.providers import simulated
 from workflows_app.registry import StepContext, registry
 
 
@@ -24,3 +25,14 @@ def make_ctx(step_type: str, params: dict | None = None, *, context: dict | None
 def run_step(step_type: str, params: dict | None = None, **kw) -> dict:
     ctx = make_ctx(step_type, params, **kw)
     return registry.get_step_type(step_type).handler(ctx)
+
+
+def bullish_aapl() -> None:
+    """Strongly positive news on AAPL from two sources and a +2% jump: the simulated AAPL is a BUY
+    (at a pinned clock: see the bullish_market fixture)."""
+    for h in ("Apple beats earnings estimates, shares surge to record", "Apple upgraded to buy, bullish rally",
+              "Apple posts record profit, stock soars", "Apple raises guidance, analysts bullish",
+              "Apple stock rallies after strong iPhone sales beat"):
+        for source in ("Reuters", "Bloomberg"):
+            simulated.inject_headline(h, ["AAPL"], source=source, summary=f"{source} report")
+    simulated.inject_jump("AAPL", 0.02)  # an uptrend, not overbought: RSI ~59 reads bullish (README "Signal scoring")
