@@ -1,26 +1,27 @@
-"""Test infrastructure: a real Celery worker on a real Redis (the suite's own server, see
-nexus_project/settings/test.py).
+"""Fixtures of the whole suite: a real Celery worker on a real Redis (the suite's own server, see
+nexus_project/settings/test.py), worker subprocesses, and the REST API's users and clients.
 
 - ``celery_worker``: an in-process worker (threads pool) for the whole session; tests that use it
   need ``@pytest.mark.django_db(transaction=True)`` so the worker sees their rows.
 - ``worker_process``: a factory for worker subprocesses, for tests that kill a worker.
+- ``alice``, ``bob``, ``staff`` and their clients ``api_a``, ``api_b``, ``api_staff``.
 - The run fails at once if ``task_always_eager`` is on: nothing here is eager.
+
+Fixtures of one package are in that package's conftest.py; plain helpers (polling, processes, API
+checks) are in tests/support/ and the packages' helper modules, imported by the tests that use them.
 """
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import redis
 from django.conf import settings
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.api import client_for, make_user
+from tests.support.processes import ROOT, ProcessGroup, celery_worker_command, subprocess_env
 
 
 def pytest_configure(config):
@@ -116,55 +117,19 @@ def celery_worker(_session_worker):
     return _session_worker
 
 
-class WorkerProcess:
-    def __init__(self, queues: str | None = None, concurrency: int = 1):
-        """queues: a -Q list; None consumes settings.NEXUS_QUEUES, as the Procfile's worker does."""
-        env = {**os.environ, "NEXUS_USE_TEST_DB": "1", "DJANGO_SETTINGS_MODULE": "nexus_project.settings.test",
-               "PYTHONPATH": str(ROOT)}
-        self.log = ROOT / "var" / f"test-worker-{os.getpid()}-{time.monotonic_ns()}.log"
-        self.log.parent.mkdir(exist_ok=True)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "nexus_project", "worker", "-P", "prefork", "-c", str(concurrency),
-             *(["-Q", queues] if queues else []), "--include", "tests.workflows_app.support", "-n", f"test-{time.monotonic_ns()}@%h",
-             "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
-            cwd=ROOT, env=env, stdout=self.log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
-        )
-
-    def wait_ready(self, timeout: float = 180) -> None:  # a worker boots in seconds, or minutes under load
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if "ready." in self.log.read_text():
-                return
-            if self.process.poll() is not None:
-                raise RuntimeError(self.log.read_text()[-3000:])
-            time.sleep(0.2)
-        raise TimeoutError(self.log.read_text()[-3000:])
-
-    def kill(self) -> None:
-        """SIGKILL the whole worker (main process and its pool children)."""
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
 @pytest.fixture
 def worker_process(django_db_setup, redis_test_client):
-    started: list[WorkerProcess] = []
+    """Start a worker subprocess (prefork, on the suite's Redis unless REDIS_URL says otherwise) and
+    wait until it is ready; every worker started is stopped at the end of the test."""
+    started: list[ProcessGroup] = []
 
-    def start(**kwargs) -> WorkerProcess:
-        worker = WorkerProcess(**kwargs)
+    def start(queues: str | None = None, concurrency: int = 1) -> ProcessGroup:
+        log = ROOT / "var" / f"test-worker-{os.getpid()}-{time.monotonic_ns()}.log"
+        log.parent.mkdir(exist_ok=True)
+        worker = ProcessGroup(celery_worker_command(queues, concurrency, f"test-{time.monotonic_ns()}"),
+                              env=subprocess_env(), log=log).start()
         started.append(worker)
-        worker.wait_ready()
+        worker.wait_for_line("ready.", timeout=180)  # a worker boots in seconds, or minutes under load
         return worker
 
     yield start
@@ -172,13 +137,40 @@ def worker_process(django_db_setup, redis_test_client):
         worker.stop()
 
 
-def wait_for(predicate, timeout: float = 60.0, interval: float = 0.05, message: str = "condition"):
-    """Poll until predicate() is truthy; return its value. The deadline is generous on purpose: it
-    only bounds a failure, a passing test returns as soon as the condition holds (busy machines)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+# --- the REST API's users and clients -------------------------------------------------------------
+@pytest.fixture(autouse=True)
+def _no_throttle(settings):
+    """Throttling is tested on its own; other tests must not trip over shared counts."""
+    settings.NEXUS_API_WRITE_RATE = None
+    settings.NEXUS_API_WEBHOOK_RATE = None
+    settings.NEXUS_API_LOGIN_RATE = None
+
+
+@pytest.fixture
+def alice(db):
+    return make_user("alice")
+
+
+@pytest.fixture
+def bob(db):
+    return make_user("bob")
+
+
+@pytest.fixture
+def staff(db):
+    return make_user("root", staff=True)
+
+
+@pytest.fixture
+def api_a(alice):
+    return client_for(alice)
+
+
+@pytest.fixture
+def api_b(bob):
+    return client_for(bob)
+
+
+@pytest.fixture
+def api_staff(staff):
+    return client_for(staff)

@@ -1,12 +1,11 @@
-"""Fixtures for the trading tests: a clean simulator, step contexts, no network."""
+"""Fixtures of the trading tests: a clean simulator, no network, a bullish market (step contexts:
+helpers.py)."""
 from __future__ import annotations
-
-import uuid
 
 import pytest
 from django.core.cache import cache
 
-from workflows_app.registry import StepContext, registry
+from tests.trading_app.helpers import bullish_aapl
 
 
 @pytest.fixture(autouse=True)
@@ -47,30 +46,8 @@ def _no_network(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", guarded)
 
 
-def make_ctx(step_type: str, params: dict | None = None, *, context: dict | None = None,
-             input_data: dict | None = None, test_mode: bool = True, execution_id: str | None = None,
-             step_name: str | None = None, compensating: dict | None = None, attempt: int = 1) -> StepContext:
-    st = registry.get_step_type(step_type)
-    assert st is not None, f"step type {step_type} not registered"
-    input_data = input_data or {}
-    ctx_dict = {**input_data, **(context or {})}
-    return StepContext(
-        execution_id=execution_id or str(uuid.uuid4()), workflow_id=str(uuid.uuid4()), workflow_name="test-wf",
-        step_name=step_name or step_type, step_type=step_type, params=st.params_model.model_validate(params or {}),
-        context=ctx_dict, input_data=input_data, test_mode=test_mode, attempt=attempt, compensating=compensating,
-    )
-
-
-def run_step(step_type: str, params: dict | None = None, **kw) -> dict:
-    ctx = make_ctx(step_type, params, **kw)
-    return registry.get_step_type(step_type).handler(ctx)
-
-
 @pytest.fixture
-def ctx_factory():
-    return make_ctx
-
-
-@pytest.fixture
-def step_runner():
-    return run_step
+def bullish_market(settings):
+    """Pin the simulator's clock and make AAPL a clear BUY (positive news, +2% jump): a deterministic run."""
+    settings.NEXUS_SIM_NOW = "2025-09-17T17:00:00Z"
+    bullish_aapl()

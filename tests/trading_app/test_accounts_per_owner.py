@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.trading_app.conftest import make_ctx
-from tests.workflows_app.api_support import API, assert_error, client_for, make_user
+from tests.support.api import API, assert_error, client_for, make_user
+from tests.trading_app.helpers import make_ctx
 from trading_app import accounts
 from trading_app.models import BrokerAccount, Order
 from trading_app.risk import set_kill_switch
 from workflows_app.errors import PermanentStepError
 from workflows_app.registry import registry
 
-pytest_plugins = ["tests.workflows_app.api_support"]
 PINNED_NOW = "2025-09-17T17:00:00Z"
 
 

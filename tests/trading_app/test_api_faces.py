@@ -4,10 +4,9 @@ from __future__ import annotations
 import pytest
 from django.core.cache import cache
 
-from tests.workflows_app.api_support import API, assert_error
+from tests.support.api import API, assert_error
 from workflows_app.errors import OperationError
 
-pytest_plugins = ["tests.workflows_app.api_support"]
 pytestmark = pytest.mark.django_db
 
 

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.workflows_app.api_support import API, assert_error
+from tests.support.api import API, assert_error
 from trading_app.models import Order
-from trading_app.providers import simulated
 
-pytest_plugins = ["tests.workflows_app.api_support"]
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 SPEC_CREATE = {
@@ -25,18 +23,6 @@ SPEC_CREATE = {
     ],
     "triggers": [{"type": "schedule", "cron": "0 9 * * 1-5"}],
 }
-
-
-@pytest.fixture
-def bullish_market(settings):
-    """Pin the simulator's clock and make AAPL a clear BUY: a deterministic run."""
-    settings.NEXUS_SIM_NOW = "2025-09-17T17:00:00Z"
-    for headline in ("Apple beats earnings estimates, shares surge to record", "Apple upgraded to buy, bullish rally",
-                     "Apple posts record profit, stock soars", "Apple raises guidance, analysts bullish",
-                     "Apple stock rallies after strong iPhone sales beat"):
-        for source in ("Reuters", "Bloomberg"):
-            simulated.inject_headline(headline, ["AAPL"], source=source, summary=f"{source} report")
-    simulated.inject_jump("AAPL", 0.02)  # an uptrend, not overbought: RSI ~59 reads bullish (README "Signal scoring")
 
 
 def test_spec_calls_through_http(celery_worker, bullish_market, api_a, api_b, api_staff):

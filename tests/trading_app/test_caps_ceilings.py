@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.trading_app.conftest import make_ctx
-from tests.workflows_app.api_support import API, assert_error
+from tests.support.api import API, assert_error
+from tests.trading_app.helpers import make_ctx
 from trading_app.brokers import OrderRequest
 from trading_app.models import Order
 from trading_app.paper import PaperBroker
@@ -19,7 +19,6 @@ from trading_app.steps import TradeParams, trade_execution
 from workflows_app.errors import PermanentStepError
 from workflows_app.registry import registry
 
-pytest_plugins = ["tests.workflows_app.api_support"]
 PINNED_NOW = "2025-09-17T17:00:00Z"
 
 

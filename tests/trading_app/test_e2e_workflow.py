@@ -2,7 +2,6 @@
 import pytest
 
 from trading_app.models import Order
-from trading_app.providers import simulated
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -12,18 +11,6 @@ SPEC_STEPS = [
     {"name": "generate_signals", "type": "signal_generation", "params": {"threshold": 0.7}},
     {"name": "execute_trades", "type": "trade_execution", "params": {"risk_limit": 0.02}},
 ]
-
-
-@pytest.fixture
-def bullish_market(settings):
-    """Pin the simulator's clock and make AAPL a clear BUY (positive news, +2% jump): deterministic."""
-    settings.NEXUS_SIM_NOW = "2025-09-17T17:00:00Z"
-    for h in ("Apple beats earnings estimates, shares surge to record", "Apple upgraded to buy, bullish rally",
-              "Apple posts record profit, stock soars", "Apple raises guidance, analysts bullish",
-              "Apple stock rallies after strong iPhone sales beat"):
-        for source in ("Reuters", "Bloomberg"):
-            simulated.inject_headline(h, ["AAPL"], source=source, summary=f"{source} report")
-    simulated.inject_jump("AAPL", 0.02)  # an uptrend, not overbought: RSI ~59 reads bullish (README "Signal scoring")
 
 
 def test_spec_trading_workflow_end_to_end(celery_worker, bullish_market):

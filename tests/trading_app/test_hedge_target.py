@@ -11,9 +11,9 @@ import math
 
 import pytest
 
-from tests.conftest import wait_for
-from tests.trading_app.conftest import run_step
-from tests.workflows_app.api_support import make_user
+from tests.support.api import make_user
+from tests.support.waiting import wait_for
+from tests.trading_app.helpers import run_step
 from trading_app import accounts
 from trading_app.brokers import OrderRequest
 from trading_app.models import Order, Position

@@ -15,14 +15,13 @@ import pytest
 from mcp import Client
 from rest_framework.authtoken.models import Token
 
-from tests.trading_app.conftest import make_ctx
-from tests.workflows_app.api_support import API, client_for
+from tests.support.api import API, client_for
+from tests.trading_app.helpers import make_ctx
 from trading_app import accounts, operations
 from trading_app.models import BrokerAccount
 from workflows_app.mcp_server import available_tools, build_server
 from workflows_app.registry import registry
 
-pytest_plugins = ["tests.workflows_app.api_support"]
 pytestmark = pytest.mark.django_db(transaction=True)
 
 TOOLS = {"trading_account", "trading_accounts", "trading_positions", "trading_orders", "trading_kill_switch"}

@@ -2,7 +2,7 @@ import uuid
 
 import pytest
 
-from tests.trading_app.conftest import make_ctx, run_step
+from tests.trading_app.helpers import bullish_aapl, make_ctx, run_step
 from trading_app import saga, steps
 from trading_app.models import FundsReservation, NewsItem, Notification, Order, PaperAccount, PortfolioEntry
 from trading_app.providers import simulated
@@ -47,16 +47,6 @@ PINNED_NOW = "2025-09-17T17:00:00Z"  # the simulator's clock for these tests (a 
 @pytest.fixture(autouse=True)
 def _pinned_clock(settings):
     settings.NEXUS_SIM_NOW = PINNED_NOW
-
-
-def bullish_aapl():
-    """Strongly positive news and a +8% jump at the pinned time: the simulated AAPL is a BUY."""
-    for h in ("Apple beats earnings estimates, shares surge to record", "Apple upgraded to buy, bullish rally",
-              "Apple posts record profit, stock soars", "Apple raises guidance, analysts bullish",
-              "Apple stock rallies after strong iPhone sales beat"):
-        for source in ("Reuters", "Bloomberg"):
-            simulated.inject_headline(h, ["AAPL"], source=source, summary=f"{source} report")
-    simulated.inject_jump("AAPL", 0.02)  # an uptrend, not overbought: RSI ~59 reads bullish (README "Signal scoring")
 
 
 def spec_chain(input_data, execution_id=None):

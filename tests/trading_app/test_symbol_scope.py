@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.conftest import wait_for
-from tests.trading_app.conftest import run_step
+from tests.support.waiting import wait_for
+from tests.trading_app.helpers import run_step
 from trading_app import triggers as market
 from trading_app.examples import TEN_SYMBOLS
 from trading_app.models import Order

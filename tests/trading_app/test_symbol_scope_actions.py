@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 
-from tests.conftest import wait_for
-from tests.trading_app.conftest import run_step
+from tests.support.waiting import wait_for
+from tests.trading_app.helpers import run_step
 from trading_app.models import Order
 from workflows_app import operations
 from workflows_app.errors import PermanentStepError

@@ -7,6 +7,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 
+from tests.workflows_app.helpers import formset_data
 from workflows_app import operations
 from workflows_app.models import DeadLetter, Execution, Step, Workflow
 
@@ -26,38 +27,6 @@ def workflow():
         {"name": "first", "type": "test_echo", "params": {"value": 1}},
         {"name": "generate_signals", "type": "test_noop"}], triggers=[{"type": "schedule", "cron": "0 9 * * 1-5"}])
     return Workflow.objects.get(pk=created["workflow_id"])
-
-
-def formset_data(workflow: Workflow, **changes) -> dict:
-    """The change form's POST data for a workflow's current rows, with `changes` applied."""
-    steps = list(workflow.steps.order_by("position"))
-    triggers = list(workflow.triggers.order_by("position"))
-    data = {
-        "name": workflow.name, "description": workflow.description, "priority": workflow.priority,
-        "queue": workflow.queue, "metadata": "{}", "owner": "",
-        "steps-TOTAL_FORMS": len(steps), "steps-INITIAL_FORMS": len(steps), "steps-MIN_NUM_FORMS": 0,
-        "steps-MAX_NUM_FORMS": 1000,
-        "triggers-TOTAL_FORMS": len(triggers), "triggers-INITIAL_FORMS": len(triggers),
-        "triggers-MIN_NUM_FORMS": 0, "triggers-MAX_NUM_FORMS": 1000,
-        "versions-TOTAL_FORMS": 0, "versions-INITIAL_FORMS": 0, "versions-MIN_NUM_FORMS": 0,
-        "versions-MAX_NUM_FORMS": 1000,
-    }
-    import json
-
-    for i, step in enumerate(steps):
-        data.update({f"steps-{i}-id": step.pk, f"steps-{i}-workflow": workflow.pk, f"steps-{i}-position": step.position,
-                     f"steps-{i}-name": step.name, f"steps-{i}-type": step.type,
-                     f"steps-{i}-params": json.dumps(step.params), f"steps-{i}-condition": step.condition,
-                     f"steps-{i}-actions": json.dumps(step.actions), f"steps-{i}-group": step.group,
-                     f"steps-{i}-retry": json.dumps(step.retry), f"steps-{i}-timeout": step.timeout or "",
-                     f"steps-{i}-compensate": step.compensate, f"steps-{i}-agent": step.agent,
-                     f"steps-{i}-subprocess_workflow": step.subprocess_workflow})
-    for i, trig in enumerate(triggers):
-        data.update({f"triggers-{i}-id": trig.pk, f"triggers-{i}-workflow": workflow.pk,
-                     f"triggers-{i}-position": trig.position, f"triggers-{i}-type": trig.type,
-                     f"triggers-{i}-params": json.dumps(trig.params)})
-    data.update(changes)
-    return data
 
 
 def change_url(workflow):
@@ -122,7 +91,7 @@ def test_actions_execute_pause_resume_duplicate(client, staff, workflow, celery_
     assert copy.current_version.definition["steps"] == workflow.current_version.definition["steps"]
     client.post(url, {"action": "execute_now", "_selected_action": [workflow.pk]})
     execution = Execution.objects.get(workflow=workflow)
-    from tests.conftest import wait_for
+    from tests.support.waiting import wait_for
 
     wait_for(lambda: Execution.objects.get(pk=execution.pk).is_final, message="execution to finish")
     assert Execution.objects.get(pk=execution.pk).status == "succeeded"

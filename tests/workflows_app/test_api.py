@@ -8,11 +8,10 @@ import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from tests.workflows_app.api_support import API, assert_error, noop_workflow
+from tests.support.api import API, assert_error, noop_workflow
 from workflows_app import operations
 from workflows_app.models import Execution, Workflow
 
-pytest_plugins = ["tests.workflows_app.api_support"]
 pytestmark = pytest.mark.django_db
 
 ANY = str(uuid.uuid4())

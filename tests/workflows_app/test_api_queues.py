@@ -8,19 +8,11 @@ import uuid
 import pytest
 from rest_framework.test import APIClient
 
-from tests.workflows_app.api_support import API, assert_error
+from tests.support.api import API, assert_error
 
-pytest_plugins = ["tests.workflows_app.api_support"]
 pytestmark = pytest.mark.django_db(transaction=True)  # accepted messages reach Redis on commit
 
 SECRET = "whsec-test-5f1c0a"
-
-
-@pytest.fixture
-def default_queues(redis_test_client):
-    from workflows_app import queues
-
-    queues.ensure_default_queues()
 
 
 def queue_name() -> str:

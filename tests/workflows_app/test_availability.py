@@ -3,12 +3,14 @@
 stopped and started for the gap."""
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.conftest import wait_for
-from tests.workflows_app.recovery_support import beats_fixture, own_redis_fixture  # noqa: F401 - fixtures
+from tests.support.processes import ProcessGroup
+from tests.support.waiting import wait_for
+from tests.workflows_app.recovery_support import process_env
 from workflows_app import operations, selectors
 from workflows_app.models import AvailabilitySample, ProcessHeartbeat
 from workflows_app.services import availability
@@ -158,17 +160,8 @@ def test_a_real_worker_stopped_and_started_shows_the_gap(own_redis, beats, worke
 
 def test_a_web_process_keeps_its_heartbeat_and_a_killed_one_goes_stale(own_redis):
     """The WSGI module starts the web's heartbeat (runserver and gunicorn both load it)."""
-    import os
-    import signal
-    import subprocess
-    import sys
-
-    from tests.conftest import ROOT
-    from tests.workflows_app.recovery_support import process_env
-
-    web = subprocess.Popen([sys.executable, "-c", "import time, nexus_project.wsgi; time.sleep(300)"], cwd=ROOT,
-                           env=process_env(own_redis.url), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-                           start_new_session=True)
+    web = ProcessGroup([sys.executable, "-c", "import time, nexus_project.wsgi; time.sleep(300)"],
+                       env=process_env(own_redis.url)).start()
     try:
         row = wait_for(lambda: ProcessHeartbeat.objects.filter(role="web", pid=web.pid).first(), timeout=60,
                        message="the web process's heartbeat")
@@ -176,7 +169,6 @@ def test_a_web_process_keeps_its_heartbeat_and_a_killed_one_goes_stale(own_redis
         refreshed = wait_for(lambda: ProcessHeartbeat.objects.filter(pk=row.pk, last_seen__gt=row.last_seen).first(),
                              timeout=60, message="the heartbeat refreshed")
     finally:
-        os.killpg(web.pid, signal.SIGKILL)
-        web.wait(10)
+        web.kill()
     stale = refreshed.last_seen + timedelta(seconds=31)
     assert not availability.liveness(stale)["web_ok"]  # killed: no refresh, stale after 30 s

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tests.conftest import wait_for
+from tests.support.waiting import wait_for
 from workflows_app import operations, queues
 from workflows_app.errors import OperationError
 from workflows_app.event_tasks import process_dead_letters as process_task

@@ -1,27 +1,22 @@
 """Accepted means durable: every guard that decides whether money moves survives Redis losing its
-data. Each test that flushes Redis flushes a redis-server it started itself (``OwnRedis``), never
-the suite's; the services in this process are pointed at it for the test."""
+data. Each test that flushes Redis flushes a redis-server it started itself (``OwnRedis``, in
+tests/support/processes.py), never the suite's; the services in this process are pointed at it for
+the test."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import tempfile
 import threading
 import time
 import uuid
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 import redis
 from django.db import connection
 from django.utils import timezone
 
-from tests.conftest import wait_for
+from tests.support.processes import OwnRedis
+from tests.support.waiting import wait_for
 from tests.workflows_app.helpers import create
 from workflows_app import circuit, operations, queues
 from workflows_app.errors import OperationError
@@ -32,59 +27,8 @@ from workflows_app.services import events, guards, triggers
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def redis_server_binary() -> str:
-    from nexus_project.runtime import EmbeddedRedis
-
-    return EmbeddedRedis.server_binary()
-
-
-class OwnRedis:
-    """A redis-server this test started (no persistence by default: a restart comes back empty)."""
-
-    def __init__(self, port: int | None = None):
-        self.port = port or free_port()
-        self.dir = Path(tempfile.mkdtemp(prefix="nexus-own-redis-"))
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> OwnRedis:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(
-            [redis_server_binary(), "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.dir),
-             "--save", "", "--appendonly", "no", "--daemonize", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        wait_for(self._answers, timeout=30, message=f"own redis on {self.port}")
-        return self
-
-    def _answers(self) -> bool:
-        try:
-            return redis.Redis(port=self.port, socket_timeout=1).ping()
-        except redis.RedisError:
-            return False
-
-    def kill(self) -> None:
-        """SIGKILL the server and delete its data directory: it comes back empty."""
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def client(self, db: int = 0) -> redis.Redis:
-        return redis.Redis(port=self.port, db=db, decode_responses=True)
-
-    def stop(self) -> None:
-        self.kill()
-
-
+# Overrides the package's own_redis (tests/workflows_app/conftest.py, for subprocesses): here the
+# services of this very process are pointed at the server, and the fixture gives (server, client).
 @pytest.fixture
 def own_redis(monkeypatch):
     """The services of this process talk to a Redis this test owns (and may flush)."""
@@ -215,6 +159,7 @@ def test_retention_expires_and_prunes_inbox_rows(own_redis):
 
 
 # --- events, webhooks, schedules, triggers -------------------------------------------------------
+# Overrides the package's default_queues: the queues on this test's own Redis.
 @pytest.fixture
 def default_queues(own_redis):
     queues.ensure_default_queues()

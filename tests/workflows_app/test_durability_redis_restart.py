@@ -8,10 +8,6 @@ process's own settings point at the suite's Redis, which is never touched)."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -20,65 +16,43 @@ from pathlib import Path
 import pytest
 from django.db.models import Count
 
-from tests.conftest import wait_for
+from tests.support.processes import (
+    OwnRedis,
+    ProcessGroup,
+    celery_beat_command,
+    celery_worker_command,
+    django_shell,
+    subprocess_env,
+)
+from tests.support.waiting import wait_for
 from tests.workflows_app.helpers import create
-from tests.workflows_app.test_durability import OwnRedis
 from workflows_app import operations
 from workflows_app.models import Execution, InboxMessage, StepRun
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-ROOT = Path(__file__).resolve().parents[2]
 FINAL = ["succeeded", "failed", "cancelled", "compensated"]
 
 
 def _env(redis_url: str) -> dict:
-    return {**os.environ, "NEXUS_USE_TEST_DB": "1", "DJANGO_SETTINGS_MODULE": "nexus_project.settings.test",
-            "PYTHONPATH": str(ROOT), "REDIS_URL": redis_url,
-            # the maintenance jobs, on a short clock for the test (bounded waits, not speed)
-            "NEXUS_RECONCILE_EVERY": "2", "NEXUS_RECONCILE_MARGIN_SECONDS": "2", "NEXUS_QUEUE_SWEEP_SECONDS": "1"}
+    # the maintenance jobs, on a short clock for the test (bounded waits, not speed)
+    return subprocess_env(REDIS_URL=redis_url, NEXUS_RECONCILE_EVERY="2", NEXUS_RECONCILE_MARGIN_SECONDS="2",
+                          NEXUS_QUEUE_SWEEP_SECONDS="1")
 
 
-class Proc:
-    def __init__(self, args: list[str], env: dict, log: Path):
-        self.log = log
-        self.process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                                        start_new_session=True)
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def wait_for_line(self, needle: str, timeout: float = 60) -> None:
-        def seen():
-            if self.process.poll() is not None:
-                raise RuntimeError(self.text()[-3000:])
-            return needle in self.text()
-        wait_for(seen, timeout=timeout, interval=0.2, message=f"'{needle}' in {self.log.name}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
-
-
-def _worker(env: dict, queues: str, log: Path, concurrency: int = 2) -> Proc:
-    proc = Proc([sys.executable, "-m", "celery", "-A", "nexus_project", "worker", "-P", "prefork", "-c",
-                 str(concurrency), "-Q", queues, "--include", "tests.workflows_app.support",
-                 "-n", f"dur-{uuid.uuid4().hex[:6]}@%h", "--without-gossip", "--without-mingle", "--loglevel", "INFO"],
-                env, log)
-    proc.wait_for_line("ready.")
+def _worker(env: dict, queues: str, log: Path, concurrency: int = 2) -> ProcessGroup:
+    proc = ProcessGroup(celery_worker_command(queues, concurrency, f"dur-{uuid.uuid4().hex[:6]}"), env=env,
+                        log=log).start()
+    proc.wait_for_line("ready.", timeout=60)
     return proc
+
+
+def _beat(env: dict, log: Path, *options: str) -> ProcessGroup:
+    return ProcessGroup(celery_beat_command(*options), env=env, log=log).start()
 
 
 def _shell(env: dict, code: str) -> dict:
     """Run Django code in a subprocess pointed at the test's Redis; its last stdout line is JSON."""
-    done = subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=180)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(django_shell(code, env, timeout=180).strip().splitlines()[-1])
 
 
 INGEST = """
@@ -111,7 +85,7 @@ def test_redis_restarted_empty_loses_nothing_accepted_and_runs_nothing_twice(tmp
 
     server = OwnRedis().start()
     env = _env(server.url)
-    procs: list[Proc] = []
+    procs: list[ProcessGroup] = []
     try:
         # Before the loss nothing consumes `events` (where drains of named queues run too): the
         # events and messages accepted below are certainly in Redis only as undrained messages.
@@ -129,9 +103,8 @@ def test_redis_restarted_empty_loses_nothing_accepted_and_runs_nothing_twice(tmp
         server.start()  # empty, same port
         lost_at = time.monotonic()
         procs.append(_worker(env, "events", tmp_path / "worker-2.log", concurrency=1))
-        beat = Proc([sys.executable, "-m", "celery", "-A", "nexus_project", "beat", "--loglevel", "INFO",
-                     "--pidfile", str(tmp_path / "beat.pid"), "-s", str(tmp_path / "beat-schedule")],
-                    env, tmp_path / "beat.log")
+        beat = _beat(env, tmp_path / "beat.log", "--pidfile", str(tmp_path / "beat.pid"),
+                     "-s", str(tmp_path / "beat-schedule"))
         procs.append(beat)
 
         def all_final():
@@ -190,7 +163,7 @@ def test_a_worker_that_outlives_the_restart_refeeds_on_the_next_sweep(tmp_path):
     operations.queue_create(name=queue)
     server = OwnRedis().start()
     env = _env(server.url)
-    procs: list[Proc] = []
+    procs: list[ProcessGroup] = []
     try:
         worker = _worker(env, "maintenance", tmp_path / "worker.log", concurrency=1)
         procs.append(worker)
@@ -205,8 +178,7 @@ print(json.dumps([operations.queue_send(queue_name="{queue}", message={{"n": n}}
         server.kill()
         time.sleep(3)
         server.start()  # empty
-        procs.append(Proc([sys.executable, "-m", "celery", "-A", "nexus_project", "beat", "--loglevel", "INFO",
-                           "--pidfile", str(tmp_path / "beat.pid")], env, tmp_path / "beat.log"))
+        procs.append(_beat(env, tmp_path / "beat.log", "--pidfile", str(tmp_path / "beat.pid")))
 
         def refed():
             epochs = set(InboxMessage.objects.filter(queue_name=queue).values_list("epoch", flat=True))

@@ -7,18 +7,13 @@ import uuid
 
 import pytest
 
-from tests.conftest import wait_for
+from tests.support.waiting import wait_for
 from workflows_app import operations, queues
 from workflows_app.errors import OperationError
 from workflows_app.models import AuditEvent, Execution
 from workflows_app.services import events
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def default_queues(redis_test_client):
-    queues.ensure_default_queues()
 
 
 def _workflow(triggers, steps=None) -> str:

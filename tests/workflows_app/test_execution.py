@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from tests.conftest import wait_for
+from tests.support.waiting import wait_for
 from tests.workflows_app.helpers import create, events, run
 from tests.workflows_app.support import client
 from workflows_app import operations

@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import wait_for
+from tests.support.waiting import wait_for
 from workflows_app import operations, queues
 from workflows_app.models import Agent
 
@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db
 
 
 def _features(steps, triggers=None) -> list[str]:
-    return operations.workflow_create(name=f"f-{len(steps)}-{id(steps)}", steps=steps,
+    return operations.workflow_create(name=f"f-{len(steps)}-{uuid.uuid4().hex[:8]}", steps=steps,
                                       triggers=triggers or [])["features"]
 
 

@@ -9,7 +9,7 @@ from django.db import InterfaceError, OperationalError, connection
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from nexus_project.runtime import EmbeddedRedis
-from tests.conftest import wait_for
+from tests.support.waiting import wait_for
 from tests.workflows_app.helpers import create, events, run
 from tests.workflows_app.support import client
 from workflows_app import operations

@@ -12,14 +12,13 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from rest_framework.authtoken.models import Token
 
-from tests.workflows_app.test_mcp import Session, ToolError, default_queues, replay_specification  # noqa: F401
+from tests.workflows_app.mcp_support import MCP_HEADERS, Session, ToolError, replay_specification
 from workflows_app import operations
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("default_queues")]
 
 INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
     "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
-HEADERS = {"HTTP_ACCEPT": "application/json, text/event-stream", "HTTP_MCP_PROTOCOL_VERSION": "2025-06-18"}
 
 
 def token_for(username: str, **extra) -> str:
@@ -28,7 +27,7 @@ def token_for(username: str, **extra) -> str:
 
 
 def post(client, message, token=None):
-    headers = dict(HEADERS)
+    headers = dict(MCP_HEADERS)
     if token:
         headers["HTTP_AUTHORIZATION"] = f"Token {token}"
     return client.post("/mcp", data=json.dumps(message), content_type="application/json", **headers)

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import wait_for
+from tests.support.waiting import wait_for
 from workflows_app import operations, queues
 from workflows_app.errors import OperationError, PermanentStepError
 from workflows_app.event_tasks import drain_queue

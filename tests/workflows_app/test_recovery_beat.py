@@ -11,8 +11,7 @@ from collections import Counter
 
 import pytest
 
-from tests.conftest import wait_for
-from tests.workflows_app.recovery_support import beats_fixture, own_redis_fixture  # noqa: F401 - fixtures
+from tests.support.waiting import wait_for
 from workflows_app.models import Execution
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]

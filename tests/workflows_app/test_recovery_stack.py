@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from nexus_project.runtime import redis_answers
-from tests.conftest import ROOT, wait_for
+from tests.support.processes import ROOT, ProcessGroup, free_port
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -38,8 +38,7 @@ def test_stack_restarts_a_dead_process_and_ctrl_c_leaves_nothing_behind(tmp_path
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "FLOWER_BASIC_AUTH", "NEXUS_ADMIN_PASSWORD")}
     env.update(NEXUS_VAR_DIR=str(var), NEXUS_PROCFILE=str(procfile), NEXUS_REDIS="embedded", PYTHONPATH=str(ROOT))
     log = tmp_path / "stack.log"
-    stack = subprocess.Popen([sys.executable, "-m", "nexus_project.stack", "run"], cwd=ROOT, env=env,
-                             stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    stack = ProcessGroup([sys.executable, "-m", "nexus_project.stack", "run"], env=env, log=log).start()
     try:
         wait_for(lambda: log.read_text().count("nexus: restarting flaky") >= 2, timeout=60,
                  message="flaky restarted twice")
@@ -57,11 +56,11 @@ def test_stack_restarts_a_dead_process_and_ctrl_c_leaves_nothing_behind(tmp_path
                                   and (var / "grandchild.pid").read_text().strip(), message="grandchild started"))
         assert "restarting steady" not in text and _alive(steady) and _alive(grandchild)
 
-        stack.send_signal(signal.SIGINT)  # Ctrl-C
+        stack.process.send_signal(signal.SIGINT)  # Ctrl-C
         assert stack.wait(60) == 0
     finally:
-        if stack.poll() is None:
-            os.killpg(stack.pid, signal.SIGKILL)
+        if stack.alive():
+            stack.kill()
     text = log.read_text()
     assert "nexus: stopping..." in text and "nexus: embedded Redis stopped" in text
     assert not redis_answers(url)
@@ -69,15 +68,7 @@ def test_stack_restarts_a_dead_process_and_ctrl_c_leaves_nothing_behind(tmp_path
     wait_for(lambda: not _alive(steady) and not _alive(grandchild), timeout=10, message="children gone")
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _procfile_process(name: str, tmp_path, **env_extra) -> subprocess.Popen:
+def _procfile_process(name: str, tmp_path, **env_extra) -> ProcessGroup:
     """Start one process exactly as `make run` does: the Procfile's line, with make run's environment
     (no DEBUG, no SECRET_KEY, a fresh var dir)."""
     from nexus_project.stack import read_procfile
@@ -87,8 +78,7 @@ def _procfile_process(name: str, tmp_path, **env_extra) -> subprocess.Popen:
            if k not in ("DEBUG", "SECRET_KEY", "DJANGO_SETTINGS_MODULE", "DATABASE_URL", "FLOWER_BASIC_AUTH")}
     env.update(NEXUS_VAR_DIR=str(tmp_path / "var"), PYTHONPATH=str(ROOT),
                PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", **env_extra)
-    return subprocess.Popen(["/bin/sh", "-c", f"exec {command}"], cwd=ROOT, env=env, stdout=(tmp_path / f"{name}.log").open("w"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    return ProcessGroup(["/bin/sh", "-c", f"exec {command}"], env=env, log=tmp_path / f"{name}.log").start()
 
 
 def _get(url: str, auth: tuple[str, str] | None = None):
@@ -108,16 +98,8 @@ def _get(url: str, auth: tuple[str, str] | None = None):
         return None, ""
 
 
-def _stop(process: subprocess.Popen) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait(10)
-
-
 def test_make_run_web_has_no_debug_page_and_its_own_secret_key(tmp_path):
-    port = _free_port()
+    port = free_port()
     web = _procfile_process("web", tmp_path, PORT=str(port))
     try:
         status, body = wait_for(lambda: (lambda r: r if r[0] else None)(_get(f"http://127.0.0.1:{port}/no-such-page/")),
@@ -128,14 +110,14 @@ def test_make_run_web_has_no_debug_page_and_its_own_secret_key(tmp_path):
         assert static[0] == 200 and "body" in static[1]
         assert _get(f"http://127.0.0.1:{port}/admin/login/")[0] in (200, 500)  # served (no database migrated here)
     finally:
-        _stop(web)
+        web.kill()
     key = tmp_path / "var" / "secret-key"
     assert key.stat().st_mode & 0o077 == 0 and len(key.read_text().strip()) >= 50
     assert "dev-insecure" not in key.read_text()
 
 
 def test_make_run_flower_wants_the_admin_login(tmp_path):
-    port = _free_port()
+    port = free_port()
     flower = _procfile_process("flower", tmp_path, FLOWER_PORT=str(port), FLOWER_BASIC_AUTH="admin:s3cret-pw",
                                REDIS_URL="redis://127.0.0.1:1/0")  # no broker needed to answer HTTP
     try:
@@ -145,4 +127,4 @@ def test_make_run_flower_wants_the_admin_login(tmp_path):
         assert _get(f"http://127.0.0.1:{port}/", auth=("admin", "wrong"))[0] == 401
         assert _get(f"http://127.0.0.1:{port}/", auth=("admin", "s3cret-pw"))[0] == 200
     finally:
-        _stop(flower)
+        flower.kill()

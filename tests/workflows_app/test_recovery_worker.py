@@ -17,9 +17,9 @@ from datetime import UTC, datetime
 import pytest
 from django.db.models import Count
 
-from tests.conftest import wait_for
+from tests.support.waiting import wait_for
 from tests.workflows_app.helpers import create
-from tests.workflows_app.recovery_support import beats_fixture, own_redis_fixture, start_executions  # noqa: F401
+from tests.workflows_app.recovery_support import start_executions
 from trading_app.models import Order
 from workflows_app.models import AuditEvent, Execution, StepRun
 

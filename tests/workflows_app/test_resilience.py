@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from tests.conftest import wait_for
+from tests.support.waiting import wait_for
 from tests.workflows_app.helpers import create
 from tests.workflows_app.support import client
 from workflows_app import operations

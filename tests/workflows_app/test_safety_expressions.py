@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from tests.conftest import wait_for
+from tests.support.waiting import wait_for
 from tests.workflows_app.helpers import create, run
 from workflows_app import operations
 from workflows_app.expressions import (

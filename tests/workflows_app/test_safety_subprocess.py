@@ -3,31 +3,17 @@ and the owner belong to the execution; names are unique per owner. Users A (alic
 act over REST and over MCP (streamable HTTP with their tokens), against a real worker."""
 from __future__ import annotations
 
-import json
-
 import pytest
-from rest_framework.authtoken.models import Token
 
-from tests.workflows_app.api_support import API, assert_error, client_for, make_user
+from tests.support.api import API, assert_error, client_for, make_user
+from tests.workflows_app.mcp_support import mcp_call
 from workflows_app import operations
 from workflows_app.engine import start_execution, wait_until_final
 from workflows_app.errors import OperationError
 from workflows_app.models import Execution, StepRun, Workflow
 from workflows_app.registry import NoParams, RetryPolicy, registry
 
-pytest_plugins = ["tests.workflows_app.api_support"]
 pytestmark = pytest.mark.django_db(transaction=True)
-
-MCP_HEADERS = {"HTTP_ACCEPT": "application/json, text/event-stream", "HTTP_MCP_PROTOCOL_VERSION": "2025-06-18"}
-
-
-def mcp_call(client, user, name: str, arguments: dict) -> dict:
-    token, _ = Token.objects.get_or_create(user=user)
-    message = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": name, "arguments": arguments}}
-    response = client.post("/mcp", data=json.dumps(message), content_type="application/json",
-                           HTTP_AUTHORIZATION=f"Token {token.key}", **MCP_HEADERS)
-    assert response.status_code == 200, response.content[:500]
-    return response.json()["result"]
 
 
 def noop(name: str) -> dict:

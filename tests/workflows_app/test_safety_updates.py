@@ -8,14 +8,13 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 
-from tests.workflows_app.api_support import API, assert_error, client_for
-from tests.workflows_app.test_admin import formset_data
-from tests.workflows_app.test_safety_subprocess import mcp_call
+from tests.support.api import API, assert_error, client_for
+from tests.workflows_app.helpers import formset_data
+from tests.workflows_app.mcp_support import mcp_call
 from workflows_app import operations
 from workflows_app.errors import OperationError
 from workflows_app.models import Workflow, WorkflowVersion
 
-pytest_plugins = ["tests.workflows_app.api_support"]
 pytestmark = pytest.mark.django_db(transaction=True)
 
 

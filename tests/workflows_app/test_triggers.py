@@ -11,7 +11,7 @@ import pytest
 from django_celery_beat.models import PeriodicTask, PeriodicTasks
 from django_celery_beat.schedulers import ModelEntry
 
-from tests.conftest import wait_for
+from tests.support.waiting import wait_for
 from workflows_app import beat, operations, queues
 from workflows_app.errors import OperationError
 from workflows_app.models import AuditEvent, Execution, Trigger

@@ -1,7 +1,7 @@
-"""Shared fixtures of the REST API tests: users with tokens, API clients, the error-body check."""
+"""Helpers of the REST API tests: users with tokens, API clients, the error-body check. The
+fixtures built on them (alice, bob, staff, api_a, ...) are in tests/conftest.py."""
 from __future__ import annotations
 
-import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -32,44 +32,6 @@ def assert_error(response, status: int, code: str | None = None) -> dict:
     if code is not None:
         assert data["error"]["code"] == code, data
     return data["error"]
-
-
-@pytest.fixture(autouse=True)
-def _no_throttle(settings):
-    """Throttling is tested on its own; other tests must not trip over shared counts."""
-    settings.NEXUS_API_WRITE_RATE = None
-    settings.NEXUS_API_WEBHOOK_RATE = None
-    settings.NEXUS_API_LOGIN_RATE = None
-
-
-@pytest.fixture
-def alice(db):
-    return make_user("alice")
-
-
-@pytest.fixture
-def bob(db):
-    return make_user("bob")
-
-
-@pytest.fixture
-def staff(db):
-    return make_user("root", staff=True)
-
-
-@pytest.fixture
-def api_a(alice):
-    return client_for(alice)
-
-
-@pytest.fixture
-def api_b(bob):
-    return client_for(bob)
-
-
-@pytest.fixture
-def api_staff(staff):
-    return client_for(staff)
 
 
 def noop_workflow(name: str = "api-wf", steps: int = 2) -> dict:
