@@ -54,14 +54,8 @@ def waiting_dispatches() -> dict[tuple[str, int], float | None] | None:
     found: dict[tuple[str, int], float | None] = {}
     scanned = 0
     try:
-        delivered = dict(client.zrange(UNACKED_INDEX, 0, -1, withscores=True))
-        for tag, raw in client.hscan_iter(UNACKED):
-            try:
-                dispatch_key = _dispatch_of(json.dumps(json.loads(raw)[0]))
-            except (ValueError, IndexError, TypeError):
-                continue
-            if dispatch_key:
-                found[dispatch_key] = delivered.get(tag, 0.0)
+        # Queue lists first, then what workers took: a message moving from a list to a worker while
+        # we scan is then seen in the second place instead of in neither (it would look lost).
         for key in client.scan_iter(_type="list", count=500):
             for start in range(0, client.llen(key), 1000):
                 try:
@@ -73,6 +67,14 @@ def waiting_dispatches() -> dict[tuple[str, int], float | None] | None:
                 if scanned >= MAX_SCANNED:
                     log.warning("broker scan stopped after %d messages", scanned)
                     return found
+        delivered = dict(client.zrange(UNACKED_INDEX, 0, -1, withscores=True))
+        for tag, raw in client.hscan_iter(UNACKED):
+            try:
+                dispatch_key = _dispatch_of(json.dumps(json.loads(raw)[0]))
+            except (ValueError, IndexError, TypeError):
+                continue
+            if dispatch_key and found.get(dispatch_key, 0.0) is not None:
+                found[dispatch_key] = delivered.get(tag, 0.0)
     except RedisError as exc:
         log.warning("cannot look into the broker's queues: %s", exc)
         return None

@@ -79,7 +79,9 @@ def run_step(execution_id, generation: int, group_index: int, step_index: int, *
                    .order_by("-id").values_list("status", "result"))
     for status, result in earlier:
         if status in (StepRun.Status.SUCCEEDED, StepRun.Status.SKIPPED):
-            return result or {}  # redelivered after success: the stored result, nothing re-run
+            # redelivered after success: the stored result, nothing re-run
+            _adopt_result(execution, step, result or {}, group_index, skipped=status == StepRun.Status.SKIPPED)
+            return result or {}
         if status == StepRun.Status.WAITING:
             return {}  # a subprocess step already started its child
     type_name = step_type_name(step)
@@ -100,14 +102,18 @@ def _start_attempt(execution: Execution, step: dict, step_index: int, attempt: i
                    task_id: str, queue: str) -> StepRun:
     """One commit for "the step started": the execution running, its StepRun, the audit event."""
     now, name = timezone.now(), step["name"]
+    # Only under the generation this message was sent with: a reconciler that re-dispatched since
+    # the load holds (or held) the row lock and bumped it, and the step must not also run here.
+    live = Execution.objects.filter(pk=execution.pk, dispatch_count=execution.dispatch_count,
+                                    status__in=(S.QUEUED, S.RUNNING))
     with transaction.atomic():
-        started = execution.status == S.QUEUED and Execution.objects.filter(pk=execution.pk, status=S.QUEUED).update(
+        started = execution.status == S.QUEUED and live.filter(status=S.QUEUED).update(
             status=S.RUNNING, started_at=now, current_step=name, heartbeat_at=now)
         if started:
             audit.record("workflow_started", workflow_id=execution.workflow_id, execution_id=execution.id,
                          trigger=execution.trigger, version=execution.version.number)
-        else:
-            Execution.objects.filter(pk=execution.pk).update(current_step=name, heartbeat_at=now)
+        elif not live.update(current_step=name, heartbeat_at=now):
+            raise StaleMessage(f"execution {execution.pk} was re-dispatched or ended before its step started")
         run = StepRun.objects.create(
             execution=execution, step_name=name, step_type=type_name, step_index=step_index, attempt=attempt,
             task_id=task_id or "", queue=queue[:100], started_at=now,
@@ -177,6 +183,33 @@ def _complete_step(loaded: Execution, step: dict, run: StepRun, output: dict, gr
                      duration=round(run.duration or 0, 6), attempt=run.attempt)
         if execution.is_final or execution.dispatch_count != generation:
             return  # cancelled or superseded while the step ran: record the step, move nothing
+        if execution.status == S.QUEUED:
+            execution.status = S.RUNNING
+        if not parallel:
+            advance(execution, group_index, groups)
+        execution.heartbeat_at = timezone.now()
+        execution.save(update_fields=["context", "cursor", "heartbeat_at", *FINAL_FIELDS])
+
+
+def _adopt_result(loaded: Execution, step: dict, output: dict, group_index: int, *, skipped: bool) -> None:
+    """A step that succeeded while its execution was re-dispatched recorded its StepRun but moved
+    nothing (see _complete_step). The new generation's message takes that stored result forward
+    instead of leaving the cursor behind it for good (each re-dispatch would find the success and
+    return again). Nothing to do when the result was applied (the cursor is past the group)."""
+    if loaded.cursor > group_index:
+        return
+    groups = execution_groups(loaded.version.definition["steps"])
+    parallel = len(groups[group_index]) > 1
+    with transaction.atomic():
+        execution = Execution.objects.select_for_update().select_related("version", "workflow").get(pk=loaded.pk)
+        if execution.is_final or execution.dispatch_count != loaded.dispatch_count or execution.cursor > group_index:
+            return
+        name = step["name"]
+        execution.context[name] = output
+        if not skipped:
+            execution.context.update(mergeable(step, output))
+        audit.record("step_result_adopted", workflow_id=execution.workflow_id, execution_id=execution.id, step=name,
+                     generation=execution.dispatch_count)
         if execution.status == S.QUEUED:
             execution.status = S.RUNNING
         if not parallel:
