@@ -33,8 +33,12 @@ run: admin
 test: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# ruff, the import contracts of pyproject.toml (layers, no cycles, the engine free of trading) and
+# docs/steps.md against the registries.
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
+	DJANGO_SETTINGS_MODULE=nexus_project.settings.test $(BIN)/python manage.py generate_docs --check
 
 bench: migrate
 	$(BIN)/python bench/engine_latency.py

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 
 import redis
-from celery import schedules
+from celery import current_app, schedules
 from django.conf import settings
 from django.db import DatabaseError, connection
 from django.utils import timezone
@@ -62,11 +62,10 @@ def lock_ttl() -> int:
 
 def install_jobs(jobs: Mapping[str, BeatJob]) -> None:
     """Put the plugins' beat jobs into Celery's beat_schedule (an entry settings define wins)."""
-    from nexus_project.celery import app
 
-    schedule = app.conf.beat_schedule
+    schedule = current_app.conf.beat_schedule
     if schedule is None:
-        app.conf.beat_schedule = schedule = {}
+        current_app.conf.beat_schedule = schedule = {}
     for name, job in jobs.items():
         schedule.setdefault(name, job.entry())
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 
+from celery import current_app
 from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
@@ -38,9 +39,8 @@ def _results():
 
 
 def _workers():
-    from nexus_project.celery import app
 
-    replies = app.control.ping(timeout=1.0) or []
+    replies = current_app.control.ping(timeout=1.0) or []
     names = sorted(name for reply in replies for name in reply)
     return {"ok": bool(names), "seen": names, **({} if names else {"error": "no worker answered ping"})}
 

@@ -5,6 +5,7 @@ import re
 import zoneinfo
 from datetime import datetime, timedelta
 
+from celery import current_app
 from croniter import croniter
 from django.db.models import Count
 from django.utils import timezone
@@ -12,7 +13,17 @@ from django.utils import timezone
 from workflows_app import queues
 from workflows_app.definitions import execution_groups, step_type_name
 from workflows_app.errors import OperationError
-from workflows_app.models import AuditEvent, Execution, StepRun, Trigger, Workflow
+from workflows_app.models import (
+    Agent,
+    AuditEvent,
+    AvailabilitySample,
+    DeadLetter,
+    Execution,
+    MessageQueue,
+    StepRun,
+    Trigger,
+    Workflow,
+)
 from workflows_app.registry import registry
 
 _WINDOW = re.compile(r"^(\d{1,6})([smhdw])$")
@@ -227,7 +238,6 @@ def availability(since: datetime, now: datetime | None = None) -> dict:
     """
     from django.conf import settings
 
-    from workflows_app.models import AvailabilitySample
 
     now = now or timezone.now()
     period = float(settings.NEXUS_AVAILABILITY_SAMPLE_EVERY)
@@ -270,9 +280,18 @@ def uptime_label(figure: dict) -> str | None:
     return None if figure["percent"] is None else f"{figure['percent']:.2f}%"
 
 
-def system_figures(since: datetime) -> dict:
-    from workflows_app.services.system import uptime
+def uptime(timeout: float = 0.5) -> float | None:
+    """Seconds the longest-running live worker has been up (Celery's own `stats`), None if none answer."""
 
+    try:
+        stats = current_app.control.inspect(timeout=timeout).stats() or {}
+    except Exception:  # noqa: BLE001 - no broker: no figure, not a made-up one
+        return None
+    uptimes = [s.get("uptime") for s in stats.values() if isinstance(s.get("uptime"), int | float)]
+    return float(max(uptimes)) if uptimes else None
+
+
+def system_figures(since: datetime) -> dict:
     measured = availability(since)
     figures = {
         "uptime": uptime_label(measured),  # availability over the window, see `availability`
@@ -326,13 +345,11 @@ def step_duration_histogram(bounds: tuple[float, ...]) -> list[dict]:
 
 
 def dead_letter_counts() -> list[dict]:
-    from workflows_app.models import DeadLetter
 
     return list(DeadLetter.objects.values("status", "error_class").annotate(n=Count("id")).order_by())
 
 
 def dead_letter_summary(recent: int = 10) -> dict:
-    from workflows_app.models import DeadLetter
 
     by_status = dict(DeadLetter.objects.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
     by_class = dict(DeadLetter.objects.exclude(status__in=["redriven", "discarded"]).values_list("error_class")
@@ -345,7 +362,6 @@ def dead_letter_summary(recent: int = 10) -> dict:
 
 
 def agent_queues() -> list[str]:
-    from workflows_app.models import Agent
 
     return list(Agent.objects.values_list("queue", flat=True))
 
@@ -462,14 +478,12 @@ def cost_breakdown(executions: int, messages: int, agent_minutes_used: float) ->
 
 
 def agents() -> list[dict]:
-    from workflows_app.models import Agent
 
     return [{"name": a.name, "type": a.type, "capabilities": a.capabilities, "queue": a.queue}
             for a in Agent.objects.all()]
 
 
 def queue_configs() -> list[dict]:
-    from workflows_app.models import MessageQueue
 
     return [q.config() for q in MessageQueue.objects.all()]
 
@@ -484,7 +498,6 @@ def user_by_id(user_id):
 
 
 def visible_dead_letters(user):
-    from workflows_app.models import DeadLetter
 
     qs = DeadLetter.objects.select_related("workflow")
     return qs if _sees_everything(user) else qs.filter(workflow__owner=user)

@@ -18,11 +18,11 @@ from django.utils import timezone
 from tests.support.processes import OwnRedis
 from tests.support.waiting import wait_for
 from tests.workflows_app.helpers import create
-from workflows_app import circuit, operations, queues
+from workflows_app import circuit, guards, operations, queues
 from workflows_app.errors import OperationError
 from workflows_app.models import Execution, Guard, InboxMessage, Trigger
 from workflows_app.queues import inbox, layout
-from workflows_app.services import events, guards, triggers
+from workflows_app.services import events, triggers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 
 from django.utils import timezone
 
+from workflows_app import audit
 from workflows_app.models import DeadLetter, Execution, StepRun
-from workflows_app.services import audit
 
 
 def stored_error(exc: BaseException) -> str:

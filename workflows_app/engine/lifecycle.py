@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
+from workflows_app import audit
 from workflows_app.circuit import CircuitBreaker
 from workflows_app.definitions import execution_groups
 from workflows_app.engine.canvas import send_canvas
@@ -18,7 +19,6 @@ from workflows_app.engine.saga import compensations_pending, send_compensation
 from workflows_app.engine.waiting import notify_done
 from workflows_app.errors import OperationError
 from workflows_app.models import Execution, StepRun, Workflow
-from workflows_app.services import audit
 
 S = Execution.Status
 FINAL_FIELDS = ["status", "finished_at", "current_step", "error"]

@@ -16,7 +16,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.db import transaction
 from django.utils import timezone
 
-from workflows_app import expressions
+from workflows_app import audit, expressions
 from workflows_app.definitions import execution_groups, step_type_name
 from workflows_app.engine.failures import Failure, mark_failed, mark_retrying
 from workflows_app.engine.lifecycle import (
@@ -36,7 +36,6 @@ from workflows_app.engine.subprocess import start_child
 from workflows_app.errors import is_infrastructure
 from workflows_app.models import Execution, StepRun
 from workflows_app.registry import ErrorInfo, StepContext, registry
-from workflows_app.services import audit
 
 S = Execution.Status
 

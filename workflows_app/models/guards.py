@@ -8,7 +8,7 @@ from django.db import models
 class Guard(models.Model):
     """A claim on ``(scope, key)`` until ``expires_at``: event-id dedup of a queue, a webhook
     signature seen, a schedule minute fired, a trigger fired for an event, a trigger's cooldown.
-    Claimed atomically by ``services.guards.claim`` (insert; on conflict take it over only if expired)."""
+    Claimed atomically by ``workflows_app.guards.claim`` (insert; on conflict take it over only if expired)."""
 
     scope = models.CharField(max_length=120)
     key = models.CharField(max_length=255)

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from django.conf import settings
 from pydantic import AliasChoices, Field, field_validator
 
-from workflows_app import definitions, engine, filters, selectors
+from workflows_app import audit, definitions, engine, filters, selectors
 from workflows_app.errors import OperationError
 from workflows_app.models import Execution, StepRun, Workflow
 from workflows_app.operations.access import execution_for, owner, workflow_for
@@ -26,7 +26,7 @@ from workflows_app.operations.fields import (
     refuse,
     workflow_ref,
 )
-from workflows_app.services import audit, workflows
+from workflows_app.services import workflows
 
 _DEFINITION = definitions.DefinitionSpec.model_fields
 

@@ -8,12 +8,12 @@ import time
 
 import redis
 
+from workflows_app import audit
 from workflows_app.circuit import redis_client
 from workflows_app.models import DeadLetter, MessageQueue
 from workflows_app.queues import inbox, layout
 from workflows_app.queues.config import get_queue
 from workflows_app.registry import registry
-from workflows_app.services import audit
 
 
 def record_failure(queue: MessageQueue, message_id: str, exc: BaseException, client: redis.Redis) -> str:

@@ -29,13 +29,13 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from workflows_app import guards
 from workflows_app.circuit import redis_client
 from workflows_app.errors import OperationError
 from workflows_app.models import InboxMessage, MessageQueue
 from workflows_app.queues import layout
 from workflows_app.queues.config import get_queue
 from workflows_app.queues.handlers import schedule_drain
-from workflows_app.services import guards
 
 log = logging.getLogger(__name__)
 EPOCH_KEY = "nexus:epoch"

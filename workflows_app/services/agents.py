@@ -9,6 +9,8 @@ import math
 import re
 from collections import Counter
 
+from celery import current_app
+
 from workflows_app import definitions
 from workflows_app.errors import OperationError
 from workflows_app.models import Agent, Workflow
@@ -50,9 +52,8 @@ def assign(workflow: Workflow, step_name: str, agent_type: str | None, *, use_si
         raise OperationError("INVALID_INPUT_DATA", "agent_type is required", {"field": "agent_type"})
     workflow, agent = workflows.assign_agent(workflow.id, step_name, agent_type)
     try:
-        from nexus_project.celery import app
 
-        app.control.add_consumer(agent.queue, reply=False)
+        current_app.control.add_consumer(agent.queue, reply=False)
     except Exception:  # noqa: BLE001 - workers also pick agent queues up at start
         pass
     return workflow, agent, similarity

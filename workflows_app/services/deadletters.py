@@ -18,11 +18,10 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from workflows_app import conf
+from workflows_app import audit, conf
 from workflows_app.errors import OperationError
 from workflows_app.models import DeadLetter
 from workflows_app.registry import registry
-from workflows_app.services import audit
 
 log = logging.getLogger("nexus.notify")
 

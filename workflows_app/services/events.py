@@ -29,9 +29,8 @@ from datetime import UTC, datetime
 
 from django.db import transaction
 
-from workflows_app import conf, queues
+from workflows_app import conf, guards, queues
 from workflows_app.errors import OperationError
-from workflows_app.services import guards
 
 log = logging.getLogger(__name__)
 EVENTS_QUEUE = "events"

@@ -1,9 +1,9 @@
 """Queue configuration: the database side of creating or reconfiguring a named queue."""
 from __future__ import annotations
 
+from workflows_app import audit
 from workflows_app.errors import OperationError
 from workflows_app.models import MessageQueue
-from workflows_app.services import audit
 
 
 def configure_queue(name: str, values: dict, workflow=None) -> tuple[MessageQueue, bool]:

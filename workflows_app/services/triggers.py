@@ -14,7 +14,7 @@ ticks, on every match for discrete events such as news, and never twice within i
 A firing is audited with its event, updates ``last_fired_at`` and starts an execution with the
 event in its input.
 
-What decides whether a firing happens is durable (``services.guards``, claimed in the firing's own
+What decides whether a firing happens is durable (``workflows_app.guards``, claimed in the firing's own
 transaction): "this trigger fired for this event id" and "this trigger is cooling down". The
 evaluation state in Redis (holding flags, reference prices) is regenerable: after Redis restarts
 empty a level trigger may see a new edge, but never fires twice for the same event and never
@@ -36,11 +36,11 @@ from django.db import transaction
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
+from workflows_app import audit, guards
 from workflows_app.circuit import redis_client
 from workflows_app.engine import start_execution
 from workflows_app.models import Trigger, Workflow
 from workflows_app.registry import registry
-from workflows_app.services import audit, guards
 
 log = logging.getLogger(__name__)
 

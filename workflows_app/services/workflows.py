@@ -6,10 +6,9 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 from django.dispatch import Signal
 
-from workflows_app import definitions
+from workflows_app import audit, definitions
 from workflows_app.errors import OperationError
 from workflows_app.models import Agent, Step, Trigger, Workflow, WorkflowVersion
-from workflows_app.services import audit
 
 # Sent (inside the transaction) after a workflow's definition or status changed; receivers
 # re-sync derived state such as celery-beat schedules. kwargs: workflow, action.
