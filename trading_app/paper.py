@@ -27,8 +27,8 @@ from django.utils import timezone
 
 from trading_app import conf, risk
 from trading_app.brokers import BrokerRejected, OrderRequest, RiskRejected
+from trading_app.killswitch import ensure_trading_allowed
 from trading_app.models import AccountSnapshot, Fill, Order, PaperAccount, Position
-from trading_app.risk import ensure_trading_allowed
 
 logger = logging.getLogger("nexus.trading.paper")
 Q_PRICE = Decimal("0.0001")

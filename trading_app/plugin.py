@@ -8,14 +8,13 @@ its error classifier, counters, /health/ part, dashboard panel and beat jobs.
 """
 from __future__ import annotations
 
-from trading_app import adaptive, conf, dashboard, demo, errors, saga, steps, triggers
+from trading_app import adaptive, conf, dashboard, demo, errors, killswitch, saga, steps, triggers
+from trading_app.models import Order
 from trading_app.providers import cache as provider_cache
 from workflows_app.registry import BeatJob, Plugin
 
 
 def trades_executed(since=None) -> int:
-    from trading_app.models import Order
-
     qs = Order.objects.filter(status__in=("filled", "partially_filled"))
     if since is not None:
         qs = qs.filter(filled_at__gte=since)
@@ -24,7 +23,7 @@ def trades_executed(since=None) -> int:
 
 def trading_health() -> dict:
     """/health/ part: the trading mode (paper / alpaca-paper / live), providers and the kill switch."""
-    return {"ok": True, **conf.trading_mode()}
+    return {"ok": True, **killswitch.trading_mode()}
 
 
 PLUGIN = Plugin(

@@ -30,7 +30,7 @@ from django.db import transaction
 from django.utils import timezone
 from pydantic import Field
 
-from trading_app import accounts, risk, steps
+from trading_app import accounts, killswitch, steps
 from trading_app.brokers import OrderRequest, client_order_id_for
 from trading_app.models import FundsReservation, Notification, Order, PaperAccount, PortfolioEntry
 from trading_app.providers import get_market_data
@@ -77,7 +77,7 @@ def reserve_funds(ctx: StepContext) -> dict:
         return _reservation_dict(existing, duplicate=True)
     broker = accounts.broker_for(ctx)
     account_row = broker.account_row
-    risk.ensure_trading_allowed(account_row)
+    killswitch.ensure_trading_allowed(account_row)
     account = broker.get_account()
     amount = Decimal(str(p.amount if p.amount else p.pct_of_equity * float(account["equity"]))).quantize(Decimal("0.01"))
     with transaction.atomic():
@@ -169,7 +169,7 @@ def place_order(ctx: StepContext) -> dict:
         qty = math.floor(budget / price)
         if qty < 1:
             raise PermanentStepError(f"reserved {budget} buys no share of {symbol}", error_class="insufficient_funds")
-    risk.ensure_trading_allowed(broker.account_row)
+    killswitch.ensure_trading_allowed(broker.account_row)
     consumed = reservation is not None and _release(reservation, "consumed")
     try:
         order = broker.submit_order(OrderRequest(
@@ -212,7 +212,7 @@ def cancel_order(ctx: StepContext) -> dict:
     revert_coid = client_order_id_for(ctx.idempotency_key, "revert")
     existing = broker.get_order_by_client_id(revert_coid)
     if existing is None:
-        risk.ensure_trading_allowed(broker.account_row)
+        killswitch.ensure_trading_allowed(broker.account_row)
         existing = broker.submit_order(OrderRequest(
             symbol=order["symbol"], side="sell" if order["side"] == "buy" else "buy", qty=filled,
             client_order_id=revert_coid, execution_id=ctx.execution_id, step_name=ctx.step_name,

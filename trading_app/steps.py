@@ -17,7 +17,7 @@ from typing import Literal
 from django.utils import timezone
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from trading_app import accounts, conf, indicators, risk, sentiment
+from trading_app import accounts, conf, indicators, killswitch, risk, sentiment
 from trading_app.brokers import OrderRequest, client_order_id_for
 from trading_app.providers import get_market_data, get_news_provider
 from trading_app.signals import score_signal
@@ -351,7 +351,7 @@ def execute_one(ctx: StepContext, broker, md, sym: str, side_signal: str, p: Tra
     held = float(pos["qty"]) if pos else 0.0
     entry = float(md.latest_price(sym))
     if side_signal == "SELL" and held > 0:
-        risk.ensure_trading_allowed(_account_of(broker))
+        killswitch.ensure_trading_allowed(_account_of(broker))
         req = OrderRequest(symbol=sym, side="sell", qty=held, client_order_id=coid, execution_id=ctx.execution_id,
                            step_name=ctx.step_name, test_mode=ctx.test_mode)
         order = broker.submit_order(req)
@@ -360,7 +360,7 @@ def execute_one(ctx: StepContext, broker, md, sym: str, side_signal: str, p: Tra
         return {"status": "skipped", "symbol": sym, "side": "sell", "qty": 0,
                 "reason": "SELL signal but no long position to close and shorting is disabled (allow_short=false)"}
     if side_signal == "BUY" and held < 0:
-        risk.ensure_trading_allowed(_account_of(broker))
+        killswitch.ensure_trading_allowed(_account_of(broker))
         req = OrderRequest(symbol=sym, side="buy", qty=abs(held), client_order_id=coid,
                            execution_id=ctx.execution_id, step_name=ctx.step_name, test_mode=ctx.test_mode)
         return audit_order(ctx, {**broker.submit_order(req), "intent": "close_short"})
@@ -392,7 +392,7 @@ def execute_one(ctx: StepContext, broker, md, sym: str, side_signal: str, p: Tra
     if sizing.qty <= 0:
         return {"status": "skipped", "symbol": sym, "side": side, "qty": 0, "reason": sizing.reason,
                 "sizing": sizing.as_dict()}
-    risk.ensure_trading_allowed(_account_of(broker))
+    killswitch.ensure_trading_allowed(_account_of(broker))
     limit_price = None
     if p.order_type == "limit":
         off = p.limit_offset_bps / 10_000
@@ -434,7 +434,7 @@ def trade_execution(ctx: StepContext) -> dict:
                             "no signal for this symbol in the context"})
             continue
         if account is None:
-            risk.ensure_trading_allowed(_account_of(broker))
+            killswitch.ensure_trading_allowed(_account_of(broker))
             account, positions = _account_and_positions(broker)
         res = execute_one(ctx, broker, md, sym, sig, p, account, positions)
         res.update({"signal": sig, "confidence": confidence})
@@ -527,7 +527,7 @@ def risk_check(ctx: StepContext) -> dict:
     report = risk.exposure_report(account, positions, max_position_pct=p.max_position_pct,
                                   max_gross_exposure=p.max_gross_exposure, max_net_exposure=p.max_net_exposure,
                                   account_limits=getattr(broker, "account_row", None))
-    ks = risk.kill_switch_state()
+    ks = killswitch.kill_switch_state()
     out = {**report, "status": "breach" if report["breaches"] else "ok", "kill_switch": ks["active"],
            "positions": positions, "cash": account.get("cash"), "broker": broker.name,
            "risk_level": "high" if report["breaches"] else "normal"}
@@ -620,7 +620,7 @@ def _hedge_inverse(ctx: StepContext, p: HedgeParams, broker, md, acct) -> dict:
             "no net long exposure to hedge" if target_value <= 0 else "hedge rounds to zero shares")
         return {**base, "status": "skipped", "orders": [], "hedged_value": round(hedge_value, 2), "reason": reason,
                 "net_exposure_after_estimate": round(net_long - hedge_value, 2), "order_id": None}
-    risk.ensure_trading_allowed(acct)
+    killswitch.ensure_trading_allowed(acct)
     order = broker.submit_order(OrderRequest(
         symbol=inst, side="buy" if qty > 0 else "sell", qty=abs(qty), client_order_id=coid,
         execution_id=ctx.execution_id, step_name=ctx.step_name, test_mode=ctx.test_mode))
@@ -638,7 +638,7 @@ def _hedge_reduce(ctx: StepContext, p: HedgeParams, broker, acct) -> dict:
     if net_long <= max(p.min_exposure, 0.0):
         return {**base, "status": "skipped", "orders": [], "hedged_value": 0.0,
                 "reason": "no net long exposure to hedge"}
-    risk.ensure_trading_allowed(acct)
+    killswitch.ensure_trading_allowed(acct)
     orders, hedged = [], 0.0
     for pos in positions:
         qty = math.floor(float(pos["qty"]) * p.hedge_ratio)
@@ -693,7 +693,7 @@ def stop_loss_management(ctx: StepContext) -> dict:
             if p.mode == "adjust":
                 actions.append({"symbol": sym, "action": "none", "reason": "no stop to adjust"})
                 continue
-            risk.ensure_trading_allowed(_account_of(broker))
+            killswitch.ensure_trading_allowed(_account_of(broker))
             coid = client_order_id_for(ctx.idempotency_key, sym)
             order = broker.get_order_by_client_id(coid) or broker.submit_order(OrderRequest(
                 symbol=sym, side="sell" if long else "buy", qty=abs(float(pos["qty"])), type="stop",

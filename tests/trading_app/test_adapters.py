@@ -193,7 +193,7 @@ def test_alpaca_order_above_the_cap_is_refused_before_sending(requests_mock):
 
 @pytest.mark.django_db
 def test_kill_switch_blocks_alpaca_before_any_request(requests_mock):
-    from trading_app.risk import KillSwitchActive, set_kill_switch
+    from trading_app.killswitch import KillSwitchActive, set_kill_switch
 
     set_kill_switch(True, "test")
     with pytest.raises(KillSwitchActive):
@@ -216,7 +216,7 @@ def test_live_trading_needs_both_settings(settings, paper, allow, live):
     base = broker.client._base_url
     assert getattr(base, "value", base) == ("https://api.alpaca.markets" if live else "https://paper-api.alpaca.markets")
     assert broker.paper is not live
-    mode = conf.trading_mode(include_kill_switch=False)
+    mode = conf.trading_mode()
     assert mode["live_trading_enabled"] is False  # broker setting is still "paper"
 
 

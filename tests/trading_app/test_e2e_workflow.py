@@ -130,7 +130,7 @@ def test_a_retried_trade_step_never_places_a_second_order(celery_worker, bullish
 
 
 def test_kill_switch_fails_the_trade_step_for_good(celery_worker, bullish_market):
-    from trading_app.risk import set_kill_switch
+    from trading_app.killswitch import set_kill_switch
     from workflows_app import operations
 
     set_kill_switch(True, "end-to-end drill")

@@ -4,9 +4,9 @@ import pytest
 
 from tests.trading_app.conftest import make_ctx, run_step
 from trading_app import saga, steps
+from trading_app.killswitch import set_kill_switch
 from trading_app.models import FundsReservation, NewsItem, Notification, Order, PaperAccount, PortfolioEntry
 from trading_app.providers import simulated
-from trading_app.risk import set_kill_switch
 from workflows_app.errors import PermanentStepError, TransientStepError
 from workflows_app.registry import registry
 

@@ -22,7 +22,7 @@ import requests
 from trading_app import conf, risk
 from trading_app.brokers import BrokerRejected, OrderRequest, RiskRejected
 from trading_app.errors import DUPLICATE_HINT, from_http
-from trading_app.risk import ensure_trading_allowed
+from trading_app.killswitch import ensure_trading_allowed
 from trading_app.symbols import InvalidSymbol, normalise
 from workflows_app.errors import PermanentStepError, StepError, TransientStepError
 
