@@ -10,7 +10,8 @@ from newsapi.newsapi_exception import NewsAPIException
 from trading_app import conf, errors
 from trading_app.brokers import BrokerRejected, OrderRequest
 from trading_app.models import Order
-from trading_app.providers.alpaca_adapter import AlpacaBroker, AlpacaMarketData, AlpacaNews
+from trading_app.providers.alpaca_adapter import AlpacaMarketData, AlpacaNews
+from trading_app.providers.alpaca_broker import AlpacaBroker
 from trading_app.providers.newsapi_adapter import NewsApiNews
 from workflows_app.errors import PermanentStepError, TransientStepError
 from workflows_app.registry import registry
@@ -351,7 +352,7 @@ def test_registered_classifier_maps_library_errors():
 def test_every_provider_request_has_a_timeout(settings):
     from unittest import mock
 
-    from trading_app.providers.alpaca_adapter import TimeoutAdapter
+    from trading_app.providers.http import TimeoutAdapter
 
     settings.NEXUS_PROVIDER_TIMEOUT = 3
     broker = AlpacaBroker.from_settings()

@@ -1,8 +1,9 @@
 import pytest
 
 from trading_app import conf, killswitch
+from trading_app.accounts import get_broker
 from trading_app.providers import cache as pcache
-from trading_app.providers import get_broker, get_market_data, get_news_provider, simulated
+from trading_app.providers import get_market_data, get_news_provider, simulated
 from workflows_app.registry import registry
 
 
