@@ -44,7 +44,7 @@ from celery import shared_task
 from pydantic import Field
 
 from trading_app import conf
-from trading_app.steps import Params
+from trading_app.steps.common import Params
 from workflows_app.errors import TransientStepError
 from workflows_app.registry import RetryPolicy, StepContext, StepType
 

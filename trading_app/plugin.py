@@ -1,6 +1,6 @@
 """Everything trading plugs into the engine, as one declaration (``TradingAppConfig.plugin``).
 
-Step types are declared next to their handlers (``STEP_TYPES`` in steps, saga, adaptive, demo),
+Step types are declared next to their handlers (``STEP_TYPES`` in the ``steps`` modules, adaptive, demo),
 trigger types and their event kinds next to their evaluators (``triggers``); this module collects
 them and adds trading's words the engine must not know: its named queues (``trading-signals``,
 the ``queue_send`` default, and ``risk-alerts``), the ``invalid_symbol`` dead letters it discards,
@@ -8,9 +8,10 @@ its error classifier, counters, /health/ part, dashboard panel and beat jobs.
 """
 from __future__ import annotations
 
-from trading_app import adaptive, conf, dashboard, demo, errors, killswitch, saga, steps, triggers
+from trading_app import adaptive, conf, dashboard, demo, errors, killswitch, triggers
 from trading_app.models import Order
 from trading_app.providers import cache as provider_cache
+from trading_app.steps import actions, analysis, notifications, orders, protection, saga
 from workflows_app.registry import BeatJob, Plugin
 
 
@@ -28,7 +29,8 @@ def trading_health() -> dict:
 
 PLUGIN = Plugin(
     name="trading_app",
-    step_types=(*steps.STEP_TYPES, *saga.STEP_TYPES, *adaptive.STEP_TYPES, *demo.STEP_TYPES),
+    step_types=(*analysis.STEP_TYPES, *orders.STEP_TYPES, *protection.STEP_TYPES, *saga.STEP_TYPES,
+                *notifications.STEP_TYPES, *actions.STEP_TYPES, *adaptive.STEP_TYPES, *demo.STEP_TYPES),
     trigger_types=triggers.TRIGGER_TYPES,
     event_kinds=triggers.EVENT_KINDS,
     error_classifiers=(errors.classify,),
