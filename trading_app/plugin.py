@@ -1,14 +1,15 @@
 """Everything trading plugs into the engine, as one declaration (``TradingAppConfig.plugin``).
 
 Step types are declared next to their handlers (``STEP_TYPES`` in the ``steps`` modules, adaptive, demo),
-trigger types and their event kinds next to their evaluators (``triggers``); this module collects
+trigger types and their event kinds next to their evaluators (``triggers``), the pollers' beat jobs
+next to the pollers (``pollers``); this module collects
 them and adds trading's words the engine must not know: its named queues (``trading-signals``,
 the ``queue_send`` default, and ``risk-alerts``), the ``invalid_symbol`` dead letters it discards,
 its error classifier, counters, /health/ part, dashboard panel and beat jobs.
 """
 from __future__ import annotations
 
-from trading_app import adaptive, conf, dashboard, demo, errors, killswitch, triggers
+from trading_app import adaptive, conf, dashboard, demo, errors, killswitch, pollers, triggers
 from trading_app.models import Order
 from trading_app.providers import cache as provider_cache
 from trading_app.steps import actions, analysis, notifications, orders, protection, saga
@@ -45,7 +46,7 @@ PLUGIN = Plugin(
     health_checks={"trading": trading_health},
     dashboard_panels={"trading": dashboard.pnl_panel},
     beat_jobs=(
-        *triggers.BEAT_JOBS,
+        *pollers.BEAT_JOBS,
         BeatJob("nexus-trading-process-open-orders", "nexus.trading.process_open_orders",
                 every=lambda: conf.get("NEXUS_PAPER_PROCESS_SECONDS")),
         BeatJob("nexus-trading-sync-broker-orders", "nexus.trading.sync_broker_orders",
