@@ -81,7 +81,7 @@ def tick_stream(n: int, start: datetime) -> list[dict]:
 
 
 def run_ticks(ticks: list[dict]) -> dict:
-    from trading_app.triggers import tick_event
+    from trading_app.pollers import tick_event
     from workflows_app import queues
     from workflows_app.services import events
 

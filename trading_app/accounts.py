@@ -1,4 +1,4 @@
-"""Broker accounts: which account an execution trades on, and who may see which account.
+"""Broker accounts: which account an execution trades on, the broker bound to it, and who may see which account.
 
 Resolution (``account_for_execution``), from state the execution owns - never from its context:
 
@@ -14,14 +14,20 @@ No path falls back to another user's account.
 """
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from trading_app import conf
 from trading_app.models import BrokerAccount
+from trading_app.paper import PaperBroker
+from trading_app.providers import get_market_data
+from trading_app.providers.alpaca_broker import AlpacaBroker
 from workflows_app.errors import OperationError, PermanentStepError
+from workflows_app.models import Execution
 
 HOUSE = "default"  # the operator's paper account (the one account before accounts had owners)
 DEMO = "demo"
@@ -77,8 +83,6 @@ def user_account(user_id: int) -> BrokerAccount:
 
 
 def _user(user_id):
-    from django.contrib.auth import get_user_model
-
     return get_user_model().objects.filter(pk=user_id).first() if user_id is not None else None
 
 
@@ -104,8 +108,6 @@ def _owner_of(execution, owner_id):
 
 
 def account_for_execution(execution_id: str, owner_id: int | None, test_mode: bool) -> BrokerAccount:
-    from workflows_app.models import Execution
-
     execution = Execution.objects.select_related("workflow", "version").filter(pk=execution_id).first() \
         if _is_uuid(execution_id) else None
     owner = _owner_of(execution, owner_id)
@@ -126,17 +128,22 @@ def account_for_execution(execution_id: str, owner_id: int | None, test_mode: bo
 
 def broker_for_account(acct: BrokerAccount, test_mode: bool = False):
     """A broker bound to ``acct`` (``broker.account_row``); test mode always gets paper."""
-    from trading_app.providers import get_market_data
-
     if acct.broker == "alpaca" and not test_mode:
-        from trading_app.providers.alpaca_adapter import AlpacaBroker
-
         broker = AlpacaBroker.from_settings()
         broker.account_row = acct
         return broker
-    from trading_app.paper import PaperBroker
-
     return PaperBroker(market_data=get_market_data(test_mode), account=acct)
+
+
+def get_broker(test_mode: bool = False):
+    """The configured broker (NEXUS_BROKER) on its own account: paper (the house account) or Alpaca;
+    test mode always gets paper."""
+    name = conf.provider_name("broker", test_mode)
+    if name == "alpaca":
+        return AlpacaBroker.from_settings()
+    if name != "paper":
+        raise ValueError(f"unknown NEXUS_BROKER {name!r} (paper, alpaca)")
+    return PaperBroker(market_data=get_market_data(test_mode))
 
 
 def broker_for(ctx):
@@ -175,8 +182,6 @@ def describe(acct: BrokerAccount) -> dict:
 
 
 def _is_uuid(value) -> bool:
-    import uuid
-
     try:
         uuid.UUID(str(value))
         return True

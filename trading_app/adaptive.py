@@ -13,6 +13,7 @@ import math
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from trading_app.providers import get_market_data
 from workflows_app import operations
 from workflows_app.errors import OperationError, PermanentStepError
 from workflows_app.registry import RetryPolicy, StepContext, StepType
@@ -42,8 +43,6 @@ def adapt_to_volatility(ctx: StepContext) -> dict:
     volatility = p.volatility if p.volatility is not None else ctx.context.get("market_volatility")
     source = "given"
     if volatility is None:
-        from trading_app.providers import get_market_data
-
         bars = get_market_data(ctx.test_mode).daily_bars(p.symbol, limit=p.window + 1)
         volatility, source = realised_volatility(bars["close"].to_numpy()), f"realised({p.symbol},{p.window}d)"
     regime = "high" if volatility > p.volatility_threshold else "normal"

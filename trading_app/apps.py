@@ -1,5 +1,7 @@
 from django.apps import AppConfig
 
+from trading_app import conf
+
 
 class TradingAppConfig(AppConfig):
     name = "trading_app"
@@ -10,6 +12,7 @@ class TradingAppConfig(AppConfig):
     plugin = "trading_app.plugin.PLUGIN"
 
     def ready(self) -> None:
-        from trading_app import conf, operations  # noqa: F401 - operations: trading's entries in the catalogue
+        # trading's entries in the operation catalogue: imported once the models are loaded (they use them)
+        from trading_app import operations  # noqa: F401
 
         conf.log_mode()

@@ -114,8 +114,9 @@ def provider_name(kind: str, test_mode: bool = False) -> str:
     return "simulated" if test_mode else str(get(key)).lower()
 
 
-def trading_mode(include_kill_switch: bool = True) -> dict:
-    """What /health/ shows: providers, broker, whether live trading is possible, the kill switch."""
+def trading_mode() -> dict:
+    """The configured mode: providers, broker, whether live trading is possible, and warnings
+    (``killswitch.trading_mode`` adds the kill switch for /health/)."""
     broker = provider_name("broker")
     live = live_trading_enabled()
     if broker == "alpaca":
@@ -133,7 +134,6 @@ def trading_mode(include_kill_switch: bool = True) -> dict:
         "allow_live_trading": get("NEXUS_ALLOW_LIVE_TRADING"),
         "alpaca_keys_configured": has_alpaca_keys(),
         "newsapi_key_configured": bool(get("NEWSAPI_KEY")),
-        "kill_switch_active": None,
     }
     warnings = []
     if alpaca_paper_setting is False and not live:
@@ -142,18 +142,10 @@ def trading_mode(include_kill_switch: bool = True) -> dict:
         warnings.append("NEXUS_BROKER=alpaca with simulated market data: orders are sized on simulated prices")
     if warnings:
         info["warning"] = "; ".join(warnings)
-    if include_kill_switch:
-        try:
-            from trading_app.risk import kill_switch_state
-
-            info["kill_switch_active"] = kill_switch_state()["active"]
-        except Exception:  # database not ready (e.g. during migrate)
-            pass
     return info
 
 
 def log_mode() -> None:
-    info = trading_mode(include_kill_switch=False)
-    info.pop("kill_switch_active", None)
+    info = trading_mode()
     level = logging.WARNING if info["mode"] == "live" or "warning" in info else logging.INFO
     logger.log(level, "trading mode: %s", info)

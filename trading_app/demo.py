@@ -38,15 +38,24 @@ One round takes ``CYCLE`` ticks (60 s):
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from celery import shared_task
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from pydantic import Field
 
-from trading_app import conf
-from trading_app.steps import Params
-from workflows_app.errors import TransientStepError
+from trading_app import accounts, conf
+from trading_app.pollers import active_triggers, poll_news
+from trading_app.providers import get_market_data, simulated
+from trading_app.steps.common import Params
+from trading_app.symbols import validate_simulated
+from trading_app.triggers import MARKET_TYPES
+from workflows_app import operations
+from workflows_app.circuit import redis_client
+from workflows_app.errors import OperationError, TransientStepError
+from workflows_app.models import Workflow
 from workflows_app.registry import RetryPolicy, StepContext, StepType
+from workflows_app.services import events
 
 log = logging.getLogger("nexus.trading.demo")
 
@@ -120,9 +129,6 @@ class FlakyQuoteParams(Params):
 
 def demo_flaky_quote(ctx: StepContext) -> dict:
     """A quote from the simulated market behind a provider that rate-limits the first calls."""
-    from trading_app.providers import get_market_data
-    from trading_app.symbols import validate_simulated
-
     p: FlakyQuoteParams = ctx.params
     symbol = validate_simulated(p.symbol or (ctx.context or {}).get("symbol") or "AAPL")  # unlisted: invalid_symbol
     if ctx.attempt <= p.fail_attempts:
@@ -134,9 +140,6 @@ def demo_flaky_quote(ctx: StepContext) -> dict:
 
 def demo_broker_call(ctx: StepContext) -> dict:
     """The paper account, behind a simulated broker that is down while the outage window is open."""
-    from trading_app import accounts
-    from workflows_app.circuit import redis_client
-
     ttl = redis_client().ttl(OUTAGE_KEY)
     if ttl and ttl > 0:
         raise TransientStepError(f"demo broker outage: HTTP 503 Service Unavailable (back in {ttl} s)",
@@ -160,23 +163,17 @@ STEP_TYPES = (
 # --- setup ----------------------------------------------------------------------------------------
 def load_demo(*, owner=None) -> dict:
     """Create the demo workflows that are missing and enable the demo's beat entries (idempotent)."""
-    from django_celery_beat.models import IntervalSchedule, PeriodicTask
-
-    from trading_app.accounts import DEMO, demo_account
-    from workflows_app import operations
-    from workflows_app.models import Workflow
-
-    demo_account()
+    accounts.demo_account()
     created = []
     for definition in DEMO_WORKFLOWS:
         existing = Workflow.objects.filter(name=definition["name"], owner=owner).first()  # names are per owner
         if existing is None:
-            operations.workflow_create(**definition, metadata={"account": DEMO}, user=owner)
+            operations.workflow_create(**definition, metadata={"account": accounts.DEMO}, user=owner)
             created.append(definition["name"])
-        elif (existing.metadata or {}).get("account") != DEMO and existing.owner_id is None:
+        elif (existing.metadata or {}).get("account") != accounts.DEMO and existing.owner_id is None:
             # made before demo accounts existed: move it onto the demo account
             operations.workflow_update(workflow_id=str(existing.id), updates={"metadata": {
-                **(existing.metadata or {}), "account": DEMO}})
+                **(existing.metadata or {}), "account": accounts.DEMO}})
     for name, (task, seconds) in PERIODIC_TASKS.items():
         interval, _ = IntervalSchedule.objects.get_or_create(every=seconds, period=IntervalSchedule.SECONDS)
         PeriodicTask.objects.update_or_create(name=name, defaults={
@@ -189,8 +186,6 @@ def sync_demo(*, owner=None) -> dict:
     """load_demo() when NEXUS_DEMO is on; otherwise switch the demo's beat entries off."""
     if enabled():
         return load_demo(owner=owner)
-    from django_celery_beat.models import PeriodicTask
-
     for task in PeriodicTask.objects.filter(name__in=list(PERIODIC_TASKS), enabled=True):
         task.enabled = False
         task.save(update_fields=["enabled"])  # save() (not update()) so a running beat notices
@@ -199,9 +194,6 @@ def sync_demo(*, owner=None) -> dict:
 
 # --- the tick -------------------------------------------------------------------------------------
 def _start(name: str, input_data: dict) -> str | None:
-    from workflows_app import operations
-    from workflows_app.errors import OperationError
-
     try:
         return operations.workflow_execute(workflow_id=name, input_data={"test_mode": True, **input_data},
                                            trigger="demo")["execution_id"]
@@ -213,17 +205,11 @@ def _start(name: str, input_data: dict) -> str | None:
 def publish_ticks(md=None, tag: str = "") -> int:
     """The simulator's current price, last-minute volume (vs its 20-minute average) and VIX for
     every symbol an active market trigger watches, as tick events through the events queue."""
-    from datetime import UTC, datetime
-
-    from trading_app.providers.simulated import SimulatedMarketData, sim_now
-    from trading_app.triggers import MARKET_TYPES, _active_triggers
-    from workflows_app.services import events
-
-    md = md or SimulatedMarketData()
-    symbols = sorted(set(_active_triggers(MARKET_TYPES).exclude(symbol="").values_list("symbol", flat=True)))
+    md = md or simulated.SimulatedMarketData()
+    symbols = sorted(set(active_triggers(MARKET_TYPES).exclude(symbol="").values_list("symbol", flat=True)))
     if not symbols:
         return 0
-    now = sim_now()
+    now = simulated.sim_now()
     vix = float(md.vix(at=now))
     batch = []
     for symbol in symbols:
@@ -247,10 +233,6 @@ def publish_ticks(md=None, tag: str = "") -> int:
 
 def tick() -> dict:
     """One demo tick (see the module docstring for the round)."""
-    from trading_app.providers import simulated
-    from trading_app.triggers import poll_news
-    from workflows_app.circuit import redis_client
-
     if not enabled():
         return {"demo": False}
     client = redis_client()

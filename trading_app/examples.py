@@ -5,6 +5,7 @@ name is left as it is) and returns what it did. `make run` calls it on every sta
 """
 from __future__ import annotations
 
+from trading_app import accounts, demo
 from workflows_app import operations, queues
 from workflows_app.errors import OperationError
 from workflows_app.models import Workflow
@@ -146,15 +147,11 @@ EXAMPLES: list[dict] = [
 
 def load_examples(*, owner=None) -> dict:
     """Create the example workflows and queues that do not exist yet."""
-    from trading_app import demo as demo_mode
-
     # In demo mode the demo's injections fire these workflows' triggers: owner-less, they trade on the
     # demo's own account (otherwise on the house account); never on a user's account.
-    metadata = {"account": "demo"} if owner is None and demo_mode.enabled() else {}
+    metadata = {"account": "demo"} if owner is None and demo.enabled() else {}
     if metadata:
-        from trading_app.accounts import demo_account
-
-        demo_account()
+        accounts.demo_account()
     created, kept = [], []
     for definition in EXAMPLES:
         if Workflow.objects.filter(name=definition["name"], owner=owner).exists():  # names are per owner
@@ -166,7 +163,5 @@ def load_examples(*, owner=None) -> dict:
             raise OperationError(exc.code, f"example {definition['name']}: {exc.message}", exc.details) from exc
         created.append(definition["name"])
     queue_names = [q.name for q in queues.ensure_default_queues()]
-    from trading_app.demo import sync_demo
-
-    demo = sync_demo(owner=owner)  # NEXUS_DEMO on: the demo workflows and beat entries; off: entries disabled
-    return {"success": True, "created": created, "kept": kept, "queues": queue_names, "demo": demo}
+    demo_state = demo.sync_demo(owner=owner)  # NEXUS_DEMO on: the demo workflows and beat entries; off: disabled
+    return {"success": True, "created": created, "kept": kept, "queues": queue_names, "demo": demo_state}

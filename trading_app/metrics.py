@@ -11,7 +11,7 @@ from __future__ import annotations
 from django.db.models import Count
 from prometheus_client.core import GaugeMetricFamily
 
-from trading_app import risk
+from trading_app import killswitch
 from trading_app.models import Order
 
 
@@ -23,4 +23,4 @@ class OrdersCollector:
             family.add_metric([row["status"], row["side"], row["broker"]], row["n"])
         yield family
         yield GaugeMetricFamily("nexus_kill_switch_active", "1 while the kill switch stops new orders",
-                                value=1 if risk.kill_switch_state()["active"] else 0)
+                                value=1 if killswitch.kill_switch_state()["active"] else 0)

@@ -9,8 +9,11 @@ import uuid
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
+
+from trading_app.risk import check_ceiling
 
 MONEY = {"max_digits": 20, "decimal_places": 6}
 ZERO = Decimal("0")
@@ -58,13 +61,9 @@ class BrokerAccount(models.Model):
         return f"{self.broker} account {self.name}"
 
     def clean(self):
-        from django.core.exceptions import ValidationError
-
-        from trading_app import risk
-
         for name in ("max_position_pct", "max_gross_exposure"):
             try:
-                risk.check_ceiling(name, getattr(self, name))
+                check_ceiling(name, getattr(self, name))
             except ValueError as exc:
                 raise ValidationError({name: str(exc)}) from None
 

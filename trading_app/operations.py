@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pydantic import Field, StrictBool, field_validator
 
-from trading_app import accounts, conf, risk
+from trading_app import accounts, killswitch, risk
 from trading_app.models import Order
 from workflows_app.errors import OperationError, StepError
 from workflows_app.operations.catalogue import catalogue
@@ -87,7 +87,7 @@ def trading_account(args: AccountArgs, user) -> dict:
     exposure = risk.exposure_report(data, positions, account_limits=acct)
     return {"success": True, "account": {**data, "account": acct.name, **accounts.describe(acct)},
             "exposure": {k: exposure[k] for k in ("gross_exposure", "net_exposure", "breaches", "limits")},
-            "mode": conf.trading_mode()}
+            "mode": killswitch.trading_mode()}
 
 
 @catalogue.operation(AccountArgs, description="Open positions of an account (marked to market).")
@@ -132,7 +132,7 @@ def trading_orders(args: OrdersArgs, user) -> dict:
                                                           "account's too).")
 def kill_switch_status(args: AccountArgs, user) -> dict:
     """The global kill switch; with ``account``, also that account's own switch (if visible)."""
-    reply = {"success": True, "kill_switch": risk.kill_switch_state()}
+    reply = {"success": True, "kill_switch": killswitch.kill_switch_state()}
     if args.account is not None:
         acct = accounts.account_for_user(user, args.account)
         reply["account_kill_switch"] = {"account": acct.name, "halted": acct.halted, "reason": acct.halt_reason}
@@ -151,9 +151,9 @@ def kill_switch_set(args: KillSwitchSetArgs, user) -> dict:
         raise OperationError("INVALID_INPUT_DATA", "active must be true or false", {"field": "active"})
     if account is not None:
         acct = accounts.account_for_user(user, account)
-        return {"success": True, "kill_switch": risk.kill_switch_state(),
-                "account_kill_switch": risk.set_account_halt(acct, active, reason)}
-    state = risk.set_kill_switch(active, reason, by=getattr(user, "username", "") or "")
+        return {"success": True, "kill_switch": killswitch.kill_switch_state(),
+                "account_kill_switch": killswitch.set_account_halt(acct, active, reason)}
+    state = killswitch.set_kill_switch(active, reason, by=getattr(user, "username", "") or "")
     return {"success": True, "kill_switch": state}
 
 

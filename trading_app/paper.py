@@ -15,48 +15,23 @@ locked (``select_for_update``); a duplicate ``client_order_id`` returns the exis
 Every new order first checks the kill switch. Outside regular market hours (XNYS calendar) orders
 fill at the last price when ``NEXUS_PAPER_FILL_OUTSIDE_HOURS`` is true (the default); set it false
 and they stay ``accepted`` until the open (``process_open_orders`` / ``on_price`` fills them then).
+The bookkeeping of a fill (position, cash, order, fill record, snapshot, legs) is ``paper_ledger``.
 """
 from __future__ import annotations
 
-import logging
+import uuid
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
-from trading_app import conf, risk
+from trading_app import conf, paper_ledger, risk
 from trading_app.brokers import BrokerRejected, OrderRequest, RiskRejected
-from trading_app.models import AccountSnapshot, Fill, Order, PaperAccount, Position
-from trading_app.risk import ensure_trading_allowed
-
-logger = logging.getLogger("nexus.trading.paper")
-Q_PRICE = Decimal("0.0001")
-Q_CENT = Decimal("0.01")
-ZERO = Decimal("0")
-BPS = Decimal("10000")
-
-
-def D(x) -> Decimal:
-    return x if isinstance(x, Decimal) else Decimal(str(x))
-
-
-def default_account(name: str = "default") -> PaperAccount:
-    """The named paper account (``default`` = the house account), created on first use."""
-    acct = PaperAccount.objects.filter(name=name).first()
-    if acct:
-        return acct
-    cash = D(conf.get("NEXUS_PAPER_STARTING_CASH"))
-    try:
-        with transaction.atomic():
-            return PaperAccount.objects.create(
-                name=name, starting_cash=cash, cash=cash,
-                slippage_bps=D(conf.get("NEXUS_PAPER_SLIPPAGE_BPS")),
-                commission_per_share=D(conf.get("NEXUS_PAPER_COMMISSION_PER_SHARE")),
-                commission_min=D(conf.get("NEXUS_PAPER_COMMISSION_MIN")),
-            )
-    except IntegrityError:  # created concurrently by another worker
-        return PaperAccount.objects.get(name=name)
+from trading_app.killswitch import ensure_trading_allowed
+from trading_app.models import AccountSnapshot, Order, PaperAccount, Position
+from trading_app.paper_ledger import Q_PRICE, ZERO, D
+from trading_app.providers import get_market_data
 
 
 class PaperBroker:
@@ -64,8 +39,6 @@ class PaperBroker:
 
     def __init__(self, market_data=None, account_name: str = "default", account: PaperAccount | None = None):
         if market_data is None:
-            from trading_app.providers import get_market_data
-
             market_data = get_market_data()  # the configured provider (simulated unless set otherwise)
         self.market_data = market_data
         self.account_name = account.name if account is not None else account_name
@@ -73,136 +46,12 @@ class PaperBroker:
 
     # --- helpers ---------------------------------------------------------------------------
     def _account(self) -> PaperAccount:
-        return self._bound if self._bound is not None else default_account(self.account_name)
+        return self._bound if self._bound is not None else paper_ledger.default_account(self.account_name)
 
     @property
     def account_row(self) -> PaperAccount:
         """The account this broker trades on (its limits and kill switch apply to every order)."""
         return PaperAccount.objects.get(pk=self._account().pk)
-
-    @staticmethod
-    def _exec_price(acct: PaperAccount, side: str, market: Decimal) -> Decimal:
-        slip = acct.slippage_bps / BPS
-        px = market * (1 + slip) if side == "buy" else market * (1 - slip)
-        return px.quantize(Q_PRICE, ROUND_HALF_UP)
-
-    @staticmethod
-    def _commission(acct: PaperAccount, qty: Decimal) -> Decimal:
-        return max(acct.commission_min, acct.commission_per_share * qty).quantize(Q_CENT, ROUND_HALF_UP)
-
-    @staticmethod
-    def _totals(acct: PaperAccount) -> tuple[Decimal, Decimal, Decimal]:
-        positions = list(Position.objects.filter(account=acct).exclude(qty=0))
-        value = sum((p.qty * p.last_price for p in positions), ZERO)
-        gross = sum((abs(p.qty * p.last_price) for p in positions), ZERO)
-        return value, gross, acct.cash + value
-
-    def _position(self, acct: PaperAccount, symbol: str) -> Position:
-        pos, _ = Position.objects.select_for_update().get_or_create(account=acct, symbol=symbol)
-        return pos
-
-    def _fill(self, acct: PaperAccount, order: Order, market: Decimal, *, price: Decimal | None = None,
-              qty: Decimal | None = None, at: datetime | None = None) -> Fill:
-        """Fill ``order`` (inside the caller's transaction, account row locked)."""
-        qty = D(qty if qty is not None else order.qty - order.filled_qty)
-        price = price if price is not None else self._exec_price(acct, order.side, market)
-        commission = self._commission(acct, qty)
-        pos = self._position(acct, order.symbol)
-        delta = qty if order.side == "buy" else -qty
-        q0, a0 = pos.qty, pos.avg_entry_price
-        realized = ZERO
-        if q0 == 0 or (q0 > 0) == (delta > 0):
-            new_q = q0 + delta
-            pos.avg_entry_price = ((q0 * a0 + delta * price) / new_q).quantize(Decimal("0.000001"))
-            pos.qty = new_q
-        else:
-            closing = min(abs(delta), abs(q0))
-            sign = Decimal(1) if q0 > 0 else Decimal(-1)
-            realized = closing * (price - a0) * sign
-            new_q = q0 + delta
-            if new_q == 0:
-                pos.avg_entry_price = ZERO
-            elif (new_q > 0) != (q0 > 0):  # flipped: the remainder opens at this price
-                pos.avg_entry_price = price
-            pos.qty = new_q
-        pos.realized_pnl += realized
-        pos.last_price = market
-        pos.save()
-        acct.cash -= delta * price + commission
-        acct.realized_pnl += realized
-        acct.total_commission += commission
-        acct.save(update_fields=["cash", "realized_pnl", "total_commission", "updated_at"])
-        now = at or timezone.now()
-        prev_filled = order.filled_qty
-        order.filled_qty = prev_filled + qty
-        order.filled_avg_price = (((order.filled_avg_price or ZERO) * prev_filled + price * qty)
-                                  / order.filled_qty).quantize(Q_PRICE, ROUND_HALF_UP)
-        order.status = Order.Status.FILLED if order.filled_qty >= order.qty else Order.Status.PARTIALLY_FILLED
-        order.filled_at = now
-        order.save()
-        value, gross, equity = self._totals(acct)
-        fill = Fill.objects.create(
-            order=order, account=acct, symbol=order.symbol, side=order.side, qty=qty, price=price,
-            market_price=market, commission=commission, realized_pnl=realized, cash_after=acct.cash,
-            positions_value_after=value, equity_after=equity, timestamp=now,
-        )
-        self._check_identity(acct, equity)
-        AccountSnapshot.objects.create(
-            broker="paper", account=acct, cash=acct.cash, positions_value=value, equity=equity,
-            gross_exposure=gross, net_exposure=value, reason=f"fill {order.side} {order.symbol}",
-            execution_id=order.execution_id, taken_at=now,
-            positions=[p.as_dict() for p in Position.objects.filter(account=acct).exclude(qty=0)],
-        )
-        if order.status == Order.Status.FILLED:
-            if order.stop_loss_price or order.take_profit_price:
-                self._create_legs(order)
-            if order.parent_id and order.leg:
-                Order.objects.filter(parent_id=order.parent_id, status__in=Order.OPEN_STATUSES).exclude(
-                    pk=order.pk).update(status=Order.Status.CANCELED, canceled_at=now)
-        return fill
-
-    @staticmethod
-    def _check_identity(acct: PaperAccount, equity: Decimal) -> None:
-        positions = Position.objects.filter(account=acct)
-        unrealized = sum((p.qty * (p.last_price - p.avg_entry_price) for p in positions), ZERO)
-        expected = acct.starting_cash + acct.realized_pnl + unrealized - acct.total_commission
-        if abs(expected - equity) > Decimal("0.01"):
-            logger.error("paper accounting drift: equity %s vs %s", equity, expected)
-            raise AssertionError(f"paper accounting drift: equity {equity} != {expected}")
-
-    def _create_legs(self, parent: Order) -> None:
-        exit_side = "sell" if parent.side == "buy" else "buy"
-        common = {"broker": "paper", "account_id": parent.account_id, "symbol": parent.symbol, "side": exit_side,
-                  "qty": parent.filled_qty, "order_class": "oco", "parent": parent, "time_in_force": "gtc",
-                  "execution_id": parent.execution_id, "step_name": parent.step_name,
-                  "test_mode": parent.test_mode, "status": Order.Status.NEW}
-        if parent.stop_loss_price:
-            Order.objects.get_or_create(
-                client_order_id=f"{parent.client_order_id}-sl"[:128],
-                defaults={**common, "order_type": "stop", "stop_price": parent.stop_loss_price, "leg": "stop_loss",
-                          "trail_percent": parent.trail_percent, "high_water_mark": parent.filled_avg_price})
-        if parent.take_profit_price:
-            Order.objects.get_or_create(
-                client_order_id=f"{parent.client_order_id}-tp"[:128],
-                defaults={**common, "order_type": "limit", "limit_price": parent.take_profit_price,
-                          "leg": "take_profit"})
-
-    def _marketable(self, order: Order, market: Decimal, acct: PaperAccount) -> Decimal | None:
-        """The fill price if ``order`` executes at ``market`` now, else None."""
-        if order.order_type == "market":
-            return self._exec_price(acct, order.side, market)
-        if order.order_type == "limit":
-            px = self._exec_price(acct, order.side, market)
-            if order.side == "buy" and market <= order.limit_price:
-                return min(px, order.limit_price)
-            if order.side == "sell" and market >= order.limit_price:
-                return max(px, order.limit_price)
-            return None
-        if order.order_type == "stop":
-            if (order.side == "sell" and market <= order.stop_price) or (
-                    order.side == "buy" and market >= order.stop_price):
-                return self._exec_price(acct, order.side, market)
-        return None
 
     # --- broker interface ----------------------------------------------------------------------
     def submit_order(self, req: OrderRequest) -> dict:
@@ -240,9 +89,9 @@ class PaperBroker:
                 rejected = order
             else:
                 order.save()
-                fill_price = self._marketable(order, market, acct) if self._can_fill_now() else None
+                fill_price = paper_ledger.marketable(order, market, acct) if self._can_fill_now() else None
                 if fill_price is not None:
-                    self._fill(acct, order, market, price=fill_price)
+                    paper_ledger.fill(acct, order, market, price=fill_price)
         if rejected is not None:
             cls = RiskRejected if rejected.reject_reason.startswith("risk limit:") else BrokerRejected
             raise cls(f"order rejected: {rejected.reject_reason}", rejected.as_dict())
@@ -261,7 +110,7 @@ class PaperBroker:
         held = pos.qty if pos else ZERO
         if order.side == "buy" and held >= 0:
             ref = order.limit_price if order.order_type == "limit" else market
-            cost = self._exec_price(acct, "buy", ref) * order.qty + self._commission(acct, order.qty)
+            cost = paper_ledger.exec_price(acct, "buy", ref) * order.qty + paper_ledger.commission(acct, order.qty)
             available = acct.cash - acct.reserved_cash
             if cost > available:
                 return f"insufficient buying power: need {cost:.2f}, available {available:.2f}"
@@ -278,7 +127,7 @@ class PaperBroker:
         fill, whatever step (trade, hedge, saga, stop) sized the order. A buy counts the symbol's
         open market/limit buys as if filled, so orders waiting for the open cannot stack past the cap
         (stop orders and open sells may never fill: they do not count; shorts have their own check)."""
-        value, gross, equity = self._totals(acct)
+        value, gross, equity = paper_ledger.totals(acct)
         pending = ZERO
         if order.side == "buy":
             pending = sum((o.qty - o.filled_qty for o in Order.objects.filter(
@@ -325,7 +174,7 @@ class PaperBroker:
                         order.high_water_mark = hwm
                         order.stop_price = max(order.stop_price, trailed)
                         order.save(update_fields=["high_water_mark", "stop_price", "updated_at"])
-                fill_price = self._marketable(order, market, acct)
+                fill_price = paper_ledger.marketable(order, market, acct)
                 if fill_price is None:
                     continue
                 qty = order.qty - order.filled_qty
@@ -339,9 +188,9 @@ class PaperBroker:
                         order.reject_reason = "position already closed"
                         order.save()
                         continue
-                fill = self._fill(acct, order, market, price=fill_price, qty=qty, at=at)
+                booked = paper_ledger.fill(acct, order, market, price=fill_price, qty=qty, at=at)
                 fills.append({"order_id": str(order.id), "leg": order.leg or None, "side": order.side,
-                              "qty": float(fill.qty), "price": float(fill.price)})
+                              "qty": float(booked.qty), "price": float(booked.price)})
         return fills
 
     def process_open_orders(self) -> list[dict]:
@@ -418,7 +267,7 @@ class PaperBroker:
             self.mark_to_market()
         acct = self._account()
         acct.refresh_from_db()
-        value, gross, equity = self._totals(acct)
+        value, gross, equity = paper_ledger.totals(acct)
         return {
             "broker": "paper", "account": acct.name, "cash": float(acct.cash), "equity": float(equity),
             "positions_value": float(value), "gross_exposure_value": float(gross),
@@ -432,11 +281,11 @@ class PaperBroker:
 
     def snapshot(self, reason: str = "manual", execution_id: str = "") -> dict:
         acct = self._account()
-        value, gross, equity = self._totals(acct)
+        value, gross, equity = paper_ledger.totals(acct)
         snap = AccountSnapshot.objects.create(
             broker="paper", account=acct, cash=acct.cash, positions_value=value, equity=equity, gross_exposure=gross,
             net_exposure=value, reason=reason, execution_id=execution_id,
-            positions=[p.as_dict() for p in Position.objects.filter(account=acct).exclude(qty=0)])
+            positions=paper_ledger.open_positions(acct))
         return {"snapshot_id": snap.pk, "equity": float(equity), "cash": float(acct.cash),
                 "positions_value": float(value)}
 
@@ -445,8 +294,6 @@ class PaperBroker:
 
 
 def _is_uuid(value: str) -> bool:
-    import uuid
-
     try:
         uuid.UUID(str(value))
         return True

@@ -1,21 +1,22 @@
 """Everything trading plugs into the engine, as one declaration (``TradingAppConfig.plugin``).
 
-Step types are declared next to their handlers (``STEP_TYPES`` in steps, saga, adaptive, demo),
-trigger types and their event kinds next to their evaluators (``triggers``); this module collects
+Step types are declared next to their handlers (``STEP_TYPES`` in the ``steps`` modules, adaptive, demo),
+trigger types and their event kinds next to their evaluators (``triggers``), the pollers' beat jobs
+next to the pollers (``pollers``); this module collects
 them and adds trading's words the engine must not know: its named queues (``trading-signals``,
 the ``queue_send`` default, and ``risk-alerts``), the ``invalid_symbol`` dead letters it discards,
 its error classifier, counters, /health/ part, dashboard panel and beat jobs.
 """
 from __future__ import annotations
 
-from trading_app import adaptive, conf, dashboard, demo, errors, saga, steps, triggers
+from trading_app import adaptive, conf, dashboard, demo, errors, killswitch, pollers, triggers
+from trading_app.models import Order
 from trading_app.providers import cache as provider_cache
+from trading_app.steps import actions, analysis, notifications, orders, protection, saga
 from workflows_app.registry import BeatJob, Plugin
 
 
 def trades_executed(since=None) -> int:
-    from trading_app.models import Order
-
     qs = Order.objects.filter(status__in=("filled", "partially_filled"))
     if since is not None:
         qs = qs.filter(filled_at__gte=since)
@@ -24,12 +25,13 @@ def trades_executed(since=None) -> int:
 
 def trading_health() -> dict:
     """/health/ part: the trading mode (paper / alpaca-paper / live), providers and the kill switch."""
-    return {"ok": True, **conf.trading_mode()}
+    return {"ok": True, **killswitch.trading_mode()}
 
 
 PLUGIN = Plugin(
     name="trading_app",
-    step_types=(*steps.STEP_TYPES, *saga.STEP_TYPES, *adaptive.STEP_TYPES, *demo.STEP_TYPES),
+    step_types=(*analysis.STEP_TYPES, *orders.STEP_TYPES, *protection.STEP_TYPES, *saga.STEP_TYPES,
+                *notifications.STEP_TYPES, *actions.STEP_TYPES, *adaptive.STEP_TYPES, *demo.STEP_TYPES),
     trigger_types=triggers.TRIGGER_TYPES,
     event_kinds=triggers.EVENT_KINDS,
     error_classifiers=(errors.classify,),
@@ -44,7 +46,7 @@ PLUGIN = Plugin(
     health_checks={"trading": trading_health},
     dashboard_panels={"trading": dashboard.pnl_panel},
     beat_jobs=(
-        *triggers.BEAT_JOBS,
+        *pollers.BEAT_JOBS,
         BeatJob("nexus-trading-process-open-orders", "nexus.trading.process_open_orders",
                 every=lambda: conf.get("NEXUS_PAPER_PROCESS_SECONDS")),
         BeatJob("nexus-trading-sync-broker-orders", "nexus.trading.sync_broker_orders",

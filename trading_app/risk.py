@@ -1,4 +1,4 @@
-"""Risk: the kill switch, position sizing and exposure limits.
+"""Risk: position sizing, the operator's ceilings and exposure limits (the kill switch: ``killswitch``).
 
 Sizing rule (``size_position``): the loss if the stop is hit, counted pessimistically - entry
 moved against us by the slippage, exit at the stop moved against us by the slippage, commission
@@ -18,54 +18,6 @@ from dataclasses import asdict, dataclass, field
 
 from trading_app import conf
 from workflows_app.errors import PermanentStepError
-
-
-class KillSwitchActive(PermanentStepError):
-    def __init__(self, reason: str = ""):
-        super().__init__("kill switch is active: new orders are refused" + (f" ({reason})" if reason else ""),
-                         error_class="kill_switch")
-
-
-def kill_switch_state() -> dict:
-    from trading_app.models import KillSwitch
-
-    ks = KillSwitch.objects.filter(pk=1).first()
-    if ks is None:
-        return {"active": False, "reason": "", "updated_at": None, "updated_by": ""}
-    return {"active": ks.active, "reason": ks.reason, "updated_at": ks.updated_at.isoformat(),
-            "updated_by": ks.updated_by}
-
-
-def set_kill_switch(active: bool, reason: str = "", by: str = "") -> dict:
-    from trading_app.models import KillSwitch
-
-    ks = KillSwitch.load()
-    ks.active = bool(active)
-    ks.reason = reason
-    ks.updated_by = by
-    ks.save()
-    return kill_switch_state()
-
-
-def ensure_trading_allowed(account=None) -> None:
-    """Raise ``KillSwitchActive`` (PermanentStepError, error_class "kill_switch") while the global
-    switch is on, or while ``account``'s own switch (``halted``) is on."""
-    from trading_app.models import BrokerAccount, KillSwitch
-
-    row = KillSwitch.objects.filter(pk=1).values("active", "reason").first()
-    if row and row["active"]:
-        raise KillSwitchActive(row["reason"])
-    if account is not None:
-        halted = BrokerAccount.objects.filter(pk=account.pk, halted=True).values_list("halt_reason", flat=True).first()
-        if halted is not None:
-            raise KillSwitchActive(f"account {account.name} is halted" + (f": {halted}" if halted else ""))
-
-
-def set_account_halt(account, active: bool, reason: str = "") -> dict:
-    from trading_app.models import BrokerAccount
-
-    BrokerAccount.objects.filter(pk=account.pk).update(halted=bool(active), halt_reason=reason[:300])
-    return {"account": account.name, "halted": bool(active), "reason": reason}
 
 
 @dataclass

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from trading_app import conf
+from trading_app import accounts, conf
+from trading_app.models import BrokerAccount, Order
+from trading_app.paper import PaperBroker
 from workflows_app.errors import TransientStepError
 
 TASK = {"acks_late": True, "reject_on_worker_lost": True, "time_limit": 120, "soft_time_limit": 100,
@@ -17,8 +19,6 @@ TASK = {"acks_late": True, "reject_on_worker_lost": True, "time_limit": 120, "so
 @shared_task(name="nexus.trading.process_open_orders", **TASK)
 def process_open_orders() -> dict:
     """Paper broker: check every open order (limits, stops, bracket legs) against the current price."""
-    from trading_app.paper import PaperBroker
-
     fills = PaperBroker().process_open_orders()
     return {"fills": len(fills), "detail": fills}
 
@@ -26,12 +26,9 @@ def process_open_orders() -> dict:
 @shared_task(name="nexus.trading.sync_broker_orders", **TASK)
 def sync_broker_orders() -> dict:
     """Alpaca: refresh the status / fills of orders still open in our records."""
-    from trading_app.models import Order
-    from trading_app.providers import get_broker
-
     if conf.provider_name("broker") != "alpaca":
         return {"synced": 0, "reason": "broker is not alpaca"}
-    broker = get_broker()
+    broker = accounts.get_broker()
     synced = 0
     for coid in Order.objects.filter(broker="alpaca", status__in=Order.OPEN_STATUSES).values_list(
             "client_order_id", flat=True)[:200]:
@@ -43,9 +40,6 @@ def sync_broker_orders() -> dict:
 @shared_task(name="nexus.trading.snapshot_account", **TASK)
 def snapshot_account() -> dict:
     """A snapshot of every paper account (marked to market), and of the Alpaca account when configured."""
-    from trading_app import accounts
-    from trading_app.models import BrokerAccount
-
     taken = {}
     for acct in BrokerAccount.objects.filter(broker="paper"):
         broker = accounts.broker_for_account(acct)

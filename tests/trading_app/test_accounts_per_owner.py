@@ -12,8 +12,8 @@ import pytest
 from tests.support.api import API, assert_error, client_for, make_user
 from tests.trading_app.helpers import make_ctx
 from trading_app import accounts
+from trading_app.killswitch import set_kill_switch
 from trading_app.models import BrokerAccount, Order
-from trading_app.risk import set_kill_switch
 from workflows_app.errors import PermanentStepError
 from workflows_app.registry import registry
 

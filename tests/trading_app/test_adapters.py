@@ -10,7 +10,8 @@ from newsapi.newsapi_exception import NewsAPIException
 from trading_app import conf, errors
 from trading_app.brokers import BrokerRejected, OrderRequest
 from trading_app.models import Order
-from trading_app.providers.alpaca_adapter import AlpacaBroker, AlpacaMarketData, AlpacaNews
+from trading_app.providers.alpaca_adapter import AlpacaMarketData, AlpacaNews
+from trading_app.providers.alpaca_broker import AlpacaBroker
 from trading_app.providers.newsapi_adapter import NewsApiNews
 from workflows_app.errors import PermanentStepError, TransientStepError
 from workflows_app.registry import registry
@@ -193,7 +194,7 @@ def test_alpaca_order_above_the_cap_is_refused_before_sending(requests_mock):
 
 @pytest.mark.django_db
 def test_kill_switch_blocks_alpaca_before_any_request(requests_mock):
-    from trading_app.risk import KillSwitchActive, set_kill_switch
+    from trading_app.killswitch import KillSwitchActive, set_kill_switch
 
     set_kill_switch(True, "test")
     with pytest.raises(KillSwitchActive):
@@ -216,7 +217,7 @@ def test_live_trading_needs_both_settings(settings, paper, allow, live):
     base = broker.client._base_url
     assert getattr(base, "value", base) == ("https://api.alpaca.markets" if live else "https://paper-api.alpaca.markets")
     assert broker.paper is not live
-    mode = conf.trading_mode(include_kill_switch=False)
+    mode = conf.trading_mode()
     assert mode["live_trading_enabled"] is False  # broker setting is still "paper"
 
 
@@ -351,7 +352,7 @@ def test_registered_classifier_maps_library_errors():
 def test_every_provider_request_has_a_timeout(settings):
     from unittest import mock
 
-    from trading_app.providers.alpaca_adapter import TimeoutAdapter
+    from trading_app.providers.http import TimeoutAdapter
 
     settings.NEXUS_PROVIDER_TIMEOUT = 3
     broker = AlpacaBroker.from_settings()

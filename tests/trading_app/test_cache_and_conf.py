@@ -1,8 +1,9 @@
 import pytest
 
-from trading_app import conf
+from trading_app import conf, killswitch
+from trading_app.accounts import get_broker
 from trading_app.providers import cache as pcache
-from trading_app.providers import get_broker, get_market_data, get_news_provider, simulated
+from trading_app.providers import get_market_data, get_news_provider, simulated
 from workflows_app.registry import registry
 
 
@@ -74,7 +75,7 @@ def test_environment_reaches_conf_through_settings_only(settings, monkeypatch):
 
 @pytest.mark.django_db
 def test_trading_mode_for_health(settings):
-    mode = conf.trading_mode()
+    mode = killswitch.trading_mode()
     assert mode["mode"] == "paper" and mode["live_trading_enabled"] is False and mode["kill_switch_active"] is False
     settings.NEXUS_BROKER = "alpaca"
     settings.ALPACA_PAPER = False

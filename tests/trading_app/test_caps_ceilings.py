@@ -15,7 +15,7 @@ from trading_app.brokers import OrderRequest
 from trading_app.models import Order
 from trading_app.paper import PaperBroker
 from trading_app.providers import get_market_data
-from trading_app.steps import TradeParams, trade_execution
+from trading_app.steps.orders import TradeParams, trade_execution
 from workflows_app.errors import PermanentStepError
 from workflows_app.registry import registry
 

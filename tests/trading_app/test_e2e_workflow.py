@@ -85,11 +85,11 @@ def test_trading_saga_compensates_in_reverse_on_a_real_worker(celery_worker, set
 def test_a_retried_trade_step_never_places_a_second_order(celery_worker, bullish_market, monkeypatch):
     """The order is placed, then the step fails transiently (as if the worker lost its reply): the engine
     retries it and the retry finds the order by its client_order_id instead of sending another."""
-    from trading_app import steps
+    from trading_app.steps import orders
     from workflows_app import operations
     from workflows_app.errors import TransientStepError
 
-    real = steps.audit_order
+    real = orders.audit_order
     calls = {"n": 0}
 
     def flaky_after_submit(ctx, order, **extra):
@@ -99,7 +99,7 @@ def test_a_retried_trade_step_never_places_a_second_order(celery_worker, bullish
             raise TransientStepError("connection reset after the order was sent", error_class="connection")
         return order
 
-    monkeypatch.setattr(steps, "audit_order", flaky_after_submit)
+    monkeypatch.setattr(orders, "audit_order", flaky_after_submit)
     created = operations.workflow_create(name="retry-trade", steps=[
         *SPEC_STEPS[:3],
         {**SPEC_STEPS[3], "retry": {"max_retries": 3, "backoff": 0.05, "backoff_max": 0.1, "jitter": False}},
@@ -117,7 +117,7 @@ def test_a_retried_trade_step_never_places_a_second_order(celery_worker, bullish
 
 
 def test_kill_switch_fails_the_trade_step_for_good(celery_worker, bullish_market):
-    from trading_app.risk import set_kill_switch
+    from trading_app.killswitch import set_kill_switch
     from workflows_app import operations
 
     set_kill_switch(True, "end-to-end drill")

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.support.waiting import wait_for
-from trading_app import triggers as market
+from trading_app import pollers as market
 from trading_app.providers.simulated import (
     SimulatedMarketData,
     SimulatedNews,

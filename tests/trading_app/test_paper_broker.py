@@ -5,9 +5,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from trading_app.brokers import BrokerRejected, OrderRequest
+from trading_app.killswitch import KillSwitchActive, set_kill_switch
 from trading_app.models import Fill, Order, PaperAccount, Position
 from trading_app.paper import PaperBroker
-from trading_app.risk import KillSwitchActive, set_kill_switch
 
 
 class FixedPrices:

@@ -9,7 +9,7 @@ import pytest
 
 from tests.support.waiting import wait_for
 from trading_app import demo
-from trading_app import triggers as market
+from trading_app import pollers as market
 from trading_app.examples import EXAMPLES
 from trading_app.providers import simulated
 from workflows_app import operations, queues

@@ -3,10 +3,10 @@ import uuid
 import pytest
 
 from tests.trading_app.helpers import bullish_aapl, make_ctx, run_step
-from trading_app import saga, steps
+from trading_app.killswitch import set_kill_switch
 from trading_app.models import FundsReservation, NewsItem, Notification, Order, PaperAccount, PortfolioEntry
 from trading_app.providers import simulated
-from trading_app.risk import set_kill_switch
+from trading_app.steps import actions, analysis, notifications, orders, protection, saga
 from workflows_app.errors import PermanentStepError, TransientStepError
 from workflows_app.registry import registry
 
@@ -17,7 +17,8 @@ ACTIONS = {"immediate_hedge", "alert_user", "analyze", "queue_for_execution", "t
 
 
 def test_every_step_type_registered_with_defaults_and_queue():
-    for name in [declared.name for declared in (*steps.STEP_TYPES, *saga.STEP_TYPES)]:
+    declared_here = (analysis, orders, protection, saga, notifications, actions)
+    for name in [declared.name for module in declared_here for declared in module.STEP_TYPES]:
         st = registry.get_step_type(name)
         assert st is not None, name
         st.params_model.model_validate({})  # a step with no params validates

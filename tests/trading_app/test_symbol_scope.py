@@ -10,7 +10,7 @@ import pytest
 
 from tests.support.waiting import wait_for
 from tests.trading_app.helpers import run_step
-from trading_app import triggers as market
+from trading_app import pollers as market
 from trading_app.examples import TEN_SYMBOLS
 from trading_app.models import Order
 from trading_app.providers import simulated

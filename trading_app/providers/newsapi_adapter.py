@@ -13,6 +13,7 @@ import requests
 
 from trading_app import conf
 from trading_app.errors import newsapi_info, to_step_error
+from trading_app.providers.http import with_timeouts
 from trading_app.providers.simulated import COMPANIES
 from workflows_app.errors import PermanentStepError, TransientStepError
 
@@ -21,9 +22,7 @@ class NewsApiNews:
     name = "newsapi"
 
     def __init__(self, api_key: str, session: requests.Session | None = None):
-        from newsapi import NewsApiClient
-
-        from trading_app.providers.alpaca_adapter import with_timeouts
+        from newsapi import NewsApiClient  # newsapi-python: loaded only where NewsAPI is configured
 
         self.session = with_timeouts(session or requests.Session())
         self.last_status: int | None = None

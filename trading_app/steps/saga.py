@@ -1,7 +1,5 @@
-"""The saga's step pairs and the named actions of ``conditional`` steps.
-
-Saga (each step idempotent per ``ctx.idempotency_key``; each compensation receives
-``ctx.compensating`` = the output of the step it undoes, and is itself idempotent):
+"""The saga's step pairs (each step idempotent per ``ctx.idempotency_key``; each compensation
+receives ``ctx.compensating`` = the output of the step it undoes, and is itself idempotent):
 
 * ``reserve_funds``  sets cash aside in the local ledger (paper account ``reserved_cash``);
   ``release_funds`` gives it back.
@@ -9,20 +7,12 @@ Saga (each step idempotent per ``ctx.idempotency_key``; each compensation receiv
   ``cancel_order``  cancels it if still open, or flattens the filled quantity with an offsetting order.
 * ``update_portfolio`` books the order into the portfolio journal and snapshots the account;
   ``revert_portfolio`` marks that entry reverted and snapshots again.
-* ``send_notification`` records (and logs) a notification; ``send_failure_alert`` records the
-  retraction / failure alert.
 
-Actions (run by ``conditional`` with default params): ``immediate_hedge`` (= hedge),
-``alert_user``, ``analyze`` (news + technicals + signal for the context's symbols),
-``queue_for_execution`` (sends the context's signal to the ``trading-signals`` queue), ``trade``
-(analyze if there is no signal yet, then trade_execution).
+``send_notification`` / ``send_failure_alert``, the saga's last pair, are in ``notifications``.
 """
 from __future__ import annotations
 
-import dataclasses
-import logging
 import math
-import re
 from decimal import Decimal
 from typing import Literal
 
@@ -30,15 +20,13 @@ from django.db import transaction
 from django.utils import timezone
 from pydantic import Field
 
-from trading_app import accounts, risk, steps
+from trading_app import accounts, killswitch
 from trading_app.brokers import OrderRequest, client_order_id_for
-from trading_app.models import FundsReservation, Notification, Order, PaperAccount, PortfolioEntry
-from trading_app.providers import get_market_data
-from trading_app.steps import BROKER_RETRY, DATA_RETRY, Params, SymbolsParams
-from workflows_app.errors import OperationError, PermanentStepError, TransientStepError
-from workflows_app.registry import StepContext, StepType
-
-logger = logging.getLogger("nexus.trading.saga")
+from trading_app.models import FundsReservation, Order, PaperAccount, PortfolioEntry
+from trading_app.steps.common import Params, audit_order, broker_step, market_data_of
+from trading_app.symbols import normalise, symbol_scope
+from workflows_app.errors import PermanentStepError
+from workflows_app.registry import StepContext
 
 
 def _ctx_value(ctx: StepContext, *keys, default=None):
@@ -56,8 +44,8 @@ def _symbol(ctx: StepContext, symbol: str | None) -> str:
     """An explicit ``symbol`` param is what the workflow says in as many words; otherwise the scope
     rule's first symbol (a JPM event never places an AAPL order because a previous step listed AAPL)."""
     if symbol:
-        return steps.normalise(symbol)
-    scope = steps.symbol_scope(ctx, None)
+        return normalise(symbol)
+    scope = symbol_scope(ctx, None)
     if not scope["symbols"]:
         raise PermanentStepError(f"no symbols in scope: {scope.get('reason')}", error_class="empty_symbol_scope")
     return scope["symbols"][0]
@@ -77,7 +65,7 @@ def reserve_funds(ctx: StepContext) -> dict:
         return _reservation_dict(existing, duplicate=True)
     broker = accounts.broker_for(ctx)
     account_row = broker.account_row
-    risk.ensure_trading_allowed(account_row)
+    killswitch.ensure_trading_allowed(account_row)
     account = broker.get_account()
     amount = Decimal(str(p.amount if p.amount else p.pct_of_equity * float(account["equity"]))).quantize(Decimal("0.01"))
     with transaction.atomic():
@@ -164,12 +152,12 @@ def place_order(ctx: StepContext) -> dict:
         budget = float(reservation.amount) if reservation else None
         if budget is None:
             raise PermanentStepError("place_order needs qty or a reserve_funds step before it", error_class="invalid_params")
-        md = broker.market_data if hasattr(broker, "market_data") else get_market_data(ctx.test_mode)
+        md = market_data_of(broker, ctx.test_mode)
         price = float(md.latest_price(symbol)) * 1.002  # room for slippage and commission
         qty = math.floor(budget / price)
         if qty < 1:
             raise PermanentStepError(f"reserved {budget} buys no share of {symbol}", error_class="insufficient_funds")
-    risk.ensure_trading_allowed(broker.account_row)
+    killswitch.ensure_trading_allowed(broker.account_row)
     consumed = reservation is not None and _release(reservation, "consumed")
     try:
         order = broker.submit_order(OrderRequest(
@@ -187,7 +175,7 @@ def place_order(ctx: StepContext) -> dict:
                 res.released_at = None
                 res.save()
         raise
-    return steps.audit_order(ctx, {**order, "reservation_consumed": bool(consumed)})
+    return audit_order(ctx, {**order, "reservation_consumed": bool(consumed)})
 
 
 def cancel_order(ctx: StepContext) -> dict:
@@ -212,7 +200,7 @@ def cancel_order(ctx: StepContext) -> dict:
     revert_coid = client_order_id_for(ctx.idempotency_key, "revert")
     existing = broker.get_order_by_client_id(revert_coid)
     if existing is None:
-        risk.ensure_trading_allowed(broker.account_row)
+        killswitch.ensure_trading_allowed(broker.account_row)
         existing = broker.submit_order(OrderRequest(
             symbol=order["symbol"], side="sell" if order["side"] == "buy" else "buy", qty=filled,
             client_order_id=revert_coid, execution_id=ctx.execution_id, step_name=ctx.step_name,
@@ -256,184 +244,16 @@ def revert_portfolio(ctx: StepContext) -> dict:
     return {"reverted": reverted, "entry_id": entry.pk, "snapshot": snap}
 
 
-# --- notifications ---------------------------------------------------------------------------
-class NotificationParams(Params):
-    channel: Literal["log"] = "log"
-    subject: str | None = Field(None, max_length=300)
-    message: str | None = Field(None, max_length=4000)
-
-
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?:\.([A-Za-z_][A-Za-z0-9_]*))?\}")
-
-
-def render(template: str | None, context: dict) -> str | None:
-    """Fill ``{name}`` / ``{step.key}`` placeholders from the execution context (plain lookups only:
-    no attribute access, no format specs); unknown names are left as they are."""
-    if not template:
-        return template
-
-    def value(match):
-        top = context.get(match.group(1))
-        if match.group(2) is not None:
-            top = top.get(match.group(2)) if isinstance(top, dict) else None
-        if top is None or isinstance(top, dict | list):
-            return match.group(0)
-        return str(top)
-
-    return _PLACEHOLDER.sub(value, template)
-
-
-def _summary(ctx: StepContext) -> dict:
-    keys = ("symbol", "signal", "confidence", "order_id", "status", "side", "qty", "filled_avg_price", "category",
-            "risk_level", "sentiment")
-    return {k: (ctx.context or {}).get(k) for k in keys if (ctx.context or {}).get(k) is not None}
-
-
-def _notify(ctx: StepContext, kind: str, subject: str, body: dict, channel: str = "log") -> dict:
-    note, created = Notification.objects.get_or_create(key=f"{ctx.idempotency_key}:{kind}", defaults={
-        "kind": kind, "channel": channel, "subject": subject[:300], "body": body, "execution_id": ctx.execution_id})
-    if created:
-        logger.warning("[%s] %s %s", kind, subject, body) if kind != "notification" else \
-            logger.info("[%s] %s %s", kind, subject, body)
-    return {"notification_id": note.pk, "kind": kind, "channel": note.channel, "subject": note.subject,
-            "sent": True, "duplicate": not created, "body": note.body}
-
-
-def send_notification(ctx: StepContext) -> dict:
-    p: NotificationParams = ctx.params
-    summary = _summary(ctx)
-    context = ctx.context or {}
-    # `{signal}`, `{generate_signals.confidence}` placeholders are filled from the context
-    subject = render(p.subject, context) or f"{ctx.workflow_name}: " + ", ".join(
-        f"{k}={v}" for k, v in summary.items())
-    return _notify(ctx, "notification", subject, {"message": render(p.message, context), **summary}, p.channel)
-
-
-def send_failure_alert(ctx: StepContext) -> dict:
-    comp = ctx.compensating or {}
-    return _notify(ctx, "failure_alert", f"{ctx.workflow_name}: execution {ctx.execution_id} failed and was "
-                                         f"compensated", {"retracts": comp.get("notification_id"),
-                                                          "summary": _summary(ctx)})
-
-
-class AlertParams(Params):
-    message: str | None = Field(None, max_length=4000)
-    severity: Literal["info", "warning", "critical"] = "warning"
-
-
-def alert_user(ctx: StepContext) -> dict:
-    p: AlertParams = ctx.params
-    summary = _summary(ctx)
-    subject = render(p.message, ctx.context or {}) or f"{ctx.workflow_name}: {summary or 'alert'}"
-    return {**_notify(ctx, "alert", subject, {"severity": p.severity, **summary}), "severity": p.severity}
-
-
-# --- actions --------------------------------------------------------------------------------------
-class AnalyzeParams(SymbolsParams):
-    threshold: float = Field(0.7, ge=0, le=1)
-
-
-def _child(ctx: StepContext, model, handler, context: dict, **params) -> dict:
-    sub = dataclasses.replace(ctx, params=model(**params), context=context)
-    return handler(sub)
-
-
-def analyze(ctx: StepContext) -> dict:
-    """News, technicals and a signal for the symbols in scope (the one rule, ``steps._scope``): the
-    children get exactly those symbols (``fixed``), so they cannot narrow a second time and disagree."""
-    p: AnalyzeParams = ctx.params
-    scope = steps._scope(ctx, p)
-    symbols = scope["symbols"]
-    if not symbols:  # the event's symbol is not among this action's symbols: nothing analysed, said so
-        return steps._empty_scope(scope, signal=None, confidence=None, symbol=None)
-    context = dict(ctx.context or {})
-    fixed = {"symbols": symbols, "symbols_mode": "fixed"}
-    news = _child(ctx, steps.NewsAnalysisParams, steps.news_analysis, context, **fixed)
-    context.update({"news": news, **news})
-    tech = _child(ctx, steps.TechnicalAnalysisParams, steps.technical_analysis, context, **fixed)
-    context.update({"technicals": tech, **tech})
-    sig = _child(ctx, steps.SignalParams, steps.signal_generation, context, **fixed, threshold=p.threshold)
-    return {"signal": sig["signal"], "confidence": sig["confidence"], "symbol": sig["symbol"],
-            "sentiment": news["sentiment"], "rsi": tech.get("rsi"), "macd": tech.get("macd"),
-            "by_symbol": {s: {**news["by_symbol"][s], **tech["by_symbol"][s], **sig["by_symbol"][s]} for s in symbols},
-            "symbols": symbols, "symbol_scope": scope}
-
-
-class QueueForExecutionParams(Params):
-    queue: str = Field("trading-signals", max_length=100)
-
-
-def queue_for_execution(ctx: StepContext) -> dict:
-    p: QueueForExecutionParams = ctx.params
-    message = {"type": "trade_signal", "execution_id": ctx.execution_id, "workflow_id": ctx.workflow_id,
-               **_summary(ctx)}
-    if "signal" not in message:
-        analysed = analyze(dataclasses.replace(ctx, params=AnalyzeParams()))
-        if not analysed["symbols"]:  # nothing in scope: no signal to queue
-            return {"queued": False, "queue": p.queue, "symbol_scope": analysed["symbol_scope"],
-                    "note": analysed["note"]}
-        message.update({k: analysed[k] for k in ("signal", "confidence", "symbol")})
-    try:
-        from workflows_app import operations
-
-        send = operations.queue_send
-    except (ImportError, AttributeError) as exc:
-        raise TransientStepError("message queues are not available", error_class="queue_unavailable") from exc
-    try:
-        reply = send(queue_name=p.queue, message=message, deduplication_id=f"{ctx.idempotency_key}:queued",
-                     message_group_id=message.get("symbol") or "default")
-    except OperationError as exc:
-        if exc.code == "QUEUE_FULL":
-            raise TransientStepError(exc.message, error_class="queue_full") from exc
-        raise PermanentStepError(exc.message, error_class=exc.code.lower()) from exc
-    return {"queued": True, "queue": p.queue, "message": message,
-            **{k: v for k, v in reply.items() if k in ("message_id", "deduplicated")}}
-
-
-def trade(ctx: StepContext) -> dict:
-    context = dict(ctx.context or {})
-    if str(context.get("signal", "")).upper() not in ("BUY", "SELL", "HOLD"):
-        analysed = analyze(dataclasses.replace(ctx, params=AnalyzeParams()))
-        context.update({"analysis": analysed, **analysed})
-    return steps.trade_execution(dataclasses.replace(ctx, params=steps.TradeParams(), context=context))
-
-
-def immediate_hedge(ctx: StepContext) -> dict:
-    return steps.hedge(dataclasses.replace(ctx, params=steps.HedgeParams()))
-
-
 # --- declarations (trading_app.plugin collects them) ---------------------------------------------
-def _broker(name, handler, params_model=Params, timeout=120, **options) -> StepType:
-    return StepType(name=name, handler=handler, params_model=params_model, queue="trading", retry=BROKER_RETRY,
-                    timeout=timeout, **options)
-
-
-def _data(name, handler, params_model=Params, timeout=30, **options) -> StepType:
-    return StepType(name=name, handler=handler, params_model=params_model, retry=DATA_RETRY, timeout=timeout,
-                    **options)
-
-
 STEP_TYPES = (
-    _broker("reserve_funds", reserve_funds, ReserveFundsParams, 60,
-            description="Saga: set cash aside (compensate: release_funds)."),
-    _broker("release_funds", release_funds, timeout=60, description="Saga compensation of reserve_funds."),
-    _broker("place_order", place_order, PlaceOrderParams,
-            description="Saga: submit an order from the reservation (compensate: cancel_order)."),
-    _broker("cancel_order", cancel_order,
-            description="Saga compensation of place_order: cancel, or flatten a filled order."),
-    _broker("update_portfolio", update_portfolio, UpdatePortfolioParams, 60,
-            description="Saga: book the order in the portfolio journal (compensate: revert_portfolio)."),
-    _broker("revert_portfolio", revert_portfolio, timeout=60, description="Saga compensation of update_portfolio."),
-    _data("send_notification", send_notification, NotificationParams,
-          description="Saga: record a notification (compensate: send_failure_alert)."),
-    _data("send_failure_alert", send_failure_alert, description="Saga compensation of send_notification."),
-    # actions for `conditional` steps (default params must work)
-    _broker("immediate_hedge", immediate_hedge, action=True, description="Action: hedge with default params."),
-    _data("alert_user", alert_user, AlertParams, action=True,
-          description="Action: record and log an alert with the context's summary."),
-    _data("analyze", analyze, AnalyzeParams, 120, action=True,
-          description="Action: news + technicals + signal for the context's symbols."),
-    _data("queue_for_execution", queue_for_execution, QueueForExecutionParams, action=True,
-          description="Action: send the context's signal to the trading-signals queue."),
-    _broker("trade", trade, action=True, description="Action: analyze if needed, then trade_execution with default params."),
+    broker_step("reserve_funds", reserve_funds, ReserveFundsParams, 60,
+                description="Saga: set cash aside (compensate: release_funds)."),
+    broker_step("release_funds", release_funds, timeout=60, description="Saga compensation of reserve_funds."),
+    broker_step("place_order", place_order, PlaceOrderParams,
+                description="Saga: submit an order from the reservation (compensate: cancel_order)."),
+    broker_step("cancel_order", cancel_order,
+                description="Saga compensation of place_order: cancel, or flatten a filled order."),
+    broker_step("update_portfolio", update_portfolio, UpdatePortfolioParams, 60,
+                description="Saga: book the order in the portfolio journal (compensate: revert_portfolio)."),
+    broker_step("revert_portfolio", revert_portfolio, timeout=60, description="Saga compensation of update_portfolio."),
 )
