@@ -11,7 +11,7 @@ from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
 from pydantic import BaseModel
 
-from tests.conftest import ROOT
+from tests.support.processes import ROOT
 from workflows_app.registry import (
     BeatJob,
     EventKind,
