@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from workflows_app import expressions
 from workflows_app.errors import OperationError
+from workflows_app.models import Agent, Workflow
 from workflows_app.registry import registry
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
@@ -174,8 +175,6 @@ def resolve_workflow_ref(ref, owner=None):
     then to a name held by exactly one owner; an ambiguous name resolves to nothing (use the
     uuid). A non-staff owner never reaches another user's workflow by name. A uuid resolves to
     its workflow whoever owns it: callers check ``may_execute``."""
-    from workflows_app.models import Workflow
-
     qs = Workflow.objects.select_related("current_version", "owner")
     try:
         return qs.filter(id=uuid.UUID(str(ref))).first()
@@ -264,8 +263,6 @@ def _validate_step(index: int, raw: Any, names: set[str], root: tuple, owner, er
     elif spec.workflow_id:
         errors.append({"field": f"{prefix}.workflow_id", "message": "only a subprocess step takes workflow_id"})
     if spec.agent:
-        from workflows_app.models import Agent
-
         if not Agent.objects.filter(name=spec.agent).exists():
             errors.append({"field": f"{prefix}.agent", "message": f"no agent '{spec.agent}'"})
     return step

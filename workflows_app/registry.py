@@ -20,6 +20,8 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from pydantic import BaseModel, ConfigDict
 
+from workflows_app.errors import StepError
+
 
 class NoParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -270,8 +272,6 @@ class Registry:
         return self.step_types.get(name)
 
     def classify_error(self, exc: BaseException) -> ErrorInfo:
-        from workflows_app.errors import StepError
-
         if isinstance(exc, StepError):
             return ErrorInfo(exc.error_class, exc.transient, exc.retry_after)
         for classifier in self.error_classifiers:
