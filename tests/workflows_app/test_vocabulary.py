@@ -11,7 +11,7 @@ from django.core.management.base import CommandError
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from tests.workflows_app.api_support import API, assert_error, client_for, make_user
+from tests.support.api import API, assert_error, client_for, make_user
 from workflows_app import definitions, operations, schemas
 from workflows_app.admin import StepForm
 from workflows_app.errors import OperationError
