@@ -11,6 +11,7 @@ import logging
 
 from celery import shared_task
 from celery.signals import worker_ready
+from django.db import connections
 
 from workflows_app import queues
 from workflows_app.services import deadletters, events
@@ -60,8 +61,6 @@ def process_dead_letters(limit: int = 200):
 def replay_inbox_at_start(**kwargs):
     """A (re)started worker may be the first to see a Redis that restarted empty: re-feed the
     accepted messages it lost now rather than at the next sweep."""
-    from django.db import connections
-
     try:
         result = queues.inbox.replay()
         if result["fed"]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
 from pydantic import BaseModel, ConfigDict
 
 from workflows_app.errors import StepError
@@ -285,8 +286,6 @@ class Registry:
 
 def load_plugins(app_configs, target: Registry | None = None) -> list[Plugin]:
     """Load the plugin each app config names in its ``plugin`` attribute (a dotted path to a Plugin)."""
-    from django.utils.module_loading import import_string
-
     target = target or registry
     loaded = []
     for app_config in app_configs:
