@@ -8,6 +8,7 @@ class WorkflowsAppConfig(AppConfig):
     plugin = "workflows_app.plugin.PLUGIN"
 
     def ready(self) -> None:
+        # Imported here: this module loads before the models, the modules below need them.
         from workflows_app import beat, signals  # noqa: F401 - signals: worker hooks connect on import
         from workflows_app.registry import load_plugins, registry
         from workflows_app.services import triggers

@@ -33,7 +33,9 @@ from django_celery_beat.schedulers import DatabaseScheduler
 from redis.exceptions import RedisError
 
 from workflows_app import conf
+from workflows_app.models import ProcessHeartbeat
 from workflows_app.registry import BeatJob
+from workflows_app.services.availability import sample_quietly
 
 log = logging.getLogger(__name__)
 LOCK_KEY = "nexus:beat:lock"
@@ -155,8 +157,6 @@ class NexusScheduler(DatabaseScheduler):
         now = time.monotonic()
         if state == self._heartbeat_state and now - self._heartbeat_at < HEARTBEAT_EVERY:
             return
-        from workflows_app.models import ProcessHeartbeat
-
         try:
             if self._heartbeat_state is None:  # first beat: forget beats that died long ago
                 ProcessHeartbeat.objects.filter(role="beat", last_seen__lt=timezone.now() - timedelta(hours=1)).delete()
@@ -167,8 +167,6 @@ class NexusScheduler(DatabaseScheduler):
             log.warning("beat %s: cannot record its heartbeat: %s", self.lock_token[:8], exc)
             return
         self._heartbeat_state, self._heartbeat_at = state, now
-        from workflows_app.services.availability import sample_quietly
-
         sample_quietly()  # availability: about every NEXUS_AVAILABILITY_SAMPLE_EVERY s, by whichever beat ticks
 
     def close(self):
@@ -180,8 +178,6 @@ class NexusScheduler(DatabaseScheduler):
             pass  # the lock expires on its own
         finally:
             try:
-                from workflows_app.models import ProcessHeartbeat
-
                 ProcessHeartbeat.objects.filter(name=self.process_name).delete()
             except DatabaseError:
                 pass

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import redis
 from django.conf import settings
 
+from workflows_app.models import CircuitState
+
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 _client: redis.Redis | None = None
 
@@ -55,16 +57,12 @@ class CircuitBreaker:
         data = self._redis.hgetall(self._state_key)
         if data:
             return data
-        from workflows_app.models import CircuitState
-
         row = CircuitState.objects.filter(key=self.key[:200]).values("state", "opened_at").first()
         data = {"state": row["state"], "opened_at": row["opened_at"]} if row else {"state": CLOSED, "opened_at": 0}
         self._redis.hset(self._state_key, mapping=data)  # restored: the next read is Redis only
         return {k: str(v) for k, v in data.items()}
 
     def _persist(self, state: str, opened_at: float) -> None:
-        from workflows_app.models import CircuitState
-
         CircuitState.objects.update_or_create(key=self.key[:200], defaults={"state": state, "opened_at": opened_at})
 
     def snapshot(self) -> dict:
@@ -122,7 +120,5 @@ class CircuitBreaker:
         self._persist(OPEN, now)
 
     def reset(self) -> None:
-        from workflows_app.models import CircuitState
-
         self._redis.delete(self._state_key, self._failures_key, f"{self._state_key}:trial")
         CircuitState.objects.filter(key=self.key[:200]).delete()

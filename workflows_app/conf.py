@@ -23,6 +23,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
+
 log = logging.getLogger("nexus.conf")
 
 _TRUE = {"1", "true", "yes", "on", "y", "t"}
@@ -38,13 +40,9 @@ class AppSettings:
         self.defaults = defaults
 
     def is_set(self, name: str) -> bool:
-        from django.conf import settings
-
         return settings.configured and getattr(settings, name, None) is not None
 
     def get(self, name: str, default: Any = None) -> Any:
-        from django.conf import settings
-
         fallback = self.defaults.get(name, default)
         value = getattr(settings, name, None) if settings.configured else None
         if value is None:

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import functools
 
+from django.db import InterfaceError, OperationalError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 
 class OperationError(Exception):
     """A refused operation: every face turns this into its own error reply."""
@@ -50,13 +54,9 @@ def infrastructure_errors() -> tuple[type[BaseException], ...]:
     """Database and Redis failures: the platform, not the step, is at fault (retried as transient).
 
     Only connection-level errors: an IntegrityError or a Redis ResponseError is a bug, not an outage."""
-    from django.db import InterfaceError, OperationalError
-    from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import TimeoutError as RedisTimeoutError
-
     found: list[type[BaseException]] = [OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError]
     try:  # raw driver errors, when code talks to the connection below Django's wrapper
-        import psycopg
+        import psycopg  # local: the driver is optional (any database Django supports)
 
         found += [psycopg.OperationalError, psycopg.InterfaceError]
     except ImportError:

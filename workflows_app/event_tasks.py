@@ -11,8 +11,10 @@ import logging
 
 from celery import shared_task
 from celery.signals import worker_ready
+from django.db import connections
 
 from workflows_app import queues
+from workflows_app.services import deadletters, events
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +24,6 @@ EVENTS = {"acks_late": True, "reject_on_worker_lost": True, "time_limit": 120, "
 @shared_task(name="nexus.events.fire_schedule", autoretry_for=(ConnectionError,), retry_backoff=True,
              max_retries=3, **EVENTS)
 def fire_schedule(trigger_id: int):
-    from workflows_app.services import events
-
     return events.fire_schedule(int(trigger_id))
 
 
@@ -52,8 +52,6 @@ def sweep_queues():
 @shared_task(name="nexus.maintenance.process_dead_letters", max_retries=0, acks_late=True, time_limit=300,
              soft_time_limit=240)
 def process_dead_letters(limit: int = 200):
-    from workflows_app.services import deadletters
-
     result = deadletters.process_dead_letters(limit=limit)
     result.pop("results", None)
     return result
@@ -63,8 +61,6 @@ def process_dead_letters(limit: int = 200):
 def replay_inbox_at_start(**kwargs):
     """A (re)started worker may be the first to see a Redis that restarted empty: re-feed the
     accepted messages it lost now rather than at the next sweep."""
-    from django.db import connections
-
     try:
         result = queues.inbox.replay()
         if result["fed"]:

@@ -7,7 +7,10 @@ from celery import current_app
 from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
+from django_celery_results.models import TaskResult
 
+from workflows_app.circuit import redis_client
+from workflows_app.models import ProcessHeartbeat
 from workflows_app.registry import registry
 
 
@@ -25,15 +28,11 @@ def _database():
 
 
 def _broker():
-    from workflows_app.circuit import redis_client
-
     redis_client().ping()
     return {"ok": True, "source": settings.REDIS_SOURCE}
 
 
 def _results():
-    from django_celery_results.models import TaskResult
-
     TaskResult.objects.order_by("-id").values_list("id", flat=True).first()
     return {"ok": True, "backend": settings.CELERY_RESULT_BACKEND}
 
@@ -47,8 +46,6 @@ def _workers():
 
 def _beat():
     """From the beats' heartbeats in the database (not Redis: a beat that cannot reach Redis says so)."""
-    from workflows_app.models import ProcessHeartbeat
-
     limit = max(60, settings.CELERY_BEAT_MAX_LOOP_INTERVAL * 6)
     now = time.time()
     beats = [{"name": b.name, "state": b.state, "age": round(now - b.last_seen.timestamp(), 1), "detail": b.detail}

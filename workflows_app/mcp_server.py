@@ -26,6 +26,7 @@ import mcp_types as types
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import close_old_connections
 from mcp.server import Server
+from mcp.server.stdio import stdio_server
 
 import workflows_app.operations  # noqa: F401 - registers the engine's operations in the catalogue
 from workflows_app.errors import OperationError
@@ -113,8 +114,6 @@ def build_server() -> Server:
 
 
 async def serve_stdio() -> None:
-    from mcp.server.stdio import stdio_server
-
     server = build_server()
     async with stdio_server() as (read_stream, write_stream):
         await server.run(read_stream, write_stream, server.create_initialization_options())

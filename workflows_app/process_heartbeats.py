@@ -18,6 +18,8 @@ import time
 from celery.signals import heartbeat_sent, worker_ready, worker_shutdown
 from django.db import DatabaseError, close_old_connections
 
+from workflows_app.services import availability
+
 log = logging.getLogger(__name__)
 HEARTBEAT_EVERY = 5.0
 _worker: dict = {"consumer": None, "name": None, "at": 0.0}
@@ -41,8 +43,6 @@ def _worker_heartbeat(sender=None, **kwargs):
     consumer, now = _worker["consumer"], time.monotonic()
     if consumer is None or now - _worker["at"] < HEARTBEAT_EVERY:
         return
-    from workflows_app.services import availability
-
     try:
         availability.record_heartbeat(name=_worker["name"], role="worker", queues=_queues(consumer))
     except DatabaseError as exc:  # the database is down: availability will show it
@@ -56,8 +56,6 @@ def _worker_heartbeat(sender=None, **kwargs):
 def _worker_shutdown(sender=None, **kwargs):
     if not _worker["name"]:
         return
-    from workflows_app.services import availability
-
     try:
         availability.forget_heartbeat(_worker["name"])
     except DatabaseError:
@@ -84,8 +82,6 @@ def _web_name() -> str:
 
 
 def _web_loop() -> None:
-    from workflows_app.services import availability
-
     while True:
         try:
             availability.record_heartbeat(name=_web_name(), role="web")
@@ -96,8 +92,6 @@ def _web_loop() -> None:
 
 
 def _web_forget() -> None:
-    from workflows_app.services import availability
-
     try:
         availability.forget_heartbeat(_web_name())
     except DatabaseError:

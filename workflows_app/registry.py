@@ -18,7 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
 from pydantic import BaseModel, ConfigDict
+
+from workflows_app.errors import StepError
 
 
 class NoParams(BaseModel):
@@ -270,8 +273,6 @@ class Registry:
         return self.step_types.get(name)
 
     def classify_error(self, exc: BaseException) -> ErrorInfo:
-        from workflows_app.errors import StepError
-
         if isinstance(exc, StepError):
             return ErrorInfo(exc.error_class, exc.transient, exc.retry_after)
         for classifier in self.error_classifiers:
@@ -285,8 +286,6 @@ class Registry:
 
 def load_plugins(app_configs, target: Registry | None = None) -> list[Plugin]:
     """Load the plugin each app config names in its ``plugin`` attribute (a dotted path to a Plugin)."""
-    from django.utils.module_loading import import_string
-
     target = target or registry
     loaded = []
     for app_config in app_configs:

@@ -5,13 +5,14 @@ import logging
 
 from celery.signals import worker_ready
 
+from workflows_app import process_heartbeats  # noqa: F401 - worker heartbeats (availability) connect on import
+from workflows_app.models import Agent
+
 log = logging.getLogger(__name__)
 
 
 @worker_ready.connect
 def consume_agent_queues(sender=None, **kwargs):
-    from workflows_app.models import Agent
-
     try:
         queues = set(Agent.objects.values_list("queue", flat=True))
     except Exception:  # noqa: BLE001 - tables may not exist yet on a first start
@@ -20,5 +21,3 @@ def consume_agent_queues(sender=None, **kwargs):
         sender.app.control.add_consumer(queue, destination=[sender.hostname], reply=False)
         log.info("consuming agent queue %s", queue)
 
-
-from workflows_app import process_heartbeats  # noqa: E402,F401 - worker heartbeats (availability) connect on import

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from workflows_app import expressions, queues
 from workflows_app.circuit import CircuitBreaker
 from workflows_app.definitions import step_type_name
+from workflows_app.engine import is_reserved
 from workflows_app.errors import OperationError, PermanentStepError, TransientStepError
 from workflows_app.registry import NoParams, RetryPolicy, StepContext, StepType, registry
 
@@ -136,8 +137,6 @@ class TransformParams(Strict):
 
 
 def _reserved(key: str) -> bool:
-    from workflows_app.engine import is_reserved
-
     return is_reserved(key)
 
 

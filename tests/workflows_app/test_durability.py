@@ -23,6 +23,7 @@ from workflows_app.errors import OperationError
 from workflows_app.models import Execution, Guard, InboxMessage, Trigger
 from workflows_app.queues import inbox, layout
 from workflows_app.services import events, triggers
+from workflows_app.services.triggers import index as trigger_index
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,7 +39,7 @@ def own_redis(monkeypatch):
     layout._groups_ready.clear()
     yield server, client
     layout._groups_ready.clear()
-    triggers._index = None  # built against the other Redis
+    trigger_index._index = None  # built against the other Redis
     server.stop()
 
 

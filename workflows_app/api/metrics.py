@@ -32,6 +32,10 @@ from rest_framework.permissions import IsAdminUser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
+from workflows_app import operations, selectors
+from workflows_app.circuit import redis_client
+from workflows_app.registry import registry
+
 logger = logging.getLogger("nexus.metrics")
 
 STEP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
@@ -68,16 +72,12 @@ class NexusCollector:
         yield failed
 
     def executions(self):
-        from workflows_app import selectors
-
         family = GaugeMetricFamily("nexus_executions", "Executions by status", labels=["status"])
         for status, n in selectors.executions_by_status().items():
             family.add_metric([status], n)
         yield family
 
     def step_durations(self):
-        from workflows_app import selectors
-
         family = HistogramMetricFamily("nexus_step_duration_seconds", "Duration of finished step runs",
                                        labels=["step_type"])
         for row in selectors.step_duration_histogram(STEP_BUCKETS):
@@ -86,8 +86,6 @@ class NexusCollector:
         yield family
 
     def queues(self):
-        from workflows_app import operations
-
         status_fn = getattr(operations, "workflow_queue_status", None)
         if status_fn is None:
             return
@@ -110,9 +108,6 @@ class NexusCollector:
         yield oldest
 
     def broker_queues(self):
-        from workflows_app import selectors
-        from workflows_app.circuit import redis_client
-
         names = sorted(set(getattr(settings, "NEXUS_QUEUES", [])) | set(selectors.agent_queues()))
         steps = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("priority_steps") or [0]
         family = GaugeMetricFamily("nexus_broker_queue_length", "Celery tasks waiting in the broker",
@@ -122,8 +117,6 @@ class NexusCollector:
         yield family
 
     def dead_letters(self):
-        from workflows_app import selectors
-
         family = GaugeMetricFamily("nexus_dead_letters", "Dead letters by status and error class",
                                    labels=["status", "error_class"])
         for row in selectors.dead_letter_counts():
@@ -131,8 +124,6 @@ class NexusCollector:
         yield family
 
     def counters(self):
-        from workflows_app.registry import registry
-
         for name, fn in sorted(registry.counters.items()):
             try:
                 value = fn(None)

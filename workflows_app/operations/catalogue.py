@@ -24,6 +24,7 @@ from typing import Any
 from annotated_types import Ge, Gt, Le, Lt
 from pydantic import BaseModel, ValidationError
 
+from workflows_app import schemas
 from workflows_app.errors import OperationError
 from workflows_app.operations.fields import DYNAMIC_SCHEMA_KEY, STEPS_SCHEMA, TRIGGERS_SCHEMA, UPDATES_SCHEMA
 
@@ -84,8 +85,6 @@ def field_names(model: type[BaseModel]) -> set[str]:
 
 
 def _fill_dynamic(kind: str, prop: dict, defs: dict) -> None:
-    from workflows_app import schemas
-
     if kind == STEPS_SCHEMA:
         prop["items"] = schemas.step_json_schema(defs)
     elif kind == TRIGGERS_SCHEMA:

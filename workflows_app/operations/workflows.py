@@ -12,6 +12,7 @@ from workflows_app.errors import OperationError
 from workflows_app.models import Execution, StepRun, Workflow
 from workflows_app.operations.access import execution_for, owner, workflow_for
 from workflows_app.operations.catalogue import Permission, catalogue
+from workflows_app.operations.executions import workflow_metrics
 from workflows_app.operations.fields import (
     STEPS_SCHEMA,
     TRIGGERS_SCHEMA,
@@ -130,8 +131,6 @@ def workflow_status(args: WorkflowStatusArgs, user) -> dict:
     workflow = workflow_for(args.workflow_id, user)
     reply = {"success": True, "type": "workflow", **selectors.workflow_detail(workflow)}
     if args.include_metrics:
-        from workflows_app.operations.executions import workflow_metrics
-
         reply["metrics"] = workflow_metrics(workflow_id=str(workflow.id), user=user)
         reply["metrics"].pop("success", None)
     return reply

@@ -18,7 +18,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from workflows_app import audit, conf
+from workflows_app import audit, conf, engine
 from workflows_app.errors import OperationError
 from workflows_app.models import DeadLetter
 from workflows_app.registry import registry
@@ -125,9 +125,6 @@ def process_dead_letters(limit: int = 100, now=None) -> dict:
 def redrive_letter(letter: DeadLetter) -> dict:
     """Send a dead letter back: a step's execution resumes from the failed step; a queue
     message goes back on its queue (through the redriver the queue module registers)."""
-    from workflows_app import engine
-    from workflows_app.registry import registry
-
     if letter.status == DeadLetter.Status.REDRIVEN:
         raise OperationError("CONFLICT", f"dead letter {letter.id} was already redriven", {"field": "dead_letter_id"})
     with transaction.atomic():

@@ -25,12 +25,15 @@ import json
 import logging
 import time
 import uuid
+import zoneinfo
 from datetime import UTC, datetime
 
 from django.db import transaction
 
 from workflows_app import conf, guards, queues
 from workflows_app.errors import OperationError
+from workflows_app.models import Trigger
+from workflows_app.services import triggers
 
 log = logging.getLogger(__name__)
 EVENTS_QUEUE = "events"
@@ -89,8 +92,6 @@ def ingest_many(events: list[dict], *, notify: bool = True) -> list[dict]:
 
 def handle_batch(messages: list[queues.Message]) -> None:
     """The events queue's consumer: match the batch against triggers and fire."""
-    from workflows_app.services import triggers
-
     events = [m.body for m in messages if isinstance(m.body, dict)]
     if events:
         triggers.evaluate(events)
@@ -103,10 +104,6 @@ handle_batch.batch = True  # type: ignore[attr-defined]
 def fire_schedule(trigger_id: int, now: datetime | None = None) -> dict:
     """Beat fired a schedule trigger: ingest a schedule event, at most once per local wall-clock
     minute (a repeated hour when DST ends, or a second beat, cannot fire it twice)."""
-    import zoneinfo
-
-    from workflows_app.models import Trigger
-
     trigger = Trigger.objects.filter(pk=trigger_id, type="schedule").first()
     if trigger is None:
         return {"fired": False, "reason": "no such schedule trigger"}

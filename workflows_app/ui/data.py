@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import redis
 from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
@@ -22,8 +23,6 @@ def step_durations(since: datetime, limit: int = 15) -> list[dict]:
 def _broker_depths() -> list[dict]:
     """Messages waiting in each Celery queue (Redis lists, one per priority step)."""
     try:
-        import redis
-
         client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=1)
         options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
         lengths = selectors.broker_queue_lengths(list(settings.NEXUS_QUEUES), options.get("priority_steps", [0]),

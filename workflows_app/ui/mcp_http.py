@@ -12,6 +12,8 @@ import anyio
 from asgiref.sync import sync_to_async
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from rest_framework.authtoken.models import Token
 
 from workflows_app.mcp_server import build_server, current_user
 
@@ -19,8 +21,6 @@ MAX_BODY = 4 * 1024 * 1024
 
 
 def _user_for(authorization: str):
-    from rest_framework.authtoken.models import Token
-
     parts = authorization.split()
     if len(parts) != 2 or parts[0].lower() not in ("token", "bearer"):
         return None
@@ -51,8 +51,6 @@ def _scope(request) -> dict:
 
 
 async def _serve(request, user) -> HttpResponse:
-    from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
-
     body = request.body
     sent_body = False
     done = anyio.Event()

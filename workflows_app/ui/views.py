@@ -7,6 +7,7 @@ from django.http import JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 
+from workflows_app.admin import ops_links
 from workflows_app.ui.data import dashboard_data
 
 
@@ -14,8 +15,6 @@ from workflows_app.ui.data import dashboard_data
 @staff_member_required
 def dashboard(request):
     refresh = getattr(settings, "NEXUS_DASHBOARD_REFRESH_SECONDS", 5)
-    from workflows_app.admin import ops_links
-
     return render(request, "dashboard/dashboard.html", {"refresh_seconds": refresh, "ops_links": ops_links()})
 
 

@@ -3,6 +3,7 @@ import secrets
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
+from rest_framework.authtoken.models import Token
 
 from nexus_project.runtime import VAR_DIR
 from workflows_app import conf
@@ -18,8 +19,6 @@ class Command(BaseCommand):
         username = conf.get("NEXUS_ADMIN_USER")
         password = conf.get("NEXUS_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
         User.objects.create_superuser(username=username, email=f"{username}@localhost", password=password)
-        from rest_framework.authtoken.models import Token
-
         token = Token.objects.create(user=User.objects.get(username=username))
         note = VAR_DIR / "admin-credentials.txt"
         note.write_text(f"username: {username}\npassword: {password}\napi token: {token.key}\n")

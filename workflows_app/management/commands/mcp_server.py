@@ -11,6 +11,8 @@ import sys
 import anyio
 from django.core.management.base import BaseCommand
 
+from workflows_app.mcp_server import serve_stdio
+
 
 class Command(BaseCommand):
     help = "Run the Nexus MCP server over stdio (logs to stderr)."
@@ -26,8 +28,6 @@ class Command(BaseCommand):
             if isinstance(handler, logging.StreamHandler) and getattr(handler, "stream", None) is sys.stdout:
                 handler.setStream(sys.stderr)
         root.setLevel(options["log_level"].upper())
-        from workflows_app.mcp_server import serve_stdio
-
         try:
             anyio.run(serve_stdio)
         except KeyboardInterrupt:

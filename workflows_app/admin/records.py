@@ -1,0 +1,114 @@
+"""Admins of what the engine writes (executions, audit events, dead letters) and of agents and queues."""
+from __future__ import annotations
+
+from django.contrib import admin
+
+from workflows_app import operations
+from workflows_app.admin.common import JSON_WIDGET, ReadOnlyAdmin, ReadOnlyInline, admin_link, report
+from workflows_app.models import Agent, AuditEvent, DeadLetter, Execution, MessageQueue, StepRun
+
+
+class StepRunInline(ReadOnlyInline):
+    model = StepRun
+    fields = ["step_name", "step_type", "attempt", "status", "is_compensation", "queue", "started_at", "duration_s",
+              "result", "error_class", "error"]
+    readonly_fields = fields
+    ordering = ["started_at", "id"]
+
+    @admin.display(description="duration (s)")
+    def duration_s(self, obj):
+        return f"{obj.duration:.3f}" if obj.duration is not None else "-"
+
+
+class AuditEventInline(ReadOnlyInline):
+    model = AuditEvent
+    fields = ["timestamp", "event", "step", "data"]
+    readonly_fields = fields
+    ordering = ["timestamp", "id"]
+
+
+@admin.register(Execution)
+class ExecutionAdmin(ReadOnlyAdmin):
+    list_display = ["id", "workflow", "status", "trigger", "test_mode", "current_step", "queued_at", "duration_s"]
+    list_filter = ["status", "trigger", "test_mode", "workflow"]
+    search_fields = ["id", "workflow__name"]
+    date_hierarchy = "queued_at"
+    list_select_related = ["workflow"]
+    fields = ["id", "workflow", "version_number", "status", "trigger", "trigger_event", "test_mode", "priority",
+              "input_data", "context", "current_step", "cursor", "error", "parent", "parent_step", "owner",
+              "queued_at", "started_at", "finished_at", "heartbeat_at", "dispatch_count"]
+    readonly_fields = fields
+    inlines = [StepRunInline, AuditEventInline]
+    actions = ["cancel", "retry"]
+
+    @admin.display(description="version")
+    def version_number(self, obj):
+        return obj.version.number
+
+    @admin.display(description="duration (s)")
+    def duration_s(self, obj):
+        return f"{obj.duration:.3f}" if obj.duration is not None else "-"
+
+    @admin.action(description="Cancel")
+    def cancel(self, request, queryset):
+        for execution in queryset:
+            if report(self, request, f"cancel {execution.pk}",
+                      lambda e=execution: operations.execution_cancel(execution_id=str(e.pk), user=request.user)):
+                self.message_user(request, f"Cancelled {execution.pk}.")
+
+    @admin.action(description="Retry from the failed step")
+    def retry(self, request, queryset):
+        for execution in queryset:
+            if report(self, request, f"retry {execution.pk}",
+                      lambda e=execution: operations.execution_retry(execution_id=str(e.pk), user=request.user)):
+                self.message_user(request, f"Retrying {execution.pk}.")
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin):
+    list_display = ["timestamp", "event", "workflow", "execution", "step"]
+    list_filter = ["event"]
+    search_fields = ["event", "step", "execution__id"]
+    list_select_related = ["workflow"]
+    date_hierarchy = "timestamp"
+
+
+@admin.register(DeadLetter)
+class DeadLetterAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "source", "queue_name", "workflow", "step_name", "error_class", "status", "attempts",
+                    "redrive_count", "execution_link"]
+    list_filter = ["status", "source", "error_class", "queue_name"]
+    search_fields = ["error", "step_name", "queue_name"]
+    list_select_related = ["workflow"]
+    readonly_fields = ["id", "source", "queue_name", "workflow", "execution_link", "step_name", "error_class", "error",
+                       "traceback", "payload", "attempts", "status", "redrive_count", "next_attempt_at", "created_at",
+                       "updated_at"]
+    fields = readonly_fields
+    actions = ["redrive"]
+
+    @admin.display(description="execution")
+    def execution_link(self, obj):
+        return admin_link(obj.execution) if obj.execution_id else "-"
+
+    @admin.action(description="Redrive")
+    def redrive(self, request, queryset):
+        ids = [str(pk) for pk in queryset.values_list("pk", flat=True)]
+        reply = report(self, request, "redrive", lambda: operations.dead_letter_redrive(dead_letter_ids=ids,
+                                                                                        user=request.user))
+        if reply:
+            self.message_user(request, f"Redrove {reply['count']} dead letter(s).")
+
+
+@admin.register(Agent)
+class AgentAdmin(admin.ModelAdmin):
+    list_display = ["name", "type", "queue", "created_at"]
+    search_fields = ["name", "type", "queue"]
+    formfield_overrides = JSON_WIDGET
+
+
+@admin.register(MessageQueue)
+class MessageQueueAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "ordering", "max_retries", "visibility_timeout", "message_retention",
+                    "batch_size", "deduplication", "max_messages"]
+    list_filter = ["kind", "ordering", "deduplication"]
+    search_fields = ["name", "description"]

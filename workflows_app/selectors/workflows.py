@@ -1,0 +1,135 @@
+"""Reads of workflows, their triggers, executions and audit trail, as the faces reply them."""
+from __future__ import annotations
+
+import zoneinfo
+from datetime import datetime
+
+from croniter import croniter
+from django.db.models import Count
+from django.utils import timezone
+
+from workflows_app.models import AuditEvent, Execution, StepRun, Trigger, Workflow
+from workflows_app.selectors.common import iso, sees_everything
+
+
+# --- workflows ----------------------------------------------------------------------------------
+def next_run_at(trigger: Trigger, workflow: Workflow, now: datetime | None = None) -> str | None:
+    if trigger.type != "schedule" or workflow.status != Workflow.Status.ACTIVE or not trigger.enabled:
+        return None
+    tz = zoneinfo.ZoneInfo(trigger.params.get("timezone", "UTC"))
+    base = (now or timezone.now()).astimezone(tz)
+    return croniter(trigger.params["cron"], base).get_next(datetime).isoformat()
+
+
+def trigger_summary(trigger: Trigger, workflow: Workflow) -> dict:
+    return {
+        "type": trigger.type,
+        **trigger.params,
+        "enabled": trigger.enabled and workflow.status == Workflow.Status.ACTIVE,
+        "last_fired_at": iso(trigger.last_fired_at),
+        "next_run_at": next_run_at(trigger, workflow),
+        "periodic_task": trigger.periodic_task.name if trigger.periodic_task_id else None,
+    }
+
+
+def workflow_summary(workflow: Workflow) -> dict:
+    return {
+        "workflow_id": str(workflow.id),
+        "name": workflow.name,
+        "description": workflow.description,
+        "status": workflow.status,
+        "priority": workflow.priority,
+        "version": workflow.version,
+        "queue": workflow.queue,
+        "created_at": iso(workflow.created_at),
+        "updated_at": iso(workflow.updated_at),
+    }
+
+
+def workflow_detail(workflow: Workflow) -> dict:
+    definition = workflow.current_version.definition if workflow.current_version_id else {}
+    counts = dict(workflow.executions.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+    return {
+        **workflow_summary(workflow),
+        "metadata": workflow.metadata,
+        "steps": definition.get("steps", []),
+        "triggers": [trigger_summary(t, workflow) for t in workflow.triggers.select_related("periodic_task")],
+        "executions": {"total": sum(counts.values()), "by_status": counts},
+    }
+
+
+# --- executions ---------------------------------------------------------------------------------
+def step_run_summary(run: StepRun) -> dict:
+    return {
+        "step": run.step_name, "type": run.step_type, "attempt": run.attempt, "status": run.status,
+        "queue": run.queue or None,
+        "compensation": run.is_compensation, "started_at": iso(run.started_at), "finished_at": iso(run.finished_at),
+        "duration": round(run.duration, 6) if run.duration is not None else None,
+        "result": run.result, "error": run.error or None, "error_class": run.error_class or None,
+    }
+
+
+def execution_detail(execution: Execution, *, include_steps: bool = True) -> dict:
+    steps = execution.version.definition["steps"]
+    runs = list(execution.step_runs.order_by("started_at", "id"))
+    finished = {r.step_name for r in runs if not r.is_compensation and r.status in ("succeeded", "skipped")}
+    names = [s["name"] for s in steps]
+    completed = [n for n in names if n in finished]
+    pending = [n for n in names if n not in finished]
+    reply = {
+        "execution_id": str(execution.id),
+        "workflow_id": str(execution.workflow_id),
+        "workflow_name": execution.workflow.name,
+        "version": execution.version.number,
+        "status": execution.status,
+        "trigger": execution.trigger,
+        "test_mode": execution.test_mode,
+        "progress": round(len(completed) / len(names), 4) if names else 1.0,
+        "current_step": execution.current_step or None,
+        "completed_steps": completed,
+        "pending_steps": pending,
+        "queued_at": iso(execution.queued_at),
+        "started_at": iso(execution.started_at),
+        "finished_at": iso(execution.finished_at),
+        "duration": execution.duration,
+        "error": execution.error,
+        "parent_execution_id": str(execution.parent_id) if execution.parent_id else None,
+        "child_execution_ids": [str(c) for c in execution.children.values_list("id", flat=True)],
+    }
+    if include_steps:
+        reply["step_runs"] = [step_run_summary(r) for r in runs]
+        reply["steps"] = {
+            r.step_name: {"status": r.status, "result": r.result, "duration": r.duration}
+            for r in runs if not r.is_compensation
+        }
+    return reply
+
+
+# --- audit --------------------------------------------------------------------------------------
+def audit_event(event: AuditEvent) -> dict:
+    item = {"timestamp": iso(event.timestamp), "event": event.event}
+    if event.step:
+        item["step"] = event.step
+    item.update({k: v for k, v in event.data.items() if k not in ("timestamp", "event")})
+    if event.execution_id:
+        item.setdefault("execution_id", str(event.execution_id))
+    return item
+
+
+def audit_events(*, workflow_id=None, execution_id=None, limit: int = 50, start_time: datetime | None = None,
+                 offset: int = 0) -> dict:
+    qs = AuditEvent.objects.all()
+    if execution_id:
+        qs = qs.filter(execution_id=execution_id)
+    elif workflow_id:
+        qs = qs.filter(workflow_id=workflow_id)
+    if start_time:
+        qs = qs.filter(timestamp__gte=start_time)
+    total = qs.count()
+    events = [audit_event(e) for e in qs.order_by("timestamp", "id")[offset:offset + limit]]
+    return {"events": events, "count": len(events), "total": total}
+
+
+def visible_workflows(user):
+    qs = Workflow.objects.select_related("current_version").order_by("-created_at")
+    return qs if sees_everything(user) else qs.filter(owner_id=user.id)

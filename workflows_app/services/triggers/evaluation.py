@@ -1,0 +1,198 @@
+"""Matching events against the index: each trigger type's evaluator says whether its condition
+holds for an event; a trigger fires on the edge (the condition starts to hold) for level events
+such as ticks, on every match for discrete events such as news, and never twice within its cooldown."""
+from __future__ import annotations
+
+import bisect
+import json
+import logging
+import time
+from datetime import datetime
+
+from workflows_app.circuit import redis_client
+from workflows_app.registry import registry
+from workflows_app.services.triggers.firing import fire
+from workflows_app.services.triggers.index import (
+    IndexedTrigger,
+    Slot,
+    ThresholdGroup,
+    TriggerIndex,
+    current_index,
+)
+
+log = logging.getLogger(__name__)
+
+STATE_KEY = "nexus:triggers:state"
+# Events that happen once (an article, a webhook call) are the kinds the plugins declare discrete
+# (registry.discrete_kinds): every match fires (cooldown permitting). Any other kind (tick, bar,
+# vix, ...) is a level: a trigger fires when its condition starts to hold.
+
+
+def severity_priority(event: dict, detail: dict) -> tuple[float, str]:
+    severity = detail.get("severity", event.get("severity"))
+    severity = 0.5 if severity is None else max(0.0, min(1.0, float(severity)))
+    priority = detail.get("priority") or event.get("priority")
+    if priority not in ("high", "normal", "low"):
+        priority = "high" if severity >= 0.7 else "normal" if severity >= 0.3 else "low"
+    return round(severity, 4), priority
+
+
+def event_time(event: dict, default: float) -> float:
+    """When the event happened (its ``ts`` or ISO ``timestamp``): cooldowns run on event time, so a
+    replayed or back-filled feed behaves as it did live."""
+    ts = event.get("ts")
+    if isinstance(ts, int | float) and not isinstance(ts, bool):
+        return float(ts)
+    try:
+        return datetime.fromisoformat(str(event.get("timestamp")).replace("Z", "+00:00")).timestamp()
+    except (TypeError, ValueError):
+        return default
+
+
+class _Batch:
+    """State of one evaluation batch: the buckets' blobs, what changed, what fired."""
+
+    def __init__(self, client, index: TriggerIndex, buckets: list[str]):
+        self.client, self.index = client, index
+        self.blobs: dict[str, dict] = {}
+        if buckets:
+            for bucket, raw in zip(buckets, client.hmget(STATE_KEY, buckets), strict=True):
+                blob = json.loads(raw) if raw else {}
+                blob.setdefault("s", {})
+                blob.setdefault("t", {})
+                self.blobs[bucket] = blob
+        self.touched: set[str] = set()
+        self.firings: list[dict] = []
+
+    def features(self, cache: dict, bucket: str, shared_key: str, evaluator, params, event):
+        fkey = (bucket, shared_key)
+        if fkey not in cache:
+            cache[fkey] = evaluator.compute(params, event, self.blobs[bucket]["s"].setdefault(shared_key, {}))
+            self.touched.add(bucket)
+        return cache[fkey]
+
+    def edge(self, trig: IndexedTrigger, event: dict, holds: bool, now: float, discrete: bool, *,
+             feats=None, detail: dict | None = None) -> None:
+        """Remember whether the condition holds; fire when it starts to (cooldown permitting)."""
+        tmap = self.blobs[trig.bucket]["t"]
+        tstate = tmap.get(trig.key) or {}
+        was = tstate.get("h", False)
+        holding = holds and not discrete
+        if holding:
+            tstate["h"] = True
+        else:
+            tstate.pop("h", None)
+        last = tstate.get("f")
+        if last is not None and (not trig.cooldown or now - last >= trig.cooldown) and not holds:
+            tstate.pop("f", None)  # its cooldown is over: nothing left to remember
+        fire_now = holds and not (was and not discrete) and not (
+            last is not None and trig.cooldown and now - last < trig.cooldown)
+        if fire_now:
+            tstate["f"] = now
+        if tstate:
+            tmap[trig.key] = tstate
+        else:
+            tmap.pop(trig.key, None)
+        self.touched.add(trig.bucket)
+        if not fire_now:
+            return
+        if trig.shared_key is not None and feats is not None:
+            detail = trig.evaluator.detail(trig.params, feats)
+        detail = detail or {}
+        severity, priority = severity_priority(event, detail)
+        fired_event = {**event, "severity": severity, "priority": priority,
+                       "trigger": {"id": trig.id, "type": trig.type, "position": trig.position,
+                                   "workflow_id": trig.workflow_id},
+                       "detail": detail}
+        self.firings.append({"trigger_id": trig.id, "event": fired_event, "cooldown": trig.cooldown})
+
+    def save(self) -> None:
+        if not self.touched:
+            return
+        mapping = {}
+        for bucket in self.touched:
+            blob = self.blobs[bucket]
+            alive = self.index.by_bucket.get(bucket, set())
+            blob["t"] = {k: v for k, v in blob["t"].items() if k in alive}
+            mapping[bucket] = json.dumps(blob, separators=(",", ":"))
+        self.client.hset(STATE_KEY, mapping=mapping)
+
+
+def evaluate(events: list[dict], *, fire_triggers: bool = True, client=None) -> list[dict]:
+    """Match events against the index, update trigger states, fire on edges. Returns the firings.
+
+    State lives in one Redis hash, one field per bucket (event kind + symbol) holding
+    ``{"s": {shared key: shared state}, "t": {trigger id: {"h": holding, "f": last fired}}}``:
+    one HMGET and one HSET per batch, whatever the number of triggers."""
+    client = client or redis_client()
+    index = current_index(client)
+    per_event = [index.slots(e) if e.get("kind") != "schedule" else [] for e in events]
+    buckets = sorted({t.bucket for slots in per_event for slot in slots for t in slot.plain}
+                     | {g.bucket for slots in per_event for slot in slots for g in slot.groups})
+    batch = _Batch(client, index, buckets)
+    wall = time.time()
+    for event, slots in zip(events, per_event, strict=True):
+        if event.get("kind") == "schedule":
+            batch.firings.append({"trigger_id": int(event["trigger_id"]), "event": event, "cooldown": 0})
+        elif slots:
+            _match(batch, event, slots, event_time(event, wall))
+    if fire_triggers:
+        # Fire before saving the states: if a firing fails, the batch is redelivered and evaluated
+        # again from the old states; triggers that did fire are not started twice (see fire()).
+        for firing in batch.firings:
+            fire(firing["trigger_id"], firing["event"], cooldown=firing["cooldown"], client=client)
+    batch.save()
+    return batch.firings
+
+
+def _match(batch: _Batch, event: dict, slots: list[Slot], now: float) -> None:
+    discrete = registry.is_discrete(event.get("kind"))
+    cache: dict = {}  # shared features, computed once per (bucket, shared key) for this event
+    for slot in slots:
+        for group in slot.groups:
+            _match_group(batch, group, event, now, discrete, cache)
+        for trig in slot.plain:
+            _match_one(batch, trig, event, now, discrete, cache)
+
+
+def _match_group(batch: _Batch, group: ThresholdGroup, event: dict, now: float, discrete: bool, cache: dict) -> None:
+    """The group's triggers whose level the measure reaches hold (found by bisection); those that
+    remember something are visited too, so their edge or cooldown moves on."""
+    ev = group.evaluator
+    feats = batch.features(cache, group.bucket, group.shared_key, ev, group.triggers[0].params, event)
+    if feats is None:
+        count = 0
+    else:
+        try:
+            count = bisect.bisect_right(group.levels, ev.measure(group.group, feats))
+        except Exception:  # noqa: BLE001
+            log.exception("trigger group %s measure failed", group.shared_key)
+            return
+    tmap = batch.blobs[group.bucket]["t"]
+    visit = set(range(count))
+    visit.update(group.by_key[k][0] for k in tmap if k in group.by_key)
+    for i in sorted(visit):
+        batch.edge(group.triggers[i], event, i < count, now, discrete, feats=feats)
+
+
+def _match_one(batch: _Batch, trig: IndexedTrigger, event: dict, now: float, discrete: bool, cache: dict) -> None:
+    try:
+        if trig.shared_key is not None:
+            feats = batch.features(cache, trig.bucket, trig.shared_key, trig.evaluator, trig.params, event)
+            holds = feats is not None and bool(trig.evaluator.decide(trig.params, feats))
+            detail = None
+        else:
+            tmap = batch.blobs[trig.bucket]["t"]
+            tstate = tmap.setdefault(trig.key, {})
+            holds, detail = trig.evaluator(trig.params, event, tstate.setdefault("x", {}))
+            holds, feats = bool(holds), None
+    except Exception:  # noqa: BLE001 - one broken evaluator must not stop the others
+        log.exception("trigger %s (%s) evaluator failed", trig.id, trig.type)
+        return
+    if holds or trig.key in batch.blobs[trig.bucket]["t"]:
+        batch.edge(trig, event, holds, now, discrete, feats=feats, detail=detail)
+
+
+def reset_state() -> None:
+    """Forget every trigger's state (holding flags, cooldowns, reference prices)."""
+    redis_client().delete(STATE_KEY)
