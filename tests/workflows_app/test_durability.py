@@ -240,25 +240,27 @@ def test_a_webhook_signature_cannot_be_replayed_after_a_redis_loss(default_queue
 def test_a_webhook_without_id_is_deduplicated_by_its_content(default_queues, webhook_secret):
     _server, client = default_queues
     body = json.dumps({"event": "alert", "symbol": "AAPL", "action": "buy"}).encode()
-    replies = [operations.webhook_receive(**_signed(body, time.time() - n)) for n in range(3)]
+    now = int(time.time())  # one reading: every signature below is of a distinct second, however slow the calls
+    replies = [operations.webhook_receive(**_signed(body, now - n)) for n in range(3)]
     assert [r["deduplicated"] for r in replies] == [False, True, True]  # re-signed retries: one event
     _lose_redis(client)
-    assert operations.webhook_receive(**_signed(body, time.time() - 5))["deduplicated"]
+    assert operations.webhook_receive(**_signed(body, now - 5))["deduplicated"]
     reordered = json.dumps({"action": "buy", "symbol": "AAPL", "event": "alert"}, indent=2).encode()
-    assert operations.webhook_receive(**_signed(reordered, time.time() - 6))["deduplicated"]  # same content
+    assert operations.webhook_receive(**_signed(reordered, now - 6))["deduplicated"]  # same content
     other = json.dumps({"event": "alert", "symbol": "AAPL", "action": "sell"}).encode()
-    assert not operations.webhook_receive(**_signed(other, time.time()))["deduplicated"]
+    assert not operations.webhook_receive(**_signed(other, now))["deduplicated"]
 
 
 def test_the_same_webhook_content_after_the_window_is_a_new_event(default_queues, webhook_secret):
     body = json.dumps({"event": "daily-alert", "symbol": "MSFT"}).encode()
-    first = operations.webhook_receive(**_signed(body, time.time() - 1))
-    assert operations.webhook_receive(**_signed(body, time.time()))["deduplicated"]
+    now = int(time.time())  # one reading: distinct signed seconds, however slow the calls
+    first = operations.webhook_receive(**_signed(body, now - 1))
+    assert operations.webhook_receive(**_signed(body, now))["deduplicated"]
     window = Guard.objects.get(scope="webhook-content:tradingview")
     assert 299 <= (window.expires_at - window.created_at).total_seconds() <= 301  # the events queue's window
     # the clock, driven: the window is over
     Guard.objects.filter(pk=window.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
-    later = operations.webhook_receive(**_signed(body, time.time() + 1))
+    later = operations.webhook_receive(**_signed(body, now + 1))
     assert not later["deduplicated"] and later["event_id"] != first["event_id"]
 
 

@@ -157,7 +157,8 @@ def test_a_webhook_retried_three_times_with_fresh_signatures_starts_one_executio
                                                                                   default_queues):
     workflow_id = _workflow([{"type": "webhook", "source": "tradingview", "cooldown": 0}])
     body = json.dumps({"event": "alert", "id": uuid.uuid4().hex, "symbol": "AAPL"}).encode()
-    replies = [operations.webhook_receive(**_signed(body, at=time.time() - n)) for n in range(3)]
+    now = int(time.time())  # one reading: three distinct signed seconds, however slow the calls
+    replies = [operations.webhook_receive(**_signed(body, at=now - n)) for n in range(3)]
     assert [r["deduplicated"] for r in replies] == [False, True, True]
     wait_for(lambda: Execution.objects.filter(workflow_id=workflow_id).exists())
     wait_for(lambda: queues.status("events")["total_messages"] == 0, message="events queue drained")

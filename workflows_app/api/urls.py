@@ -8,7 +8,7 @@ from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import IsAuthenticated
 
-from workflows_app.api import views, vocabulary
+from workflows_app.api import catalogue_routes, views, vocabulary
 
 v1 = [
     path("workflows/", views.WorkflowListView.as_view(), name="workflows"),
@@ -46,7 +46,7 @@ v1 = [
 
 app_name = "api"
 urlpatterns = [
-    *[path(f"v1/{p.pattern}", p.callback, name=p.name) for p in v1],
+    *[path(f"v1/{p.pattern}", p.callback, name=p.name) for p in [*v1, *catalogue_routes.urlpatterns()]],
     path("schema/", extend_schema(exclude=True)(SpectacularAPIView).as_view(permission_classes=[IsAuthenticated]), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema", permission_classes=[IsAuthenticated]),
          name="docs"),
