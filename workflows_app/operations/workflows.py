@@ -161,6 +161,19 @@ class WorkflowArgs(Args):
     workflow_id: str = workflow_ref()
 
 
+class WorkflowVersionsArgs(Args):
+    workflow_id: str = workflow_ref()
+    limit: Int = Field(20, ge=1, le=100)
+
+
+@catalogue.operation(WorkflowVersionsArgs, description="A workflow's versions, newest first (each immutable).")
+def workflow_versions(args: WorkflowVersionsArgs, user) -> dict:
+    workflow = workflow_for(args.workflow_id, user)
+    rows = [{"version": v.number, "created_at": selectors.iso(v.created_at), "steps": len(v.definition["steps"])}
+            for v in workflow.versions.order_by("-number")[:args.limit]]
+    return {"success": True, "workflow_id": str(workflow.id), "versions": rows, "count": len(rows)}
+
+
 @catalogue.operation(WorkflowArgs, description="A workflow's full current definition.")
 def workflow_get(args: WorkflowArgs, user) -> dict:
     return {"success": True, **selectors.workflow_detail(workflow_for(args.workflow_id, user))}
