@@ -19,6 +19,7 @@ sys.path.insert(0, str(ROOT))
 def configure() -> dict:
     from nexus_project.runtime import resolve_redis_url, with_db
 
+    (ROOT / "var").mkdir(exist_ok=True)
     env = {"DJANGO_SETTINGS_MODULE": "nexus_project.settings.local", "LOG_LEVEL": "WARNING"}
     env.setdefault("DATABASE_URL", os.environ.get("DATABASE_URL") or f"sqlite:///{ROOT / 'var' / 'bench.sqlite3'}")
     env["REDIS_URL"] = with_db(os.environ.get("REDIS_URL") or resolve_redis_url()[0], int(os.environ.get("BENCH_REDIS_DB", 14)))
@@ -36,12 +37,17 @@ def configure() -> dict:
 
 
 class Worker:
-    def __init__(self, concurrency: int = 4, queues: str | None = None):  # None: settings.NEXUS_QUEUES
-        self.log = ROOT / "var" / "bench-worker.log"
+    """A Celery worker subprocess: Nexus's app by default; ``app``/``cwd``/``env`` for another one
+    (bench/plain_celery.py, the plain-chain floor). An ``env`` value of None removes the variable."""
+
+    def __init__(self, concurrency: int = 4, queues: str | None = None,  # None: settings.NEXUS_QUEUES
+                 app: str = "nexus_project", cwd: Path = ROOT, env: dict | None = None, name: str = "bench"):
+        self.log = ROOT / "var" / f"{name}-worker.log"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "nexus_project", "worker", "-P", "prefork", "-c", str(concurrency),
-             *(["-Q", queues] if queues else []), "--without-gossip", "--without-mingle", "-l", "INFO", "-n", f"bench-{os.getpid()}@%h"],
-            cwd=ROOT, env=dict(os.environ), stdout=self.log.open("w"), stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "celery", "-A", app, "worker", "-P", "prefork", "-c", str(concurrency),
+             *(["-Q", queues] if queues else []), "--without-gossip", "--without-mingle", "-l", "INFO",
+             "-n", f"{name}-{os.getpid()}@%h"],
+            cwd=cwd, env={k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None}, stdout=self.log.open("w"), stderr=subprocess.STDOUT,
             start_new_session=True)
         deadline = time.monotonic() + 60
         while "ready." not in self.log.read_text():
@@ -55,6 +61,16 @@ class Worker:
             self.process.wait(30)
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
+
+
+def load_average() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f} (1/5/15 min, {os.cpu_count()} CPUs)"
+
+
+def database_kind() -> str:
+    url = os.environ.get("DATABASE_URL", "sqlite")
+    return "postgresql" if url.startswith(("postgres", "pgsql")) else "sqlite"
 
 
 def percentile(values: list[float], fraction: float) -> float:
