@@ -294,3 +294,25 @@ def test_fifo_per_group_with_two_worker_processes(worker_process, redis_test_cli
     consumers = redis_test_client.xinfo_consumers(queues.stream_key(name), queues.GROUP)
     assert len([c for c in consumers if c["name"] != "sweeper"]) >= 2
     assert first.process.poll() is None and second.process.poll() is None
+
+
+def test_a_drain_asked_for_in_a_rolled_back_transaction_does_not_block_the_next_one(redis_test_client):
+    """The drain flag is set when the drain task is sent, not before: a transaction that asked for a
+    drain and rolled back used to leave the flag set with no drain coming, so every message sent
+    until it expired (the visibility timeout, 30 s) waited for beat's sweep instead of a drain."""
+    from django.db import transaction
+
+    from workflows_app.queues.handlers import DRAIN_FLAG_TTL, _drain_flag
+
+    queues.ensure_default_queues()
+    queue = queues.get_queue("events")
+    flag = _drain_flag(queue.name)
+    redis_test_client.delete(flag)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        queues.schedule_drain(queue)
+        raise RuntimeError("rolled back")
+    assert not redis_test_client.exists(flag)  # no drain was sent, so none is recorded as coming
+    queues.schedule_drain(queue)  # the next message: the drain is sent and recorded
+    assert redis_test_client.exists(flag)
+    assert 0 < redis_test_client.ttl(flag) <= DRAIN_FLAG_TTL
+    redis_test_client.delete(flag)

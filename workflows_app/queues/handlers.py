@@ -42,6 +42,9 @@ def start_workflow(message) -> None:
     start_execution(workflow, {**body, "queue_message": event}, trigger="queue", trigger_event=event)
 
 
+DRAIN_FLAG_TTL = 5  # seconds: a drain asked for and not started by then is presumed lost
+
+
 def _drain_flag(name: str) -> str:
     return key(name, "drain")
 
@@ -52,15 +55,26 @@ def clear_drain_flag(name: str) -> None:
 
 
 def schedule_drain(queue: MessageQueue) -> None:
-    """Ask a worker to drain the queue, unless a drain is already scheduled (one flag per queue)."""
+    """Ask a worker to drain the queue, unless a drain is already scheduled (one flag per queue).
+
+    The flag is set only when the drain task is actually sent (on commit inside a transaction) and
+    dropped again when sending fails: a flag set for a drain that never comes (a rolled-back
+    transaction, a broker error) made every later message skip scheduling until it expired. It
+    expires after ``DRAIN_FLAG_TTL`` (not the visibility timeout): a drain task lost with a killed
+    worker's prefetch stalls the queue for seconds at most; an extra drain is harmless."""
     if handler_for(queue) is None:
-        return
-    if not redis_client().set(_drain_flag(queue.name), 1, nx=True, ex=max(5, int(queue.visibility_timeout))):
         return
     name = queue.name
 
     def dispatch():
-        current_app.send_task(DRAIN_TASK, args=(name,))
+        client = redis_client()
+        if not client.set(_drain_flag(name), 1, nx=True, ex=DRAIN_FLAG_TTL):
+            return  # a drain is on its way: it starts after this message was added, so it sees it
+        try:
+            current_app.send_task(DRAIN_TASK, args=(name,))
+        except Exception:
+            client.delete(_drain_flag(name))  # no drain is coming: the next message must ask again
+            raise
 
     if transaction.get_connection().in_atomic_block:
         transaction.on_commit(dispatch)
