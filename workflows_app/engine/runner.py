@@ -182,12 +182,18 @@ def _complete_step(loaded: Execution, step: dict, run: StepRun, output: dict, gr
                      duration=round(run.duration or 0, 6), attempt=run.attempt)
         if execution.is_final or execution.dispatch_count != generation:
             return  # cancelled or superseded while the step ran: record the step, move nothing
-        if execution.status == S.QUEUED:
-            execution.status = S.RUNNING
-        if not parallel:
-            advance(execution, group_index, groups)
-        execution.heartbeat_at = timezone.now()
-        execution.save(update_fields=["context", "cursor", "heartbeat_at", *FINAL_FIELDS])
+        _move_past(execution, group_index, groups, parallel)
+
+
+def _move_past(execution: Execution, group_index: int, groups: list, parallel: bool) -> None:
+    """Inside the step's transaction: save the merged context and, for a sequential step, move the
+    cursor on (a parallel group's join does that once every member is in)."""
+    if execution.status == S.QUEUED:
+        execution.status = S.RUNNING
+    if not parallel:
+        advance(execution, group_index, groups)
+    execution.heartbeat_at = timezone.now()
+    execution.save(update_fields=["context", "cursor", "heartbeat_at", *FINAL_FIELDS])
 
 
 def _adopt_result(loaded: Execution, step: dict, output: dict, group_index: int, *, skipped: bool) -> None:
@@ -209,12 +215,7 @@ def _adopt_result(loaded: Execution, step: dict, output: dict, group_index: int,
             execution.context.update(mergeable(step, output))
         audit.record("step_result_adopted", workflow_id=execution.workflow_id, execution_id=execution.id, step=name,
                      generation=execution.dispatch_count)
-        if execution.status == S.QUEUED:
-            execution.status = S.RUNNING
-        if not parallel:
-            advance(execution, group_index, groups)
-        execution.heartbeat_at = timezone.now()
-        execution.save(update_fields=["context", "cursor", "heartbeat_at", *FINAL_FIELDS])
+        _move_past(execution, group_index, groups, parallel)
 
 
 def join_group(execution_id, generation: int, group_index: int) -> None:
