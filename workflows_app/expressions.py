@@ -165,6 +165,9 @@ def compile_expression(source: str) -> ast.Expression:
             raise ExpressionError(f"access to '{name}' is not allowed")
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("__"):
             raise ExpressionError("dunder keys are not allowed")
+        if isinstance(node, ast.Constant) and not isinstance(node.value, str | int | float | type(None)):
+            # complex (1j), bytes (b''), Ellipsis: not JSON, so never a step's output or a condition's value
+            raise ExpressionError(f"{type(node.value).__name__} literals are not allowed in an expression")
     return tree
 
 
