@@ -33,6 +33,15 @@ def report(modeladmin, request, label: str, call) -> None:
     return reply
 
 
+def apply_to_each(modeladmin, request, queryset, verb: str, done: str, operation, field: str, label=str) -> None:
+    """An action calling one operation per selected row (`field` = the row's uuid), each reported."""
+    for obj in queryset:
+        name = label(obj)
+        if report(modeladmin, request, f"{verb} {name}",
+                  lambda o=obj: operation(**{field: str(o.pk)}, user=request.user)):
+            modeladmin.message_user(request, f"{done} {name}.")
+
+
 class ReadOnlyInline(admin.TabularInline):
     extra = 0
     can_delete = False

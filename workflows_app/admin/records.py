@@ -4,7 +4,14 @@ from __future__ import annotations
 from django.contrib import admin
 
 from workflows_app import operations
-from workflows_app.admin.common import JSON_WIDGET, ReadOnlyAdmin, ReadOnlyInline, admin_link, report
+from workflows_app.admin.common import (
+    JSON_WIDGET,
+    ReadOnlyAdmin,
+    ReadOnlyInline,
+    admin_link,
+    apply_to_each,
+    report,
+)
 from workflows_app.models import Agent, AuditEvent, DeadLetter, Execution, MessageQueue, StepRun
 
 
@@ -51,17 +58,13 @@ class ExecutionAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Cancel")
     def cancel(self, request, queryset):
-        for execution in queryset:
-            if report(self, request, f"cancel {execution.pk}",
-                      lambda e=execution: operations.execution_cancel(execution_id=str(e.pk), user=request.user)):
-                self.message_user(request, f"Cancelled {execution.pk}.")
+        apply_to_each(self, request, queryset, "cancel", "Cancelled", operations.execution_cancel,
+                      "execution_id", lambda e: e.pk)
 
     @admin.action(description="Retry from the failed step")
     def retry(self, request, queryset):
-        for execution in queryset:
-            if report(self, request, f"retry {execution.pk}",
-                      lambda e=execution: operations.execution_retry(execution_id=str(e.pk), user=request.user)):
-                self.message_user(request, f"Retrying {execution.pk}.")
+        apply_to_each(self, request, queryset, "retry", "Retrying", operations.execution_retry,
+                      "execution_id", lambda e: e.pk)
 
 
 @admin.register(AuditEvent)

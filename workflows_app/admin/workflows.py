@@ -8,7 +8,14 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from workflows_app import definitions, operations
-from workflows_app.admin.common import JSON_WIDGET, admin_link, ops_links, ops_links_html, report
+from workflows_app.admin.common import (
+    JSON_WIDGET,
+    admin_link,
+    apply_to_each,
+    ops_links,
+    ops_links_html,
+    report,
+)
 from workflows_app.admin.editing import WORKFLOW_FIELDS, validate_inlines
 from workflows_app.admin.forms import StepForm, TriggerForm, WorkflowForm
 from workflows_app.errors import OperationError
@@ -160,17 +167,13 @@ class WorkflowAdmin(admin.ModelAdmin):
 
     @admin.action(description="Pause")
     def pause(self, request, queryset):
-        for workflow in queryset:
-            if report(self, request, f"pause {workflow.name}",
-                      lambda w=workflow: operations.workflow_pause(workflow_id=str(w.pk), user=request.user)):
-                self.message_user(request, f"Paused {workflow.name}.")
+        apply_to_each(self, request, queryset, "pause", "Paused", operations.workflow_pause, "workflow_id",
+                      lambda w: w.name)
 
     @admin.action(description="Resume")
     def resume(self, request, queryset):
-        for workflow in queryset:
-            if report(self, request, f"resume {workflow.name}",
-                      lambda w=workflow: operations.workflow_resume(workflow_id=str(w.pk), user=request.user)):
-                self.message_user(request, f"Resumed {workflow.name}.")
+        apply_to_each(self, request, queryset, "resume", "Resumed", operations.workflow_resume, "workflow_id",
+                      lambda w: w.name)
 
     @admin.action(description="Duplicate")
     def duplicate(self, request, queryset):
