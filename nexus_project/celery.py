@@ -3,8 +3,11 @@ import os
 
 from celery import Celery
 
+from nexus_project import kombu_fixes
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nexus_project.settings.local")
 
+kombu_fixes.apply()  # before any connection: a worker must outlive a Redis restart
 app = Celery("nexus")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()

@@ -114,7 +114,11 @@ def test_redis_restarted_empty_loses_nothing_accepted_and_runs_nothing_twice(tmp
             return (a.filter(status__in=FINAL).count() == 20 and b.count() == 10 and c.count() == 5
                     and not b.exclude(status__in=FINAL).exists() and not c.exclude(status__in=FINAL).exists())
 
-        wait_for(all_final, timeout=240, interval=0.5, message="every execution final after the restart")
+        try:
+            wait_for(all_final, timeout=240, interval=0.5, message="every execution final after the restart")
+        except AssertionError:
+            print(_unfinished_report([in_flight, by_event, by_message], procs, tmp_path))
+            raise
         recovered = time.monotonic() - lost_at
         print(f"recovered {running} in-flight executions + 10 events + 5 messages in {recovered:.1f}s "
               f"after Redis came back; load {Path('/proc/loadavg').read_text().strip()}")
@@ -141,10 +145,30 @@ def test_redis_restarted_empty_loses_nothing_accepted_and_runs_nothing_twice(tmp
         assert Execution.objects.filter(workflow_id=by_event).count() == 10
         assert Execution.objects.filter(workflow_id=by_message).count() == 5
         assert beat.process.poll() is None, beat.text()[-2000:]
+        survivor = procs[0]  # the worker that lived through the loss reconnected instead of exiting
+        assert survivor.alive() and "Unrecoverable error" not in survivor.text(), survivor.text()[-3000:]
     finally:
         for proc in reversed(procs):
             proc.stop()
         server.stop()
+
+
+def _unfinished_report(workflow_ids, procs, tmp_path) -> str:
+    """What a timed-out recovery left behind: every unfinished execution with its cursor, dispatch
+    generation, heartbeat, step runs and last audit events, and the tail of each process log."""
+    from workflows_app.models import AuditEvent
+    lines = []
+    for execution in Execution.objects.filter(workflow_id__in=workflow_ids).exclude(status__in=FINAL):
+        lines.append(f"{execution.id} {execution.status} " + " ".join(
+            f"{f}={getattr(execution, f, None)!r}" for f in
+            ("cursor", "current_step", "dispatch_count", "heartbeat_at", "started_at")))
+        for run in StepRun.objects.filter(execution=execution).order_by("id"):
+            lines.append(f"   step {run.step_name} #{run.attempt} {run.status} {run.started_at} {run.finished_at}")
+        for event in AuditEvent.objects.filter(execution_id=execution.id).order_by("-id")[:8]:
+            lines.append(f"   audit {event.timestamp} {event.event} {event.step} {str(event.data)[:200]}")
+    for path in sorted(tmp_path.glob("*.log")):
+        lines.append(f"--- {path.name} (tail)\n" + path.read_text(errors="replace")[-4000:])
+    return "\n".join(lines)
 
 
 RECEIVE = """
