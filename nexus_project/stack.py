@@ -22,6 +22,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from nexus_project.runtime import (
@@ -36,6 +38,7 @@ from nexus_project.runtime import (
 RESTART_DELAY_MAX = 60.0
 STABLE_AFTER = 60.0  # a process that ran this long before exiting restarts after the shortest delay
 STOP_TIMEOUT = 20.0
+HEALTH_WAIT = 600.0  # how long the summary waits for /health/ before saying what is still down
 
 
 def _resolve_redis() -> tuple[str, EmbeddedRedis | None]:
@@ -114,9 +117,12 @@ class Supervised:
                 self.start()
 
     def signal(self, signum: int) -> None:
+        """To the process itself, not its group: a Celery worker's warm shutdown lets its pool finish
+        the tasks in hand; SIGTERM to the whole group killed the pool processes under it (lost tasks,
+        WorkerLostError tracebacks on every Ctrl-C)."""
         if self.process and self.process.poll() is None:
             try:
-                os.killpg(self.process.pid, signum)
+                os.kill(self.process.pid, signum)
             except ProcessLookupError:
                 pass
 
@@ -127,6 +133,43 @@ class Supervised:
                 os.killpg(self.process.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+
+
+def _health(port: str) -> tuple[bool, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/", timeout=5) as reply:
+            return reply.status == 200, ""
+    except urllib.error.HTTPError as exc:  # 503 names what is down
+        return False, exc.read(2000).decode(errors="replace")
+    except (OSError, ValueError) as exc:
+        return False, str(exc)
+
+
+def announce_when_healthy(port: str, flower_port: str, stopping: threading.Event) -> None:
+    """Once /health/ says every part is up, print where everything is (the start's logs scroll by)."""
+    began = time.monotonic()
+    detail = ""
+    while not stopping.wait(2.0):
+        healthy, detail = _health(port)
+        if healthy:
+            break
+        if time.monotonic() - began > HEALTH_WAIT:
+            print(f"nexus: not healthy after {HEALTH_WAIT:.0f} s: {detail[:500]}", flush=True)
+            return
+    else:
+        return
+    web = f"http://127.0.0.1:{port}"
+    rows = [f"Nexus is up: healthy {time.monotonic() - began:.0f} s after the stack started",
+            f"dashboard  {web}/dashboard/",
+            f"admin      {web}/admin/   (user: {os.environ.get('NEXUS_ADMIN_USER', 'admin')})",
+            f"REST API   {web}/api/v1/   (docs {web}/api/docs/)",
+            f"MCP        {web}/mcp   health {web}/health/",
+            f"Flower     http://127.0.0.1:{flower_port}/   (same user and password)",
+            f"password and API token: {VAR_DIR / 'admin-credentials.txt'}",
+            "Ctrl-C stops everything"]
+    width = max(map(len, rows))
+    box = ["+" + "-" * (width + 2) + "+", *(f"| {row.ljust(width)} |" for row in rows), "+" + "-" * (width + 2) + "+"]
+    print("\n".join(box), flush=True)
 
 
 def supervise(procfile: Path, env: dict) -> int:
@@ -142,6 +185,9 @@ def supervise(procfile: Path, env: dict) -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    if "web" in commands:
+        threading.Thread(target=announce_when_healthy, args=(env.get("PORT", "8000"), env.get("FLOWER_PORT", "5555"),
+                                                             stopping), daemon=True).start()
     try:
         while not stopping.is_set():
             now = time.monotonic()
