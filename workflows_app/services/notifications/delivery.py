@@ -65,11 +65,14 @@ def notify(kind: str, payload: dict, *, execution=None, channels: list[str] | No
         raise _bad("kind must be a string of 1 to 100 characters", "kind")
     if not isinstance(payload, dict):
         raise _bad("payload must be an object", "payload")
+    chosen = _choose(kind, channels)
+    if not chosen:
+        return []  # no channel takes this kind: nothing to record
     execution = _execution(execution)
     test_mode = bool(execution and execution.test_mode)
     ids, due = [], []
     with transaction.atomic():
-        for channel in _choose(kind, channels):
+        for channel in chosen:
             delivery = _record(channel, kind, payload, execution, key, test_mode)
             ids.append(str(delivery.pk))
             if delivery.status == S.PENDING and delivery.attempts == 0:
