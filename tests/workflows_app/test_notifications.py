@@ -184,3 +184,21 @@ def test_deliveries_are_visible_to_their_workflow_owner_and_over_rest(settings, 
     assert [d["id"] for d in reply.json()["deliveries"]] == [mine]
     assert api_b.post("/api/v1/operations/notification_deliveries/", {}, format="json").json()["total"] == 0
     assert operations.notification_deliveries(user=None, limit=1)["total"] == 2
+
+
+def test_admin_shows_attempts_inline_and_retries_a_failed_delivery(client, celery_worker, fast):
+    from django.contrib.auth import get_user_model
+    from django.urls import reverse
+
+    client.force_login(get_user_model().objects.create_superuser("admin", "admin@example.com", "pw"))
+    with Receiver([500, 200]) as hook:
+        fast.NEXUS_NOTIFY_CHANNELS = [channel("ops", hook.url, max_attempts=1)]
+        [pk] = notifications.notify("deploy", {"message": "admin"})
+        assert final(pk).status == S.FAILED
+        page = client.get(reverse("admin:workflows_app_notificationdelivery_change", args=[pk])).content.decode()
+        assert "reply 1: 500" in page and "HTTP 500" in page  # the attempt, inline
+        response = client.post(reverse("admin:workflows_app_notificationdelivery_changelist"),
+                               {"action": "retry", "_selected_action": [pk]}, follow=True)
+        assert "Retrying deploy -&gt; ops" in response.content.decode()
+        done = wait_for(lambda: NotificationDelivery.objects.filter(pk=pk, status=S.SUCCESS).first(), timeout=90)
+        assert done.attempts == 2 and hook.count() == 2
