@@ -100,10 +100,18 @@ def test_a_delivery_whose_message_redis_lost_is_sent_by_the_sweep(celery_worker,
         lost = delivery_service._record(ops, "deploy", {"message": "lost"}, None, None, False)
         NotificationDelivery.objects.filter(pk=lost.pk).update(next_attempt_at=timezone.now() - timedelta(minutes=5))
         fresh = delivery_service._record(ops, "deploy", {"message": "not yet stale"}, None, None, False)
+        # claimed by a worker that died mid-send (its lease ran out), and one a live worker still holds
+        abandoned = delivery_service._record(ops, "deploy", {"message": "abandoned"}, None, None, False)
+        held = delivery_service._record(ops, "deploy", {"message": "held"}, None, None, False)
+        NotificationDelivery.objects.filter(pk=abandoned.pk).update(
+            status=S.SENDING, attempts=1, lease_until=timezone.now() - timedelta(seconds=1))
+        NotificationDelivery.objects.filter(pk=held.pk).update(
+            status=S.SENDING, attempts=1, lease_until=timezone.now() + timedelta(minutes=2))
         reply = current_app.send_task("nexus.maintenance.sweep_notifications").get(timeout=90)
-        assert reply == {"requeued": 1}
-        assert final(lost.pk).status == S.SUCCESS
-        assert json.loads(hook.requests[0]["body"])["payload"] == {"message": "lost"}
+        assert reply == {"requeued": 2}
+        assert final(lost.pk).status == S.SUCCESS and final(abandoned.pk).attempts == 2
+        assert sorted(json.loads(r["body"])["payload"]["message"] for r in hook.requests) == ["abandoned", "lost"]
+        assert NotificationDelivery.objects.get(pk=held.pk).status == S.SENDING
         assert NotificationDelivery.objects.get(pk=fresh.pk).status == S.PENDING  # not touched by this sweep
 
 
@@ -149,6 +157,9 @@ def test_notify_step_delivers_and_test_mode_sends_nothing(celery_worker, fast):
         assert hook.count() == 1  # only the live run reached the receiver
         listed = operations.notification_deliveries(execution_id=str(paper.pk), user=None)
         assert [d["id"] for d in listed["deliveries"]] == [skipped] and listed["deliveries"][0]["status"] == "skipped"
+        unknown = create("notify-nowhere", [{"name": "tell", "type": "notify", "params": {"channels": ["nope"]}}])
+        failed = run(unknown)
+        assert failed.status == "failed" and failed.step_runs.get(step_name="tell").error_class == "invalid_notification"
 
 
 def test_bad_input_is_refused_naming_the_field_and_nothing_is_stored(settings):

@@ -28,7 +28,9 @@ from workflows_app.services.notifications import channels as ch
 log = logging.getLogger("nexus.notifications")
 S = NotificationDelivery.Status
 DELIVER_TASK = "nexus.notifications.deliver"
-LEASE_MARGIN = 30.0  # seconds past the channel's timeout before a claimed delivery counts as abandoned
+# A claim outlives the delivery task's hard time limit (90 s): a worker still posting always holds it, so
+# the sweep re-opens only the deliveries of a worker that died.
+LEASE_SECONDS = 120.0
 EARLY = timedelta(seconds=1)  # a countdown message may run this much before next_attempt_at (clock skew)
 SWEEP_BATCH = 500
 
@@ -109,9 +111,9 @@ def enqueue(ids, countdown: float | None = None) -> None:
             log.warning("notification %s not enqueued (%s); the sweep will", pk, type(exc).__name__)
 
 
-def _claim(pk: str, channel: ch.Channel | None) -> bool:
+def _claim(pk: str) -> bool:
     now = timezone.now()
-    lease = now + timedelta(seconds=(channel.timeout if channel else 0) + LEASE_MARGIN)
+    lease = now + timedelta(seconds=LEASE_SECONDS)
     claimable = Q(status=S.PENDING, next_attempt_at__lte=now + EARLY) | Q(status=S.SENDING, lease_until__lt=now)
     return bool(NotificationDelivery.objects.filter(claimable, pk=pk)
                 .update(status=S.SENDING, lease_until=lease, attempts=F("attempts") + 1))
@@ -123,7 +125,7 @@ def deliver(delivery_id: str) -> dict:
     if delivery is None:
         return {"delivery_id": delivery_id, "sent": False, "status": "missing"}
     channel = ch.configured().get(delivery.channel)
-    if not _claim(delivery_id, channel):
+    if not _claim(delivery_id):
         return {"delivery_id": delivery_id, "sent": False,
                 "status": NotificationDelivery.objects.filter(pk=delivery_id).values_list("status", flat=True)
                 .first()}
