@@ -165,7 +165,10 @@ def test_notify_step_delivers_and_test_mode_sends_nothing(celery_worker, fast):
 def test_bad_input_is_refused_naming_the_field_and_nothing_is_stored(settings):
     settings.NEXUS_NOTIFY_CHANNELS = [channel("ops", "http://127.0.0.1:9/x")]
     settings.NEXUS_NOTIFY_MAX_PAYLOAD_BYTES = 1000
+    settings.NEXUS_NOTIFY_CHANNELS.append(channel("chat", "http://127.0.0.1:9/y", format="slack"))
     for call, field in ((lambda: notifications.notify("k", {"message": "x" * 2000}), "payload"),
+                        (lambda: notifications.notify("k", {"m": "x" * 2000}, channels=["chat"]), "payload"),
+                        (lambda: notifications.notify("k", {}, channels=[{"name": "ops"}]), "channels"),
                         (lambda: notifications.notify("k", {}, channels=["nope"]), "channels"),
                         (lambda: notifications.notify("", {}), "kind")):
         with pytest.raises(OperationError) as refused:

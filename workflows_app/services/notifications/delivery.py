@@ -67,6 +67,9 @@ def notify(kind: str, payload: dict, *, execution=None, channels: list[str] | No
         raise _bad("kind must be a string of 1 to 100 characters", "kind")
     if not isinstance(payload, dict):
         raise _bad("payload must be an object", "payload")
+    if channels is not None and not (isinstance(channels, list | tuple) and all(isinstance(n, str) for n in channels)):
+        raise _bad("channels must be a list of channel names", "channels")
+    payload = _bounded(payload)
     chosen = _choose(kind, channels)
     if not chosen:
         return []  # no channel takes this kind: nothing to record
@@ -83,6 +86,15 @@ def notify(kind: str, payload: dict, *, execution=None, channels: list[str] | No
     return ids
 
 
+def _bounded(payload: dict) -> dict:
+    """The payload as stored (JSON values; anything else as its text), refused above the size ceiling."""
+    text = json.dumps(payload, default=str)
+    limit = int(conf.get("NEXUS_NOTIFY_MAX_PAYLOAD_BYTES"))
+    if len(text.encode()) > limit:
+        raise _bad(f"the payload is {len(text.encode())} bytes as JSON; the limit is {limit}", "payload")
+    return json.loads(text)
+
+
 def _record(channel: ch.Channel, kind: str, payload: dict, execution, key, test_mode: bool):
     pk = uuid.uuid4()
     now = timezone.now()
@@ -93,7 +105,7 @@ def _record(channel: ch.Channel, kind: str, payload: dict, execution, key, test_
     if len(body.encode()) > limit:
         raise _bad(f"the notification is {len(body.encode())} bytes rendered; the limit is {limit}", "payload")
     fields = {"id": pk, "kind": kind, "channel_format": channel.format, "execution": execution,
-              "payload": json.loads(json.dumps(payload, default=str)), "body": body,
+              "payload": payload, "body": body,
               "status": S.SKIPPED if test_mode else S.PENDING, "max_attempts": channel.attempts(),
               "next_attempt_at": now, "last_error": "test mode: not sent" if test_mode else ""}
     if key is None:
