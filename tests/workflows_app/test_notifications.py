@@ -216,3 +216,14 @@ def test_admin_shows_attempts_inline_and_retries_a_failed_delivery(client, celer
         assert "Retrying deploy -&gt; ops" in response.content.decode()
         done = wait_for(lambda: NotificationDelivery.objects.filter(pk=pk, status=S.SUCCESS).first(), timeout=90)
         assert done.attempts == 2 and hook.count() == 2
+
+
+def test_sends_run_on_the_notifications_queue_and_beat_sweeps_on_maintenance(settings):
+    from workflows_app.registry import registry
+
+    assert "notifications" in settings.NEXUS_QUEUES  # a worker without -Q (Procfile, compose) consumes it
+    route = current_app.amqp.router.route({}, notifications.DELIVER_TASK)
+    assert route["queue"].name == "notifications"
+    assert current_app.amqp.router.route({}, "nexus.maintenance.sweep_notifications")["queue"].name == "maintenance"
+    job = registry.beat_jobs["nexus-notification-sweep"]
+    assert job.entry()["task"] == "nexus.maintenance.sweep_notifications" and job.entry()["schedule"] == 30.0
