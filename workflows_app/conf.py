@@ -16,6 +16,13 @@ it to the type of its default here.
 | NEXUS_WEBHOOK_SECRETS | "" | ``source:secret,...`` (or a dict) |
 | NEXUS_WEBHOOK_TOLERANCE | 300 | a webhook's timestamp must be this close to now (s) |
 | NEXUS_BEAT_LOCK_TTL | 30 | a stand-by beat takes over within this (s) |
+| NEXUS_NOTIFY_CHANNELS | "" | outbound channels, JSON list of {name, url, secret, format, kinds, timeout, chat_id} |
+| NEXUS_NOTIFY_MAX_ATTEMPTS | 5 | tries per delivery before it is marked failed (a channel may lower it) |
+| NEXUS_NOTIFY_BACKOFF / _MAX | 2 / 300 | delay before the second try, doubling per try, capped (s) |
+| NEXUS_NOTIFY_MAX_PAYLOAD_BYTES | 16384 | ceiling of one rendered request body |
+| NEXUS_NOTIFY_RESPONSE_EXCERPT | 1000 | characters of a receiver's reply kept per attempt |
+| NEXUS_NOTIFY_SWEEP_SECONDS | 30 | beat: due deliveries whose message was lost are re-enqueued this often |
+| NEXUS_NOTIFY_STALE_SECONDS | 60 | a due delivery untouched this long after its time counts as lost |
 | NEXUS_ADMIN_USER / NEXUS_ADMIN_PASSWORD | admin / "" (generated) | ``ensure_admin``'s user |
 """
 from __future__ import annotations
@@ -84,6 +91,14 @@ DEFAULTS: dict[str, Any] = {
     "NEXUS_WEBHOOK_SECRETS": "",
     "NEXUS_WEBHOOK_TOLERANCE": 300,
     "NEXUS_BEAT_LOCK_TTL": 30,
+    "NEXUS_NOTIFY_CHANNELS": "",
+    "NEXUS_NOTIFY_MAX_ATTEMPTS": 5,
+    "NEXUS_NOTIFY_BACKOFF": 2.0,
+    "NEXUS_NOTIFY_BACKOFF_MAX": 300.0,
+    "NEXUS_NOTIFY_MAX_PAYLOAD_BYTES": 16384,
+    "NEXUS_NOTIFY_RESPONSE_EXCERPT": 1000,
+    "NEXUS_NOTIFY_SWEEP_SECONDS": 30.0,
+    "NEXUS_NOTIFY_STALE_SECONDS": 60.0,
     "NEXUS_ADMIN_USER": "admin",
     "NEXUS_ADMIN_PASSWORD": "",
 }

@@ -1,7 +1,8 @@
-"""Celery tasks for triggers, events, named queues and dead letters: thin wrappers over services.
+"""Celery tasks for triggers, events, named queues, dead letters and notifications: thin wrappers over services.
 
 Routed by name: ``nexus.events.*`` to the ``events`` queue, ``nexus.maintenance.*`` to
-``maintenance`` (settings.CELERY_TASK_ROUTES). Beat runs the sweep and the dead-letter job. A
+``maintenance``, ``nexus.notifications.*`` (outbound webhook posts) to ``notifications``
+(settings.CELERY_TASK_ROUTES). Beat runs the sweep and the dead-letter job. A
 worker that starts re-feeds accepted messages a restarted Redis lost (``queues.inbox.replay``;
 the sweep does it too).
 """
@@ -14,7 +15,7 @@ from celery.signals import worker_ready
 from django.db import connections
 
 from workflows_app import queues
-from workflows_app.services import deadletters, events
+from workflows_app.services import deadletters, events, notifications
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,19 @@ def process_dead_letters(limit: int = 200):
     result = deadletters.process_dead_letters(limit=limit)
     result.pop("results", None)
     return result
+
+
+@shared_task(name=notifications.DELIVER_TASK, max_retries=0, acks_late=True, reject_on_worker_lost=True,
+             time_limit=90, soft_time_limit=75)
+def deliver_notification(delivery_id: str):
+    """One attempt; the service schedules the next (a countdown message) and the sweep replaces lost ones."""
+    return notifications.deliver(delivery_id)
+
+
+@shared_task(name="nexus.maintenance.sweep_notifications", max_retries=0, acks_late=True, time_limit=60,
+             soft_time_limit=50)
+def sweep_notifications():
+    return notifications.sweep()
 
 
 @worker_ready.connect(dispatch_uid="nexus-inbox-replay-at-start")

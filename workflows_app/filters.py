@@ -4,7 +4,7 @@ from __future__ import annotations
 import django_filters
 
 from workflows_app.errors import OperationError
-from workflows_app.models import DeadLetter, Workflow
+from workflows_app.models import DeadLetter, NotificationDelivery, Workflow
 
 
 class WorkflowFilter(django_filters.FilterSet):
@@ -29,6 +29,18 @@ class DeadLetterFilter(django_filters.FilterSet):
 
     class Meta:
         model = DeadLetter
+        fields: list[str] = []
+
+
+class DeliveryFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=NotificationDelivery.Status.choices)
+    kind = django_filters.CharFilter(max_length=100)
+    channel = django_filters.CharFilter(max_length=100)
+    execution_id = django_filters.UUIDFilter(field_name="execution_id")
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+
+    class Meta:
+        model = NotificationDelivery
         fields: list[str] = []
 
 

@@ -2,7 +2,8 @@
 
 Step types (``steps.STEP_TYPES``), trigger types (``trigger_types.TRIGGER_TYPES``), the discrete
 event kinds, the ``events`` queue and its consumer, the dead-letter queue and its redriver, the
-events-queue health check and the housekeeping beat jobs (periods from ``workflows_app.conf``).
+events-queue health check and the housekeeping beat jobs (reconciler, queue sweep, dead letters,
+notification sweep) (periods from ``workflows_app.conf``).
 """
 from __future__ import annotations
 
@@ -51,6 +52,8 @@ PLUGIN = Plugin(
                 every=lambda: conf.get("NEXUS_QUEUE_SWEEP_SECONDS")),
         BeatJob("nexus-dead-letters", "nexus.maintenance.process_dead_letters",
                 every=lambda: conf.get("NEXUS_DLQ_PROCESS_SECONDS")),
+        BeatJob("nexus-notification-sweep", "nexus.maintenance.sweep_notifications",
+                every=lambda: conf.get("NEXUS_NOTIFY_SWEEP_SECONDS")),
     ),
     retry_classes=("rate_limit",),
 )

@@ -17,6 +17,7 @@ from workflows_app.definitions import step_type_name
 from workflows_app.engine import is_reserved
 from workflows_app.errors import OperationError, PermanentStepError, TransientStepError
 from workflows_app.registry import NoParams, RetryPolicy, StepContext, StepType, registry
+from workflows_app.services import notifications
 
 log = logging.getLogger("nexus.notify")
 
@@ -161,14 +162,28 @@ class NotifyParams(Strict):
     message: str = Field("workflow notification", max_length=2000)
     level: str = Field("info", pattern="^(info|warning|critical)$")
     channel: str = Field("audit", pattern="^(audit|log)$")
+    channels: list[str] | None = Field(None, max_length=20, description="Outbound channels (NEXUS_NOTIFY_CHANNELS) "
+                                       "to deliver to; default: every channel taking the kind `notify`; [] for none.")
 
 
 def notify(ctx: StepContext) -> dict:
-    """Deliver a notification to the audit trail (and the log); it is visible in the admin."""
+    """Deliver a notification to the audit trail (and the log), and to the outbound channels."""
     message = _PLACEHOLDER.sub(lambda m: _render(ctx.context, m.group(1)), ctx.params.message)
     getattr(log, "warning" if ctx.params.level != "info" else "info")("[%s] %s", ctx.workflow_name, message)
     ctx.audit("notification", message=message, level=ctx.params.level)
-    return {"notified": True, "channel": ctx.params.channel, "message": message, "level": ctx.params.level}
+    payload = {"message": message, "level": ctx.params.level, "workflow": ctx.workflow_name,
+               "workflow_id": ctx.workflow_id, "execution_id": ctx.execution_id, "step": ctx.step_name}
+    return {"notified": True, "channel": ctx.params.channel, "message": message, "level": ctx.params.level,
+            "delivery_ids": deliver_outbound(ctx, "notify", payload, ctx.params.channels)}
+
+
+def deliver_outbound(ctx: StepContext, kind: str, payload: dict, channels: list[str] | None) -> list[str]:
+    """The step's deliveries (keyed by the step: a retried step gets the same ones; test mode sends none)."""
+    try:
+        return notifications.notify(kind, payload, execution=ctx.execution_id, channels=channels,
+                                    key=f"{ctx.idempotency_key}:{kind}")
+    except OperationError as exc:  # an unknown channel name, an oversized payload: retrying cannot help
+        raise PermanentStepError(exc.message, error_class="invalid_notification") from exc
 
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z][A-Za-z0-9_.]{0,100})\}")
@@ -235,7 +250,7 @@ STEP_TYPES = (
              description="Compute new context values from expressions."),
     StepType(name="wait", handler=wait, params_model=WaitParams, timeout=90, description="Pause."),
     StepType(name="notify", handler=notify, params_model=NotifyParams, action=True,
-             description="Write a notification to the audit trail and the log."),
+             description="Write a notification to the audit trail and the log; deliver it to outbound channels."),
     StepType(name="queue_send", handler=queue_send, params_model=QueueSendParams, action=True,
              retry=RetryPolicy(max_retries=3, backoff=1.0, backoff_max=30.0),
              description="Send a message (plus context keys) to a named queue."),

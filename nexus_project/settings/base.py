@@ -108,8 +108,10 @@ CACHES = {
 # Queues: `workflows` runs engine steps, `events` ingests events and evaluates triggers,
 # `trading` runs broker-facing steps, `maintenance` runs beat housekeeping (reconciler, DLQ).
 # `maintenance` has a consumer of its own (Procfile / compose), so no backlog delays the reconciler.
+# `notifications` posts outbound webhooks: a slow receiver holds a slot of its own queue, never a step's.
 # The one list of them: a worker started without -Q consumes exactly these (CELERY_TASK_QUEUES).
-NEXUS_QUEUES = env.list("NEXUS_QUEUES", default=["workflows", "events", "trading", "maintenance"])
+NEXUS_QUEUES = env.list("NEXUS_QUEUES", default=["workflows", "events", "trading", "maintenance",
+                                                    "notifications"])
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_CACHE_BACKEND = "default"
@@ -147,6 +149,7 @@ CELERY_TASK_ROUTES = {
     "nexus.events.*": {"queue": "events"},
     "nexus.trading.*": {"queue": "trading"},
     "nexus.maintenance.*": {"queue": "maintenance"},
+    "nexus.notifications.*": {"queue": "notifications"},
 }
 CELERY_BEAT_SCHEDULER = "workflows_app.beat:NexusScheduler"
 CELERY_BEAT_MAX_LOOP_INTERVAL = env.int("CELERY_BEAT_MAX_LOOP_INTERVAL", default=5)

@@ -1,5 +1,7 @@
 """Notification steps: send_notification and its compensation send_failure_alert, and the
-alert_user action. Each is recorded as a ``Notification`` (idempotent per step) and logged.
+alert_user action. Each is recorded as a ``Notification`` (idempotent per step), logged, and delivered
+to the outbound channels that take its kind (``workflows_app.services.notifications``; test mode
+records the deliveries as skipped and sends nothing).
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from pydantic import Field
 from trading_app.models import Notification
 from trading_app.steps.common import Params, data_step
 from workflows_app.registry import StepContext
+from workflows_app.steps import deliver_outbound
 
 logger = logging.getLogger("nexus.trading.saga")
 
@@ -20,6 +23,8 @@ class NotificationParams(Params):
     channel: Literal["log"] = "log"
     subject: str | None = Field(None, max_length=300)
     message: str | None = Field(None, max_length=4000)
+    channels: list[str] | None = Field(None, max_length=20, description="Outbound channels to deliver to; "
+                                       "default: every channel taking the kind `notification`; [] for none.")
 
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?:\.([A-Za-z_][A-Za-z0-9_]*))?\}")
@@ -49,14 +54,17 @@ def context_summary(ctx: StepContext) -> dict:
     return {k: (ctx.context or {}).get(k) for k in keys if (ctx.context or {}).get(k) is not None}
 
 
-def _notify(ctx: StepContext, kind: str, subject: str, body: dict, channel: str = "log") -> dict:
+def _notify(ctx: StepContext, kind: str, subject: str, body: dict, channel: str = "log",
+            channels: list[str] | None = None) -> dict:
     note, created = Notification.objects.get_or_create(key=f"{ctx.idempotency_key}:{kind}", defaults={
         "kind": kind, "channel": channel, "subject": subject[:300], "body": body, "execution_id": ctx.execution_id})
     if created:
         logger.warning("[%s] %s %s", kind, subject, body) if kind != "notification" else \
             logger.info("[%s] %s %s", kind, subject, body)
+    payload = {"subject": note.subject, **note.body, "workflow": ctx.workflow_name, "execution_id": ctx.execution_id}
     return {"notification_id": note.pk, "kind": kind, "channel": note.channel, "subject": note.subject,
-            "sent": True, "duplicate": not created, "body": note.body}
+            "sent": True, "duplicate": not created, "body": note.body,
+            "delivery_ids": deliver_outbound(ctx, kind, payload, channels)}
 
 
 def send_notification(ctx: StepContext) -> dict:
@@ -66,7 +74,8 @@ def send_notification(ctx: StepContext) -> dict:
     # `{signal}`, `{generate_signals.confidence}` placeholders are filled from the context
     subject = render(p.subject, context) or f"{ctx.workflow_name}: " + ", ".join(
         f"{k}={v}" for k, v in summary.items())
-    return _notify(ctx, "notification", subject, {"message": render(p.message, context), **summary}, p.channel)
+    return _notify(ctx, "notification", subject, {"message": render(p.message, context), **summary}, p.channel,
+                   p.channels)
 
 
 def send_failure_alert(ctx: StepContext) -> dict:

@@ -8,7 +8,7 @@ through ``operations.workflow_update`` (a new immutable version; the service rew
 a new workflow through ``operations.workflow_create`` (``workflows``). ``records`` holds the
 read-only admins of what the engine writes.
 """
-from workflows_app.admin import records, workflows  # noqa: F401 - registers the model admins
+from workflows_app.admin import notifications, records, workflows  # noqa: F401 - registers the model admins
 from workflows_app.admin.common import ReadOnlyAdmin, ReadOnlyInline, admin_link, ops_links, report
 from workflows_app.admin.forms import StepForm, TriggerForm, WorkflowForm
 

@@ -1,6 +1,7 @@
 from workflows_app.models.audit import AuditEvent, DeadLetter
 from workflows_app.models.definitions import Agent, Step, Trigger, Workflow, WorkflowVersion
 from workflows_app.models.guards import CircuitState, Guard
+from workflows_app.models.notifications import NotificationAttempt, NotificationDelivery
 from workflows_app.models.processes import AvailabilitySample, ProcessHeartbeat
 from workflows_app.models.queues import InboxMessage, MessageQueue
 from workflows_app.models.runs import Execution, StepRun
@@ -15,6 +16,8 @@ __all__ = [
     "Guard",
     "InboxMessage",
     "MessageQueue",
+    "NotificationAttempt",
+    "NotificationDelivery",
     "ProcessHeartbeat",
     "Step",
     "StepRun",

@@ -11,7 +11,15 @@ decorated function (``@catalogue.operation(ArgsModel)`` on ``fn(args, user)``) i
 below, and nothing else: the faces, and this module, pick it up from the catalogue.
 """
 from workflows_app.errors import OperationError
-from workflows_app.operations import agents, deadletters, events, executions, queues, workflows  # noqa: F401
+from workflows_app.operations import (  # noqa: F401
+    agents,
+    deadletters,
+    events,
+    executions,
+    notifications,
+    queues,
+    workflows,
+)
 from workflows_app.operations.catalogue import Operation
 from workflows_app.operations.catalogue import catalogue as _catalogue  # the module name stays the module's
 

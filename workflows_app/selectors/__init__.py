@@ -2,7 +2,7 @@
 
 The faces and the operations call ``selectors.<name>``; the modules behind it hold one concern each:
 ``workflows`` (workflows, triggers, executions, audit), ``metrics`` (execution and step figures),
-``system`` (availability, uptime, message counters), ``messaging`` (dead letters, queues, agents).
+``system`` (availability, uptime, message counters), ``messaging`` (dead letters, queues, agents), ``notifications`` (outbound deliveries).
 """
 from workflows_app.selectors.common import iso, parse_window, percentile, sees_everything, user_by_id
 from workflows_app.selectors.messaging import (
@@ -30,6 +30,7 @@ from workflows_app.selectors.metrics import (
     steps_performance,
     summary_figures,
 )
+from workflows_app.selectors.notifications import delivery_row, visible_deliveries
 from workflows_app.selectors.system import (
     AVAILABILITY_MEANS,
     MESSAGES_COUNTED,
@@ -54,10 +55,10 @@ from workflows_app.selectors.workflows import (
 __all__ = [
     "AVAILABILITY_MEANS", "MESSAGES_COUNTED", "agent_minutes", "agent_queues", "agents", "all_steps_performance",
     "audit_event", "audit_events", "availability", "broker_queue_lengths", "cost_breakdown", "dead_letter_counts",
-    "dead_letter_row", "dead_letter_summary", "execution_detail", "execution_metrics", "executions_by_status",
+    "dead_letter_row", "dead_letter_summary", "delivery_row", "execution_detail", "execution_metrics", "executions_by_status",
     "executions_per_hour", "iso", "latency_per_hour", "message_figures", "metrics_scope", "next_run_at",
     "parse_window", "percentile", "queue_configs", "recent_executions", "running_executions", "sees_everything",
     "step_duration_histogram", "step_run_summary", "steps_performance", "summary_figures", "system_figures",
-    "trigger_summary", "uptime", "uptime_label", "user_by_id", "visible_dead_letters", "visible_workflows",
+    "trigger_summary", "uptime", "uptime_label", "user_by_id", "visible_dead_letters", "visible_deliveries", "visible_workflows",
     "workflow_detail", "workflow_summary",
 ]
