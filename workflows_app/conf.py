@@ -16,6 +16,10 @@ it to the type of its default here.
 | NEXUS_WEBHOOK_SECRETS | "" | ``source:secret,...`` (or a dict) |
 | NEXUS_WEBHOOK_TOLERANCE | 300 | a webhook's timestamp must be this close to now (s) |
 | NEXUS_BEAT_LOCK_TTL | 30 | a stand-by beat takes over within this (s) |
+| NEXUS_TIMER_EVERY | 5 | beat: the timer resumes due waits and expires approvals this often (s) |
+| NEXUS_WAIT_MAX_SECONDS | 604800 | ceiling of a `wait` (seconds or until), 7 days |
+| NEXUS_APPROVAL_MAX_SECONDS | 604800 | ceiling of an approval's `expires_in`, 7 days |
+| NEXUS_WAIT_NUDGE_SECONDS | 300 | a wait this short also gets a delayed wake message (prompt; the timer stays the truth) |
 | NEXUS_ADMIN_USER / NEXUS_ADMIN_PASSWORD | admin / "" (generated) | ``ensure_admin``'s user |
 """
 from __future__ import annotations
@@ -84,6 +88,10 @@ DEFAULTS: dict[str, Any] = {
     "NEXUS_WEBHOOK_SECRETS": "",
     "NEXUS_WEBHOOK_TOLERANCE": 300,
     "NEXUS_BEAT_LOCK_TTL": 30,
+    "NEXUS_TIMER_EVERY": 5.0,
+    "NEXUS_WAIT_MAX_SECONDS": 604800.0,
+    "NEXUS_APPROVAL_MAX_SECONDS": 604800.0,
+    "NEXUS_WAIT_NUDGE_SECONDS": 300.0,
     "NEXUS_ADMIN_USER": "admin",
     "NEXUS_ADMIN_PASSWORD": "",
 }

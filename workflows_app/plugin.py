@@ -47,6 +47,7 @@ PLUGIN = Plugin(
     health_checks={"events_queue": events_health},
     beat_jobs=(
         BeatJob("nexus-reconcile", "nexus.maintenance.reconcile", every=lambda: conf.get("NEXUS_RECONCILE_EVERY")),
+        BeatJob("nexus-timers", "nexus.maintenance.wake_timers", every=lambda: conf.get("NEXUS_TIMER_EVERY")),
         BeatJob("nexus-queue-sweep", "nexus.maintenance.sweep_queues",
                 every=lambda: conf.get("NEXUS_QUEUE_SWEEP_SECONDS")),
         BeatJob("nexus-dead-letters", "nexus.maintenance.process_dead_letters",
