@@ -10,6 +10,7 @@ execution is sent on under a new generation (lifecycle.dispatch), as the reconci
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +26,7 @@ from workflows_app.engine.outcomes import StaleMessage
 from workflows_app.engine.outputs import mergeable
 from workflows_app.models import ApprovalRequest, Execution, StepRun
 
+log = logging.getLogger(__name__)
 S = Execution.Status
 WAKE = "nexus.maintenance.wake"
 APPROVED, REJECTED = "approved", "rejected"
@@ -88,7 +90,14 @@ def _nudge_later(execution_id, wake_at: datetime, now: datetime) -> None:
     if delay > float(conf.get("NEXUS_WAIT_NUDGE_SECONDS")):
         return
     exec_id, when = str(execution_id), iso(wake_at)
-    transaction.on_commit(lambda: message(WAKE, exec_id, when, countdown=max(delay, 0)).apply_async())
+
+    def send() -> None:
+        try:
+            message(WAKE, exec_id, when, countdown=max(delay, 0)).apply_async()
+        except Exception:  # noqa: BLE001 - Redis down: the timer resumes it from the database
+            log.warning("could not send the wake message of %s; the timer will resume it", exec_id, exc_info=True)
+
+    transaction.on_commit(send)
 
 
 # --- resuming -----------------------------------------------------------------------------------
@@ -109,6 +118,9 @@ def resume(execution_id, decision: str, output: dict, *, reason: str, due_by: da
         execution.status, execution.wake_at = S.RUNNING, None
         run = (StepRun.objects.filter(execution=execution, status=StepRun.Status.WAITING, is_compensation=False)
                .order_by("-id").first())
+        if run is None:  # nothing recorded as waiting (should not happen): run on from the cursor
+            dispatch(execution, reason=reason)
+            return True
         step = next(s for s in execution.version.definition["steps"] if s["name"] == run.step_name)
         output = {**output, **({"approval_id": run.result["approval_id"]} if "approval_id" in (run.result or {})
                                else {})}
