@@ -1,6 +1,7 @@
 """Compiling a version's steps into a Celery canvas: sequential groups chain, a parallel group is a
 chord into `join_group`, and the canvas stops after a `subprocess`, `wait` or `approval` step (the
-child's end, the timer or a decision resumes it). Messages carry the dispatch's generation; StepRun is the record of what ran.
+child's end, the timer or a decision resumes it). Messages carry the dispatch's generation; StepRun
+is the record of what ran.
 """
 from __future__ import annotations
 
