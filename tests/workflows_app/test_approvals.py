@@ -166,3 +166,28 @@ def test_on_reject_must_jump_forward_and_waits_cannot_run_in_parallel():
         operations.workflow_create(name="par", steps=[{"name": "a", "type": "wait", "group": "g"},
                                                       {"name": "b", "type": "test_noop", "group": "g"}])
     assert parallel.value.details["errors"][0]["field"] == "steps[0]"
+
+
+def test_admin_actions_decide_through_the_operations(celery_worker, client):
+    from django.contrib.auth import get_user_model
+    from django.urls import reverse
+
+    client.force_login(get_user_model().objects.create_superuser("root", "root@example.com", "pw"))
+    wf = operations.workflow_create(name="admin-approvals", steps=ORDER)["workflow_id"]
+    first, second = (operations.workflow_execute(workflow_id=wf)["execution_id"] for _ in range(2))
+    wait_for(lambda: Execution.objects.filter(pk__in=[first, second], status="waiting").count() == 2, timeout=120,
+             message="two approvals waiting")
+    page = client.post(reverse("admin:workflows_app_execution_changelist"),
+                       {"action": "approve", "_selected_action": [first]}, follow=True).content.decode()
+    assert "Approved" in page
+    request = ApprovalRequest.objects.get(execution_id=second)
+    page = client.post(reverse("admin:workflows_app_approvalrequest_changelist"),
+                       {"action": "reject", "_selected_action": [request.pk]}, follow=True).content.decode()
+    assert "Rejected" in page
+    assert wait_until_final(first, 120).status == "succeeded"
+    assert wait_until_final(second, 120).status == "failed"
+    assert ApprovalRequest.objects.get(execution_id=first).decided_by_label == "root"
+    page = client.post(reverse("admin:workflows_app_execution_changelist"),
+                       {"action": "approve", "_selected_action": [first]}, follow=True).content.decode()
+    assert "CONFLICT" in page and "already approved by root" in page  # the refusal is reported, nothing changes
+    assert client.get(reverse("admin:workflows_app_approvalrequest_change", args=[request.pk])).status_code == 200
