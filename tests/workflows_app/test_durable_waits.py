@@ -47,13 +47,18 @@ def test_a_short_wait_ends_on_its_own_without_a_beat(celery_worker):
     assert _dispatches(execution.id, "wait_over") == 2
 
 
-def test_the_reconciler_leaves_a_waiting_execution_alone(celery_worker):
+def test_the_reconciler_leaves_a_waiting_execution_alone_and_health_reports_overdue_waits(celery_worker):
     wf = create("long-wait", [{"name": "pause", "type": "wait", "params": {"seconds": 3600}}])
     execution_id = operations.workflow_execute(workflow_id=wf)["execution_id"]
     wait_for(lambda: _all_waiting([execution_id]), timeout=120, message="waiting")
     later = timezone.now() + timedelta(hours=30)  # long silent: a running execution would look lost
     assert engine.reconcile(now=later, margin=0) == []
     assert Execution.objects.get(pk=execution_id).status == "waiting"
+    from workflows_app.engine.timers import timer_health
+
+    assert timer_health()["ok"] and timer_health()["waiting"] == 1  # waiting, not yet due: healthy
+    overdue = timer_health(now=later)  # due an hour ago and still waiting: the timer is not running
+    assert not overdue["ok"] and overdue["overdue"] == 1 and "nexus-timers" in overdue["error"]
     assert operations.execution_cancel(execution_id=execution_id)["status"] == "cancelled"
     assert engine.resume_due(now=later) == []  # a cancelled wait is not resumed
 

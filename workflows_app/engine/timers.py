@@ -8,12 +8,12 @@ resume each execution once (suspend.resume's conditional UPDATE); so do a timer 
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
 
-from workflows_app import audit
+from workflows_app import audit, conf
 from workflows_app.engine.suspend import APPROVED, REJECTED, iso, resume
 from workflows_app.models import ApprovalRequest, Execution, StepRun
 
@@ -68,3 +68,18 @@ def wake(execution_id, now: datetime | None = None) -> bool:
 def expired_output(request: ApprovalRequest, now: datetime) -> dict:
     return {"approved": False, "decision": "expired", "decided_by": "timer", "decided_at": iso(now),
             "comment": "", "expires_at": iso(request.expires_at)}
+
+
+def timer_health(now: datetime | None = None) -> dict:
+    """/health/: waits are resumed on time (none is overdue by more than ten timer periods, at least a
+    minute); an overdue wait means the timer is not running (beat, or the maintenance consumer)."""
+    now = now or timezone.now()
+    grace = max(60.0, 10 * float(conf.get("NEXUS_TIMER_EVERY")))
+    waiting = Execution.objects.filter(status=S.WAITING)
+    overdue = waiting.filter(wake_at__lt=now - timedelta(seconds=grace))
+    oldest = overdue.order_by("wake_at").values_list("wake_at", flat=True).first()
+    reply = {"ok": oldest is None, "waiting": waiting.count(), "overdue": overdue.count() if oldest else 0}
+    if oldest is not None:
+        reply.update(oldest_due_at=iso(oldest), error="waits are overdue: is beat (nexus-timers) running, and a "
+                                                      "worker consuming `maintenance`?")
+    return reply
