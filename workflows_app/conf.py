@@ -23,6 +23,10 @@ it to the type of its default here.
 | NEXUS_NOTIFY_RESPONSE_EXCERPT | 1000 | characters of a receiver's reply kept per attempt |
 | NEXUS_NOTIFY_SWEEP_SECONDS | 30 | beat: due deliveries whose message was lost are re-enqueued this often |
 | NEXUS_NOTIFY_STALE_SECONDS | 60 | a due delivery untouched this long after its time counts as lost |
+| NEXUS_TIMER_EVERY | 5 | beat: the timer resumes due waits and expires approvals this often (s) |
+| NEXUS_WAIT_MAX_SECONDS | 604800 | ceiling of a `wait` (seconds or until), 7 days |
+| NEXUS_APPROVAL_MAX_SECONDS | 604800 | ceiling of an approval's `expires_in`, 7 days |
+| NEXUS_WAIT_NUDGE_SECONDS | 300 | a wait this short also gets a delayed wake message (prompt; the timer stays the truth) |
 | NEXUS_ADMIN_USER / NEXUS_ADMIN_PASSWORD | admin / "" (generated) | ``ensure_admin``'s user |
 """
 from __future__ import annotations
@@ -99,6 +103,10 @@ DEFAULTS: dict[str, Any] = {
     "NEXUS_NOTIFY_RESPONSE_EXCERPT": 1000,
     "NEXUS_NOTIFY_SWEEP_SECONDS": 30.0,
     "NEXUS_NOTIFY_STALE_SECONDS": 60.0,
+    "NEXUS_TIMER_EVERY": 5.0,
+    "NEXUS_WAIT_MAX_SECONDS": 604800.0,
+    "NEXUS_APPROVAL_MAX_SECONDS": 604800.0,
+    "NEXUS_WAIT_NUDGE_SECONDS": 300.0,
     "NEXUS_ADMIN_USER": "admin",
     "NEXUS_ADMIN_PASSWORD": "",
 }

@@ -8,6 +8,7 @@ notification sweep) (periods from ``workflows_app.conf``).
 from __future__ import annotations
 
 from workflows_app import conf, queues, steps, trigger_types
+from workflows_app.engine.timers import timer_health
 from workflows_app.models import MessageQueue
 from workflows_app.registry import BeatJob, EventKind, Plugin
 from workflows_app.services import events
@@ -45,9 +46,10 @@ PLUGIN = Plugin(
                                    "kind": MessageQueue.Kind.DEAD_LETTER},
     },
     dead_letter_redrivers={"queue": queues.redrive},
-    health_checks={"events_queue": events_health},
+    health_checks={"events_queue": events_health, "timers": timer_health},
     beat_jobs=(
         BeatJob("nexus-reconcile", "nexus.maintenance.reconcile", every=lambda: conf.get("NEXUS_RECONCILE_EVERY")),
+        BeatJob("nexus-timers", "nexus.maintenance.wake_timers", every=lambda: conf.get("NEXUS_TIMER_EVERY")),
         BeatJob("nexus-queue-sweep", "nexus.maintenance.sweep_queues",
                 every=lambda: conf.get("NEXUS_QUEUE_SWEEP_SECONDS")),
         BeatJob("nexus-dead-letters", "nexus.maintenance.process_dead_letters",

@@ -1,23 +1,26 @@
 """The engine's own step types: conditional, classify, circuit_breaker, subprocess, transform,
-wait, notify, queue_send. ``STEP_TYPES`` (below) declares them for the engine's plugin
+wait, approval, notify, queue_send. ``STEP_TYPES`` (below) declares them for the engine's plugin
 (``workflows_app.plugin``); a domain app declares its own in its plugin the same way."""
 from __future__ import annotations
 
 import dataclasses
 import logging
 import re
-import time
+from datetime import timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from django.utils import timezone
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from workflows_app import expressions, queues
+from workflows_app import conf, expressions, queues
 from workflows_app.circuit import CircuitBreaker
 from workflows_app.definitions import step_type_name
-from workflows_app.engine import is_reserved
+from workflows_app.engine import Suspension, is_reserved
+from workflows_app.engine.timers import resolve_until
 from workflows_app.errors import OperationError, PermanentStepError, TransientStepError
 from workflows_app.registry import NoParams, RetryPolicy, StepContext, StepType, registry
 from workflows_app.services import notifications
+from workflows_app.services.approvals import announce_approval
 
 log = logging.getLogger("nexus.notify")
 
@@ -33,7 +36,7 @@ def run_action(ctx: StepContext, action: str) -> dict:
     step = next((s for s in ctx.steps if s["name"] == action), None)
     type_name = step_type_name(step) if step else action
     step_type = registry.get_step_type(type_name)
-    if step_type is None or type_name in ("conditional", "subprocess"):
+    if step_type is None or type_name in ("conditional", "subprocess", "wait", "approval"):
         raise PermanentStepError(f"action '{action}' cannot run", error_class="invalid_action")
     params = step_type.params_model.model_validate((step or {}).get("params", {}))
     action_ctx = dataclasses.replace(ctx, step_type=type_name, params=params)
@@ -149,13 +152,110 @@ def transform(ctx: StepContext) -> dict:
         raise PermanentStepError(str(exc), "invalid_expression") from None
 
 
+def _ceiling(name: str) -> float:
+    return float(conf.get(name))
+
+
 class WaitParams(Strict):
-    seconds: float = Field(1.0, ge=0, le=60)
+    seconds: float | None = Field(None, ge=0, description="How long (s), up to NEXUS_WAIT_MAX_SECONDS (7 days by "
+                                                          "default); 1 s when neither seconds nor until is given.")
+    until: str | None = Field(None, max_length=100, description="When to wake: an ISO 8601 timestamp with a "
+                                                                "timezone (2026-12-02T14:30:00Z).")
+
+    @field_validator("seconds")
+    @classmethod
+    def _bounded(cls, value: float | None) -> float | None:
+        if value is not None and value > _ceiling("NEXUS_WAIT_MAX_SECONDS"):
+            raise ValueError(f"at most NEXUS_WAIT_MAX_SECONDS={_ceiling('NEXUS_WAIT_MAX_SECONDS'):g}")
+        return value
+
+    @field_validator("until")
+    @classmethod
+    def _resolvable(cls, value: str | None) -> str | None:
+        if value is not None:
+            resolve_until(value)
+        return value
+
+    @model_validator(mode="after")
+    def _one_of(self):
+        if self.seconds is not None and self.until is not None:
+            raise ValueError("give seconds or until, not both")
+        return self
 
 
-def wait(ctx: StepContext) -> dict:
-    time.sleep(ctx.params.seconds)
-    return {"waited": ctx.params.seconds}
+def wait(ctx: StepContext) -> Suspension:
+    """Suspend the execution until the wait is over: no worker holds it meanwhile (engine.suspend)."""
+    p: WaitParams = ctx.params
+    now = timezone.now()
+    if p.until is None:
+        seconds = 1.0 if p.seconds is None else p.seconds
+        return Suspension(wake_at=now + timedelta(seconds=seconds), output={"waited": seconds})
+    wake_at = resolve_until(p.until, now)
+    seconds = max((wake_at - now).total_seconds(), 0.0)
+    if seconds > _ceiling("NEXUS_WAIT_MAX_SECONDS"):
+        raise PermanentStepError(f"until {p.until} is more than NEXUS_WAIT_MAX_SECONDS="
+                                 f"{_ceiling('NEXUS_WAIT_MAX_SECONDS'):g} s ahead", "invalid_params")
+    return Suspension(wake_at=max(wake_at, now), output={"waited": round(seconds, 3), "until": wake_at.isoformat()})
+
+
+# --- approval -----------------------------------------------------------------------------------
+class ApprovalParams(Strict):
+    summary: str = Field("Approve the next step?", max_length=2000,
+                         description="What the approver reads; {placeholders} are filled from the context.")
+    expires_in: float = Field(3600, gt=0, description="Seconds until the request expires, rejected by default "
+                                                      "(at most NEXUS_APPROVAL_MAX_SECONDS, 7 days by default).")
+    show: dict[str, str] = Field(default_factory=dict, max_length=20,
+                                 description="label -> expression over the context: values shown to the approver.")
+
+    @field_validator("expires_in")
+    @classmethod
+    def _bounded(cls, value: float) -> float:
+        if value > _ceiling("NEXUS_APPROVAL_MAX_SECONDS"):
+            raise ValueError(f"at most NEXUS_APPROVAL_MAX_SECONDS={_ceiling('NEXUS_APPROVAL_MAX_SECONDS'):g}")
+        return value
+
+    @field_validator("show")
+    @classmethod
+    def _valid_expressions(cls, value: dict[str, str]) -> dict[str, str]:
+        for expr in value.values():
+            expressions.validate(expr)
+        return value
+
+
+def _fill(value: Any, context: dict) -> Any:
+    """A step's params with the {placeholders} of their strings filled from the context."""
+    if isinstance(value, str):
+        return _PLACEHOLDER.sub(lambda m: _render(context, m.group(1)), value)
+    if isinstance(value, dict):
+        return {k: _fill(v, context) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill(v, context) for v in value]
+    return value
+
+
+def approval_subject(ctx: StepContext) -> dict:
+    """What is to be approved: the next step (its params rendered with the context) and the `show` values."""
+    names = [s["name"] for s in ctx.steps]
+    index = names.index(ctx.step_name) if ctx.step_name in names else len(names)
+    subject: dict[str, Any] = {}
+    if index + 1 < len(names):
+        step = ctx.steps[index + 1]
+        subject["next_step"] = {"name": step["name"], "type": step_type_name(step),
+                                "params": _fill(step.get("params") or {}, ctx.context)}
+    try:
+        subject["values"] = {label: expressions.evaluate(expr, ctx.context) for label, expr in ctx.params.show.items()}
+    except expressions.ExpressionError as exc:
+        raise PermanentStepError(str(exc), "invalid_expression") from None
+    return subject
+
+
+def approval(ctx: StepContext) -> Suspension:
+    """Suspend until a person approves or rejects (operations execution_approve / execution_reject),
+    or the request expires (rejected by default)."""
+    p: ApprovalParams = ctx.params
+    summary = _fill(p.summary, ctx.context)[:2000]
+    return Suspension(wake_at=timezone.now() + timedelta(seconds=p.expires_in), output={},
+                      approval={"summary": summary, "subject": approval_subject(ctx)}, on_open=announce_approval)
 
 
 class NotifyParams(Strict):
@@ -248,7 +348,11 @@ STEP_TYPES = (
              description="Run another workflow as a child execution and wait for it."),
     StepType(name="transform", handler=transform, params_model=TransformParams, retry=NO_RETRY,
              description="Compute new context values from expressions."),
-    StepType(name="wait", handler=wait, params_model=WaitParams, timeout=90, description="Pause."),
+    StepType(name="wait", handler=wait, params_model=WaitParams,
+             description="Pause for seconds (up to days) or until a time, holding no worker (durable timer)."),
+    StepType(name="approval", handler=approval, params_model=ApprovalParams, retry=NO_RETRY,
+             description="Wait for a person to approve (continue) or reject (on_reject, else fail); "
+                         "rejected by default at expires_in."),
     StepType(name="notify", handler=notify, params_model=NotifyParams, action=True,
              description="Write a notification to the audit trail and the log; deliver it to outbound channels."),
     StepType(name="queue_send", handler=queue_send, params_model=QueueSendParams, action=True,

@@ -76,6 +76,19 @@ def reconcile():
     return {"resumed": engine.reconcile(waiting=engine.waiting_dispatches())}
 
 
+@shared_task(name="nexus.maintenance.wake_timers", acks_late=True, time_limit=300, soft_time_limit=240,
+             max_retries=0)
+def wake_timers():
+    """Beat's timer: resume waiting executions whose wake-up time has come."""
+    return {"resumed": engine.resume_due()}
+
+
+@shared_task(name="nexus.maintenance.wake", acks_late=True, time_limit=60, soft_time_limit=50, max_retries=0)
+def wake(execution_id: str, wake_at: str):
+    """A short wait's delayed wake message (a hint: the timer resumes it all the same)."""
+    return {"resumed": engine.wake(execution_id)}
+
+
 @shared_task(name="nexus.engine.noop", acks_late=True, time_limit=30, soft_time_limit=25, max_retries=0)
 def noop(*args, **kwargs):
     """The benchmark floor: a plain Celery task that does nothing."""

@@ -39,8 +39,9 @@ def _steps(kind: str, tag: str) -> tuple[list, dict]:
     middle = ({"name": "effect", "type": "test_side_effect", "params": {"tag": tag, "sleep": 0.5}}
               if kind == "side_effect" else
               {"name": "buy", "type": "trade_execution", "params": {"signal": "BUY", "risk_limit": 0.001}})
-    steps = [{"name": "before", "type": "wait", "params": {"seconds": 0.5}}, middle,
-             {"name": "after", "type": "wait", "params": {"seconds": 0.5}}]
+    # Slow steps around the middle one that hold a worker (a `wait` no longer does: it suspends).
+    steps = [{"name": "before", "type": "test_record", "params": {"tag": tag, "sleep": 0.5}}, middle,
+             {"name": "after", "type": "test_record", "params": {"tag": tag, "sleep": 0.5}}]
     for step in steps:
         step["timeout"] = TIMEOUT
     return steps, ({"test_mode": True, "symbols": ["AAPL"]} if kind == "paper_buy" else {})

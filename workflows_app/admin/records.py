@@ -12,7 +12,15 @@ from workflows_app.admin.common import (
     apply_to_each,
     report,
 )
-from workflows_app.models import Agent, AuditEvent, DeadLetter, Execution, MessageQueue, StepRun
+from workflows_app.models import (
+    Agent,
+    ApprovalRequest,
+    AuditEvent,
+    DeadLetter,
+    Execution,
+    MessageQueue,
+    StepRun,
+)
 
 
 class StepRunInline(ReadOnlyInline):
@@ -43,10 +51,10 @@ class ExecutionAdmin(ReadOnlyAdmin):
     list_select_related = ["workflow"]
     fields = ["id", "workflow", "version_number", "status", "trigger", "trigger_event", "test_mode", "priority",
               "input_data", "context", "current_step", "cursor", "error", "parent", "parent_step", "owner",
-              "queued_at", "started_at", "finished_at", "heartbeat_at", "dispatch_count"]
+              "queued_at", "started_at", "finished_at", "heartbeat_at", "wake_at", "dispatch_count"]
     readonly_fields = fields
     inlines = [StepRunInline, AuditEventInline]
-    actions = ["cancel", "retry"]
+    actions = ["cancel", "retry", "approve", "reject"]
 
     @admin.display(description="version")
     def version_number(self, obj):
@@ -65,6 +73,48 @@ class ExecutionAdmin(ReadOnlyAdmin):
     def retry(self, request, queryset):
         apply_to_each(self, request, queryset, "retry", "Retrying", operations.execution_retry,
                       "execution_id", lambda e: e.pk)
+
+    @admin.action(description="Approve the waiting approval")
+    def approve(self, request, queryset):
+        apply_to_each(self, request, queryset, "approve", "Approved", operations.execution_approve,
+                      "execution_id", lambda e: e.pk)
+
+    @admin.action(description="Reject the waiting approval")
+    def reject(self, request, queryset):
+        apply_to_each(self, request, queryset, "reject", "Rejected", operations.execution_reject,
+                      "execution_id", lambda e: e.pk)
+
+
+@admin.register(ApprovalRequest)
+class ApprovalRequestAdmin(ReadOnlyAdmin):
+    list_display = ["requested_at", "step_name", "status", "execution_link", "expires_at", "decided_by_label",
+                    "decided_at"]
+    list_filter = ["status"]
+    search_fields = ["step_name", "summary", "execution__id"]
+    fields = ["id", "execution_link", "step_name", "summary", "subject", "status", "requested_at", "expires_at",
+              "decided_by_label", "decided_at", "comment"]
+    readonly_fields = fields
+    actions = ["approve", "reject"]
+
+    @admin.display(description="execution")
+    def execution_link(self, obj):
+        return admin_link(obj.execution)
+
+    @admin.action(description="Approve")
+    def approve(self, request, queryset):
+        self._decide(request, queryset, "approve", "Approved", operations.execution_approve)
+
+    @admin.action(description="Reject")
+    def reject(self, request, queryset):
+        self._decide(request, queryset, "reject", "Rejected", operations.execution_reject)
+
+    def _decide(self, request, queryset, verb: str, done: str, operation) -> None:
+        """Each selected request's execution decided through the operation (refusals reported)."""
+        for obj in queryset:
+            name = f"{obj.step_name} of {obj.execution_id}"
+            if report(self, request, f"{verb} {name}",
+                      lambda o=obj: operation(execution_id=str(o.execution_id), user=request.user)):
+                self.message_user(request, f"{done} {name}.")
 
 
 @admin.register(AuditEvent)

@@ -136,6 +136,7 @@ EventIngestRequest = from_operation(operations.event_ingest)
 DeadLetterQuery = from_operation(operations.dead_letters, name="DeadLetterQuery")
 DeadLetterRedriveRequest = from_operation(operations.dead_letter_redrive, exclude=("dead_letter_id",))
 DeadLetterProcessRequest = from_operation(operations.process_dead_letters)
+DecisionBody = from_operation(operations.execution_approve, exclude=("execution_id",), name="DecisionBody")
 
 
 class WorkflowPatchRequest(Strict):

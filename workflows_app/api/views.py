@@ -210,6 +210,20 @@ class ExecutionRetryView(OperationView):
         return self.call(operations.execution_retry, execution_id=execution_id)
 
 
+class ExecutionApproveView(OperationView):
+    @extend_schema(operation_id="execution_approve", tags=["executions"], parameters=[EXECUTION_ID],
+                   request=s.DecisionBody, responses={200: OK, **WRITE_ERRORS})
+    def post(self, request, execution_id):
+        return self.call(operations.execution_approve, execution_id=execution_id, **self.body(s.DecisionBody))
+
+
+class ExecutionRejectView(OperationView):
+    @extend_schema(operation_id="execution_reject", tags=["executions"], parameters=[EXECUTION_ID],
+                   request=s.DecisionBody, responses={200: OK, **WRITE_ERRORS})
+    def post(self, request, execution_id):
+        return self.call(operations.execution_reject, execution_id=execution_id, **self.body(s.DecisionBody))
+
+
 # --- queues -----------------------------------------------------------------------------------
 
 QUEUE_NAME = OpenApiParameter("queue_name", OpenApiTypes.STR, OpenApiParameter.PATH)

@@ -37,6 +37,8 @@ class StepSpec(BaseModel):
     compensate: str | None = Field(None, max_length=100)
     agent: str | None = Field(None, max_length=100)
     workflow_id: str | None = Field(None, max_length=200)
+    # An approval's branch when rejected (or expired): a later step's name; without it, a rejection fails.
+    on_reject: str | None = Field(None, max_length=100)
 
 
 class DefinitionSpec(BaseModel):

@@ -14,6 +14,8 @@ from workflows_app.errors import OperationError
 from workflows_app.models import Agent
 from workflows_app.registry import registry
 
+WAITING_TYPES = ("subprocess", "wait", "approval")  # the canvas stops after them (engine.canvas)
+
 
 def _loc(prefix: str, loc: tuple) -> str:
     out = prefix
@@ -39,8 +41,26 @@ def _check_groups(steps: list[dict], errors: list[dict]) -> None:
     for group in execution_groups(steps):
         if len(group) > 1:
             for index in group:
-                if steps[index].get("compensate") or step_type_name(steps[index]) == "subprocess":
-                    errors.append({"field": f"steps[{index}]", "message": "a parallel step cannot be a subprocess or have compensate"})
+                if steps[index].get("compensate") or step_type_name(steps[index]) in WAITING_TYPES:
+                    errors.append({"field": f"steps[{index}]", "message": "a parallel step cannot be a subprocess, "
+                                                                         "wait or approval, or have compensate"})
+    _check_branches(steps, errors)
+
+
+def _check_branches(steps: list[dict], errors: list[dict]) -> None:
+    """An approval's `on_reject` names a later step (a jump forward: no loops)."""
+    names = [s["name"] for s in steps]
+    for index, step in enumerate(steps):
+        target = step.get("on_reject")
+        if not target:
+            continue
+        field = f"steps[{index}].on_reject"
+        if step_type_name(step) != "approval":
+            errors.append({"field": field, "message": "only an approval step takes on_reject"})
+        elif target not in names:
+            errors.append({"field": field, "message": f"'{target}' names no step of this workflow"})
+        elif names.index(target) <= index:
+            errors.append({"field": field, "message": f"'{target}' must come after this step"})
 
 
 def _validate_step(index: int, raw: Any, names: set[str], root: tuple, owner, errors: list[dict]) -> dict | None:
@@ -87,6 +107,8 @@ def _check_references(prefix: str, spec: StepSpec, names: set[str], errors: list
             errors.append({"field": f"{prefix}.actions[{a_index}]", "message": "a step cannot run itself"})
     if spec.compensate and registry.get_step_type(spec.compensate) is None:
         errors.append({"field": f"{prefix}.compensate", "message": f"unknown compensation step type '{spec.compensate}'"})
+    elif spec.compensate in WAITING_TYPES:
+        errors.append({"field": f"{prefix}.compensate", "message": f"a compensation cannot be a {spec.compensate}"})
 
 
 def _check_subprocess(prefix: str, spec: StepSpec, type_name: str, root: tuple, owner, errors: list[dict]) -> None:

@@ -8,7 +8,8 @@ name (messages.py) and never imports the task modules.
 Modules, by concern: canvas (a version compiled to a Celery canvas), runner (one message: a step,
 a join, a compensation), lifecycle (start, dispatch, advance, finish, fail or compensate, cancel,
 retry), failures (retries and the one dead-letter path), saga (which compensations, in what order),
-subprocess (child workflows), infrastructure (database/Redis faults), reconciler (lost executions,
+subprocess (child workflows), suspend (waiting executions: wait and approval steps), timers (resuming
+due waits), infrastructure (database/Redis faults), reconciler (lost executions,
 the broker scan), waiting (synchronous waits), outputs (what a step may write into the context),
 policy (retries, timeouts, queues, priorities).
 """
@@ -19,6 +20,8 @@ from workflows_app.engine.outcomes import RetryStep, StaleMessage, StepFailed
 from workflows_app.engine.outputs import is_reserved
 from workflows_app.engine.reconciler import reconcile, waiting_dispatches
 from workflows_app.engine.runner import finish_compensation, join_group, run_compensation, run_step
+from workflows_app.engine.suspend import APPROVED, REJECTED, Suspension, resume
+from workflows_app.engine.timers import resume_due, wake
 from workflows_app.engine.waiting import wait_until_final
 
 __all__ = [
@@ -30,6 +33,8 @@ __all__ = [
     "RUN_STEP", "JOIN_GROUP", "RUN_COMPENSATION", "FINISH_COMPENSATION",
     # the reconciler
     "reconcile", "waiting_dispatches",
+    # waits and approvals: a handler's Suspension, the timer, a decision's resume
+    "Suspension", "resume", "resume_due", "wake", "APPROVED", "REJECTED",
     # the context's reserved keys (step types validate their params with it)
     "is_reserved",
 ]

@@ -1,6 +1,7 @@
 """Compiling a version's steps into a Celery canvas: sequential groups chain, a parallel group is a
-chord into `join_group`, and the canvas stops after a `subprocess` step (the child's end resumes
-the parent). Messages carry the dispatch's generation; StepRun is the record of what ran.
+chord into `join_group`, and the canvas stops after a `subprocess`, `wait` or `approval` step (the
+child's end, the timer or a decision resumes it). Messages carry the dispatch's generation; StepRun
+is the record of what ran.
 """
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ from workflows_app.definitions import execution_groups, step_type_name
 from workflows_app.engine.messages import JOIN_GROUP, RUN_STEP, message
 from workflows_app.engine.policy import celery_priority, step_queue, step_timeout
 from workflows_app.models import Agent, Execution, Workflow
+
+# Step types after which the canvas stops: the execution waits (a child's end, a timer or a
+# decision resumes it under a new dispatch).
+WAITING_TYPES = frozenset({"subprocess", "wait", "approval"})
 
 
 def send_canvas(execution, generation: int, start_group: int, workflow: Workflow | None = None) -> None:
@@ -39,8 +44,8 @@ def send_canvas(execution, generation: int, start_group: int, workflow: Workflow
             ))
         if len(signatures) == 1:
             parts.append(signatures[0].set(ignore_result=True))
-            if step_type_name(steps[members[0]]) == "subprocess":
-                break  # the child's completion resumes this execution
+            if step_type_name(steps[members[0]]) in WAITING_TYPES:
+                break  # the child's completion, the timer or a decision resumes this execution
         else:
             parts.append(group(signatures))
             parts.append(message(JOIN_GROUP, execution_id, generation, group_index,

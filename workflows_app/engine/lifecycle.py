@@ -18,7 +18,7 @@ from workflows_app.engine.outputs import child_outputs, output_problem
 from workflows_app.engine.saga import compensations_pending, send_compensation
 from workflows_app.engine.waiting import notify_done
 from workflows_app.errors import OperationError
-from workflows_app.models import Execution, StepRun, Workflow
+from workflows_app.models import ApprovalRequest, Execution, StepRun, Workflow
 
 S = Execution.Status
 FINAL_FIELDS = ["status", "finished_at", "current_step", "error"]
@@ -193,10 +193,21 @@ def cancel(execution_id, *, reason: str = "cancelled by user") -> Execution:
         if execution.is_final:
             raise OperationError("CONFLICT", f"execution is already {execution.status}", {"field": "execution_id"})
         finalize(execution, S.CANCELLED, {"message": reason})
-        execution.save(update_fields=FINAL_FIELDS)
+        execution.wake_at = None  # a waiting execution: the timer has nothing left to resume
+        execution.save(update_fields=[*FINAL_FIELDS, "wake_at"])
+        _close_waits(execution, reason)
         for child in execution.children.exclude(status__in=Execution.FINAL):
             cancel(child.id, reason="parent cancelled")
     return execution
+
+
+def _close_waits(execution: Execution, reason: str) -> None:
+    """A cancelled execution's waiting step ends, and its open approval can no longer be decided."""
+    now = timezone.now()
+    StepRun.objects.filter(execution=execution, status=StepRun.Status.WAITING).update(
+        status=StepRun.Status.FAILED, finished_at=now, error=reason[:5000], error_class="cancelled")
+    ApprovalRequest.objects.filter(execution=execution, status=ApprovalRequest.Status.PENDING).update(
+        status=ApprovalRequest.Status.CANCELLED, decided_at=now, comment=reason[:1000])
 
 
 def retry(execution_id, *, reason: str = "retry") -> Execution:

@@ -108,8 +108,8 @@ def reconcile(now=None, margin: int | None = None, waiting: dict | None = None) 
 def _resume_if_lost(pk, seen: tuple, taken_at: float | None, now, margin: int) -> bool:
     """Inside a transaction: re-dispatch this execution if it is still as silent as it looked."""
     execution = Execution.objects.select_for_update().select_related("version").filter(pk=pk).first()
-    if execution is None or execution.is_final:
-        return False
+    if execution is None or execution.is_final or execution.status == S.WAITING:
+        return False  # a waiting execution holds no message: the timer resumes it, not the reconciler
     if (execution.heartbeat_at, execution.dispatch_count) != seen:
         return False  # progress or another reconciler since we looked: not lost
     steps = execution.version.definition["steps"]

@@ -33,6 +33,7 @@ from workflows_app.engine.outputs import mergeable, output_problem
 from workflows_app.engine.policy import backoff_delay, retry_policy
 from workflows_app.engine.saga import compensations_pending
 from workflows_app.engine.subprocess import start_child
+from workflows_app.engine.suspend import Suspension, suspend
 from workflows_app.errors import is_infrastructure
 from workflows_app.models import Execution, StepRun
 from workflows_app.registry import ErrorInfo, StepContext, registry
@@ -93,6 +94,8 @@ def run_step(execution_id, generation: int, group_index: int, step_index: int, *
         start_child(execution, step, run)
         return {"child_started": True}
     output = _call_handler(execution, step, run, type_name, retries)
+    if isinstance(output, Suspension):  # a wait or an approval: the execution waits, the worker is free
+        return suspend(execution, step, run, output)
     _complete_step(execution, step, run, output, group_index)
     return output
 
@@ -147,7 +150,7 @@ def _call_handler(execution: Execution, step: dict, run: StepRun, type_name: str
             raise RetryStep(delay, exc) from exc
         fail_step(execution, step, run, info.error_class, exc, tb)
         raise StepFailed(str(exc)) from exc
-    return output if isinstance(output, dict) else {"result": output}
+    return output if isinstance(output, dict | Suspension) else {"result": output}
 
 
 def _complete_step(loaded: Execution, step: dict, run: StepRun, output: dict, group_index: int, *,

@@ -1,3 +1,4 @@
+from workflows_app.models.approvals import ApprovalRequest
 from workflows_app.models.audit import AuditEvent, DeadLetter
 from workflows_app.models.definitions import Agent, Step, Trigger, Workflow, WorkflowVersion
 from workflows_app.models.guards import CircuitState, Guard
@@ -8,6 +9,7 @@ from workflows_app.models.runs import Execution, StepRun
 
 __all__ = [
     "Agent",
+    "ApprovalRequest",
     "AuditEvent",
     "AvailabilitySample",
     "CircuitState",

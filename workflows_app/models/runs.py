@@ -11,6 +11,9 @@ class Execution(models.Model):
     class Status(models.TextChoices):
         QUEUED = "queued"
         RUNNING = "running"
+        # Suspended at a `wait` or `approval` step: no message, no worker; `wake_at` says when the
+        # timer resumes it (engine.timers), a decision may resume it earlier (an approval).
+        WAITING = "waiting"
         SUCCEEDED = "succeeded"
         FAILED = "failed"
         COMPENSATING = "compensating"
@@ -42,6 +45,8 @@ class Execution(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     # Last sign of life (dispatch, step start/finish); stale + unfinished = lost messages.
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # While `waiting`: when the timer resumes it (a wait's end, an approval's expiry).
+    wake_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-queued_at"]
@@ -51,6 +56,7 @@ class Execution(models.Model):
             models.Index(fields=["status", "heartbeat_at"]),
             models.Index(fields=["finished_at"]),
             models.Index(fields=["parent"]),
+            models.Index(fields=["status", "wake_at"]),  # the timer's due executions
         ]
 
     def __str__(self) -> str:

@@ -1,4 +1,4 @@
-"""Execution operations (cancel, retry), the audit trail and the measured metrics."""
+"""Execution operations (cancel, retry, approve, reject), the audit trail and the measured metrics."""
 from __future__ import annotations
 
 from django.utils import timezone
@@ -9,6 +9,7 @@ from workflows_app.errors import OperationError
 from workflows_app.operations.access import execution_for, workflow_for
 from workflows_app.operations.catalogue import catalogue
 from workflows_app.operations.fields import Args, Int, Timestamp, execution_ref, workflow_ref
+from workflows_app.services import approvals
 
 
 class ExecutionArgs(Args):
@@ -26,6 +27,24 @@ def execution_retry(args: ExecutionArgs, user) -> dict:
     execution = engine.retry(execution_for(args.execution_id, user).id)
     return {"success": True, "execution_id": str(execution.id), "status": execution.status,
             "from_step": execution.current_step or None}
+
+
+class DecisionArgs(Args):
+    execution_id: str = execution_ref()
+    comment: str = Field("", max_length=1000, description="Why (kept with the decision in the audit trail).")
+
+
+@catalogue.operation(DecisionArgs, description="Approve the approval step an execution waits at: it continues. "
+                                               "The workflow's owner or staff; once only.")
+def execution_approve(args: DecisionArgs, user) -> dict:
+    return approvals.decide(execution_for(args.execution_id, user), engine.APPROVED, user, args.comment)
+
+
+@catalogue.operation(DecisionArgs, description="Reject the approval step an execution waits at: it takes the "
+                                               "step's on_reject branch, or fails. The workflow's owner or staff; "
+                                               "once only.")
+def execution_reject(args: DecisionArgs, user) -> dict:
+    return approvals.decide(execution_for(args.execution_id, user), engine.REJECTED, user, args.comment)
 
 
 class AuditTrailArgs(Args):

@@ -54,8 +54,10 @@ def executions_by_status() -> dict[str, int]:
 
 
 def summary_figures(since: datetime) -> dict:
-    """Every execution's figures in the window (the dashboard's summary) plus those still running."""
-    return {**execution_metrics(Execution.objects.all(), since), "running": running_executions()}
+    """Every execution's figures in the window (the dashboard's summary) plus those unfinished now and,
+    of them, those waiting at a wait or an approval (no worker holds them)."""
+    return {**execution_metrics(Execution.objects.all(), since), "running": running_executions(),
+            "waiting": Execution.objects.filter(status=Execution.Status.WAITING).count()}
 
 
 def all_steps_performance(since: datetime) -> dict:

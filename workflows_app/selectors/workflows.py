@@ -69,6 +69,17 @@ def step_run_summary(run: StepRun) -> dict:
     }
 
 
+def _open_approval(execution: Execution) -> dict | None:
+    """The approval this execution waits at (or last waited at): what, until when, who decided."""
+    request = execution.approvals.order_by("-requested_at").first()
+    if request is None:
+        return None
+    return {"approval_id": str(request.id), "step": request.step_name, "status": request.status,
+            "summary": request.summary, "subject": request.subject, "expires_at": iso(request.expires_at),
+            "decided_by": request.decided_by_label or None, "decided_at": iso(request.decided_at),
+            "comment": request.comment or None}
+
+
 def execution_detail(execution: Execution, *, include_steps: bool = True) -> dict:
     steps = execution.version.definition["steps"]
     runs = list(execution.step_runs.order_by("started_at", "id"))
@@ -93,6 +104,8 @@ def execution_detail(execution: Execution, *, include_steps: bool = True) -> dic
         "finished_at": iso(execution.finished_at),
         "duration": execution.duration,
         "error": execution.error,
+        "wake_at": iso(execution.wake_at),  # while waiting: when the timer resumes it
+        "approval": _open_approval(execution),
         "parent_execution_id": str(execution.parent_id) if execution.parent_id else None,
         "child_execution_ids": [str(c) for c in execution.children.values_list("id", flat=True)],
     }
