@@ -131,8 +131,8 @@ def latch_for(limits: dict, confirmed: list, current: str) -> tuple[str, list]:
     new, latched = current, []
     for name, value in confirmed:
         action = limits[name].action
-        if action in STATE_RANK and STATE_RANK[action] > STATE_RANK[new]:
-            new = action
-        if action in STATE_RANK:
-            latched.append((name, action, f"{name} at {value:.4g} above {limits[name].value:g}"))
+        if action not in STATE_RANK or STATE_RANK[action] <= STATE_RANK[current]:
+            continue  # already there (or further): a breach is recorded when it moves the state
+        new = action if STATE_RANK[action] > STATE_RANK[new] else new
+        latched.append((name, action, f"{name} at {value:.4g} above {limits[name].value:g}"))
     return new, latched

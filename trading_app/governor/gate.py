@@ -48,8 +48,8 @@ def observe(state: RiskState, account, reading: evaluate.Reading, execution_id: 
     for name, action, reason in latched:
         records.breach(account, state, name, action, reason, execution_id)
     if new != state.state:
-        state.state, state.since = new, timezone.now()
-        state.breached_limit, state.reason = latched[-1][0], latched[-1][2][:300]
+        name, _, reason = next(item for item in latched if item[1] == new)
+        state.state, state.since, state.breached_limit, state.reason = new, timezone.now(), name, reason[:300]
     for name, value, top in evaluate.warnings_for(lim, used, float(conf.get("NEXUS_RISK_WARN_AT"))):
         if (state.warned or {}).get(name) != today.isoformat():
             state.warned = {**(state.warned or {}), name: today.isoformat()}

@@ -41,8 +41,12 @@ def paper_reading(market_data, cash: float, held: dict[str, float], symbol: str)
         px = price_of(market_data, sym, problems)
         if px is not None:
             values[sym] = qty * px
-    price = price_of(market_data, symbol, problems) if symbol not in held else \
-        (values[symbol] / held[symbol] if symbol in values else None)
+    if symbol is None:  # a reading without an order (the sweep)
+        price = None
+    elif symbol in held:
+        price = values[symbol] / held[symbol] if symbol in values else None
+    else:
+        price = price_of(market_data, symbol, problems)
     equity = None if problems else cash + sum(values.values())
     return Reading(equity=equity, values=values, qty=dict(held), price=price, problems=problems)
 
@@ -62,6 +66,6 @@ def broker_reading(account: dict, positions: list[dict], symbol: str, fallback_p
         values[p["symbol"]], qty[p["symbol"]] = value, float(p.get("qty") or 0.0)
         if p["symbol"] == symbol:
             price = _number(p.get("last_price"))
-    if price is None or price <= 0:
+    if symbol is not None and (price is None or price <= 0):
         price = fallback_price(problems)
     return Reading(equity=None if problems else equity, values=values, qty=qty, price=price, problems=problems)
