@@ -3,8 +3,7 @@ from django.contrib import admin
 from django.contrib.admin.helpers import ActionForm
 
 from trading_app import models, operations
-from workflows_app.admin import ReadOnlyAdmin, report
-from workflows_app.admin.common import report  # trading records are written by the engine only
+from workflows_app.admin import ReadOnlyAdmin, report  # trading records are written by the engine only
 
 
 class FillInline(admin.TabularInline):

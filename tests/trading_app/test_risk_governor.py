@@ -134,7 +134,7 @@ def test_warning_at_80_percent_once_per_day():
 def test_order_notional_and_rate_limits(settings):
     settings.NEXUS_RISK_MAX_ORDERS_PER_MINUTE = 2
     settings.NEXUS_RISK_ACTIONS = "order_rate=halted"
-    broker = paper()
+    paper()
     acct = accounts.house_account()
     service.set_limit(acct, "max_order_notional", 1000)
     with pytest.raises(RiskRejected, match="order_notional"):
@@ -226,10 +226,65 @@ def test_faces_show_the_state(staff, alice):
     assert row["state"] == "active" and set(row["limits"]) >= {"daily_loss", "drawdown", "order_rate"}
     assert row["limits"]["gross_exposure"]["headroom"] == 1.0
     mine = client_for(alice).get("/api/v1/trading/risk/").json()
-    assert [a["account"] for a in mine["accounts"]] == ["user-%d" % alice.pk]
+    assert [a["account"] for a in mine["accounts"]] == [f"user-{alice.pk}"]
     denied = client_for(alice).post("/api/v1/trading/risk/reset/", {"account": "default", "reason": "x"},
                                     format="json")
     assert denied.status_code in (403, 404)
     health = client_for(staff).get("/health/").json()
     trading = health.get("trading") or health.get("checks", {}).get("trading") or {}
     assert trading["risk_governor"]["default"]["state"] == "active", health
+
+
+# --- the Alpaca adapter, against recorded responses ----------------------------------------------
+PAPER_API = "https://paper-api.alpaca.markets/v2"
+ALPACA_ORDER = {"id": "61e69015-8549-4bfd-b9c3-01e75843f47d", "client_order_id": "nexus-gov-1", "symbol": "AAPL",
+                "side": "buy", "order_type": "market", "type": "market", "order_class": "simple", "qty": "5",
+                "filled_qty": "5", "filled_avg_price": "200.10", "status": "filled", "time_in_force": "day",
+                "created_at": "2025-09-17T17:00:01Z", "filled_at": "2025-09-17T17:00:02Z", "legs": []}
+
+
+def alpaca_account_reply(equity: str) -> dict:
+    return {"account_number": "PA1", "cash": "98000", "equity": equity, "buying_power": "200000", "status": "ACTIVE"}
+
+
+@pytest.fixture
+def alpaca(settings, requests_mock):
+    from trading_app.providers.alpaca_broker import AlpacaBroker
+
+    settings.APCA_API_KEY_ID, settings.APCA_API_SECRET_KEY = "PKTEST", "secret"
+    requests_mock.get(f"{PAPER_API}/account", json=alpaca_account_reply("100000"))
+    requests_mock.get(f"{PAPER_API}/positions", json=[{"symbol": "AAPL", "qty": "10", "avg_entry_price": "180",
+                                                       "current_price": "200", "market_value": "2000",
+                                                       "unrealized_pl": "200", "side": "long"}])
+    requests_mock.get(f"{PAPER_API}/orders:by_client_order_id", status_code=404, json={"message": "not found"})
+    broker = AlpacaBroker.from_settings()
+    broker.sleep = lambda s: None
+    return broker
+
+
+def alpaca_buy(broker, cid: str) -> dict:
+    return broker.submit_order(OrderRequest(symbol="AAPL", side="buy", qty=5, client_order_id=cid))
+
+
+def test_the_governor_judges_alpaca_orders_on_the_accounts_own_figures(alpaca, requests_mock):
+    post = requests_mock.post(f"{PAPER_API}/orders", json=ALPACA_ORDER)
+    assert alpaca_buy(alpaca, "nexus-gov-1")["status"] == "filled" and post.call_count == 1
+    event = RiskEvent.objects.get(client_order_id="nexus-gov-1")
+    assert (event.account.name, event.decision) == ("alpaca", "allowed")
+    requests_mock.get(f"{PAPER_API}/account", json=alpaca_account_reply("97000"))  # 3 % down on the day
+    with pytest.raises(RiskRejected, match="one reading"):
+        alpaca_buy(alpaca, "nexus-gov-2")
+    with pytest.raises(RiskRejected, match="halted"):
+        alpaca_buy(alpaca, "nexus-gov-3")
+    assert RiskState.objects.get(account__name="alpaca").state == "halted"
+    assert post.call_count == 1  # nothing was sent after the first order
+
+
+def test_an_absurd_alpaca_equity_reading_refuses_without_halting(alpaca, requests_mock):
+    post = requests_mock.post(f"{PAPER_API}/orders", json=ALPACA_ORDER)
+    requests_mock.get(f"{PAPER_API}/account", json=alpaca_account_reply("0"))
+    with pytest.raises(RiskRejected, match="cannot judge the order: equity reading 0.0"):
+        alpaca_buy(alpaca, "nexus-gov-1")
+    assert RiskState.objects.get(account__name="alpaca").state == "active" and post.call_count == 0
+    requests_mock.get(f"{PAPER_API}/account", json=alpaca_account_reply("100000"))
+    assert alpaca_buy(alpaca, "nexus-gov-1")["status"] == "filled"

@@ -5,6 +5,8 @@ A reading is *valid* when its equity and every price in it are finite and positi
 changes nothing (no streak grows or resets) and the order it was taken for is refused with the
 reason - it never passes unjudged. A breach latches only after ``NEXUS_RISK_CONFIRM_READINGS``
 consecutive valid breaching readings; until then orders that add exposure are refused, naming it.
+Halted refuses every order but a protective stop that can only reduce a position (leaving a losing
+position unprotected would be the riskier choice); reduce-only lets every reducing order through.
 """
 from __future__ import annotations
 
@@ -93,10 +95,12 @@ def _refuse(qty, reason, limit="", **kw) -> Decision:
 def order_checks(state_name: str, limits: dict, reading: Reading, req, recent_orders: int,
                  unconfirmed: list) -> Decision:
     """The decision on one order once the reading is judged (state already latched if it must)."""
-    if state_name == "halted":
-        return _refuse(req.qty, "account halted by the risk governor until an operator resets it", "state")
     held = reading.qty.get(req.symbol, 0.0)
     is_reducing, qty = reducing(held, req.side, float(req.qty))
+    if state_name == "halted":
+        if req.type == "stop" and is_reducing and qty == float(req.qty):
+            return Decision("allowed", qty, "protective stop: it can only reduce a position")
+        return _refuse(req.qty, "account halted by the risk governor until an operator resets it", "state")
     rate = limits["order_rate"]
     if recent_orders + 1 > rate.value:
         return _refuse(req.qty, f"order_rate: {recent_orders + 1} orders in 60 s, above {rate.value:g}", "order_rate")

@@ -64,10 +64,10 @@ def _recent(state: RiskState, now: float) -> list[float]:
 
 def decide(state: RiskState, account, reading: evaluate.Reading, req: OrderRequest) -> evaluate.Decision:
     lim, used, blocking = observe(state, account, reading, req.execution_id)
-    if used is None and state.state != "halted":
+    if used is None:
         problems = "; ".join(reading.problems) or f"equity reading {reading.equity!r} is not a positive number"
         return evaluate.Decision("refused", req.qty, f"cannot judge the order: {problems}", "data")
-    if not evaluate.sane(reading.price) and state.state != "halted":
+    if not evaluate.sane(reading.price):
         return evaluate.Decision("refused", req.qty, f"cannot judge the order: no valid price for {req.symbol} "
                                                      f"({reading.price!r})", "data")
     now = time.time()
