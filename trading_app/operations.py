@@ -198,7 +198,7 @@ class RiskLimitArgs(Args):
 def risk_status(args: RiskStatusArgs, user) -> dict:
     """Each visible account's governor state and, per limit, its value, limit and headroom."""
     accts = [accounts.account_for_user(user, args.account)] if args.account else \
-        list(accounts.visible_accounts(user).order_by("name"))
+        list(accounts.visible_accounts(user).order_by("name")[:200])  # bounded reply
     if args.refresh:
         for acct in accts:
             _call(service.observe_account, acct, _broker(acct))

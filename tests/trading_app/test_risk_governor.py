@@ -131,6 +131,23 @@ def test_warning_at_80_percent_once_per_day():
     assert state().state == "active"
 
 
+def test_an_exposure_breach_refuses_what_adds_to_it_or_latches_when_configured(settings):
+    seed_msft(paper())
+    simulated.inject_jump("MSFT", 0.6)  # 8 % of equity becomes ~12.8 %: above the 10 % per-symbol limit
+    for _ in range(2):
+        service.observe_account(accounts.house_account(), paper())
+    assert state().state == "active"  # default: the breach refuses what adds to it, no latch
+    with pytest.raises(RiskRejected, match=r"symbol_exposure \(max_position_pct\)"):
+        buy(paper(), "MSFT", 1, "more-msft")
+    assert buy(paper(), "AAPL", 1, "aapl")["status"] == "filled"
+    settings.NEXUS_RISK_ACTIONS = "symbol_exposure=reduce_only"
+    service.observe_account(accounts.house_account(), paper())
+    assert state().state == "reduce_only" and state().breached_limit == "symbol_exposure"
+    with pytest.raises(RiskRejected, match="reduce-only"):
+        buy(paper(), "AAPL", 1, "aapl-2")
+    assert buy(paper(), "MSFT", 1, "trim", side="sell")["status"] == "filled"
+
+
 def test_order_notional_and_rate_limits(settings):
     settings.NEXUS_RISK_MAX_ORDERS_PER_MINUTE = 2
     settings.NEXUS_RISK_ACTIONS = "order_rate=halted"

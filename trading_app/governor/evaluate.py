@@ -79,13 +79,18 @@ def reducing(held: float, side: str, qty: float) -> tuple[bool, float]:
     return False, qty
 
 
-def projected(reading: Reading, symbol: str, side: str, qty: float) -> dict[str, float]:
-    """Exposure usage after the order fills at the reading's price."""
+def exposures(values: dict[str, float], symbol: str, equity: float) -> dict[str, float]:
+    return {"gross_exposure": sum(abs(v) for v in values.values()) / equity,
+            "net_exposure": abs(sum(values.values())) / equity,
+            "symbol_exposure": abs(values.get(symbol, 0.0)) / equity}
+
+
+def projected(reading: Reading, symbol: str, side: str, qty: float) -> list[tuple[str, float, float]]:
+    """(measure, before, after) of each exposure when the order fills at the reading's price."""
     delta = (qty if side == "buy" else -qty) * reading.price
-    values = {**reading.values, symbol: reading.values.get(symbol, 0.0) + delta}
-    eq = reading.equity
-    return {"gross_exposure": sum(abs(v) for v in values.values()) / eq,
-            "net_exposure": abs(sum(values.values())) / eq, "symbol_exposure": abs(values[symbol]) / eq}
+    after = {**reading.values, symbol: reading.values.get(symbol, 0.0) + delta}
+    before = exposures(reading.values, symbol, reading.equity)
+    return [(k, before[k], v) for k, v in exposures(after, symbol, reading.equity).items()]
 
 
 def _refuse(qty, reason, limit="", **kw) -> Decision:
@@ -118,8 +123,8 @@ def order_checks(state_name: str, limits: dict, reading: Reading, req, recent_or
     if notional > limits["order_notional"].value + 1e-9:
         return _refuse(req.qty, f"order_notional: {notional:.2f} above {limits['order_notional'].value:g}",
                        "order_notional")
-    for name, value in projected(reading, req.symbol, req.side, float(req.qty)).items():
-        if value > limits[name].value + 1e-9:
+    for name, before, value in projected(reading, req.symbol, req.side, float(req.qty)):
+        if value > limits[name].value + 1e-9 and value > before + 1e-12:  # what shrinks a measure passes
             return _refuse(req.qty, f"{name} ({CAP_FIELD[name]}): the order would make it {value:.4g}, above "
                                     f"{limits[name].value:g}", name)
     return Decision("allowed", qty)

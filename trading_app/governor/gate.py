@@ -20,6 +20,8 @@ from trading_app.governor import evaluate, limits, records
 from trading_app.governor.models import RiskState
 from trading_app.killswitch import ensure_trading_allowed
 
+LOSS_LIMITS = ("daily_loss", "drawdown")
+
 
 def lock_state(account) -> RiskState:
     """The account's risk row, created on first use and locked until the transaction ends."""
@@ -54,7 +56,10 @@ def observe(state: RiskState, account, reading: evaluate.Reading, execution_id: 
         if (state.warned or {}).get(name) != today.isoformat():
             state.warned = {**(state.warned or {}), name: today.isoformat()}
             records.announce_warning(account, state, name, value, top, execution_id)
-    blocking = unconfirmed + [(n, v) for n, v in confirmed if lim[n].action == "refuse"]
+    # an exposure limit whose breach only refuses is judged per order (the projection); the others
+    # block what adds exposure while a breach waits for confirmation, and a loss past its "refuse" limit
+    blocking = [(n, v) for n, v in unconfirmed if lim[n].action != "refuse"] + \
+        [(n, v) for n, v in unconfirmed + confirmed if n in LOSS_LIMITS and lim[n].action == "refuse"]
     return lim, used, blocking
 
 

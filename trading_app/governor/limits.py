@@ -12,7 +12,8 @@ what a breach of each moves the account to.
 | order_rate | orders in the last 60 s | NEXUS_RISK_MAX_ORDERS_PER_MINUTE | RiskState.max_orders_per_minute |
 
 ``NEXUS_RISK_ACTIONS`` says what a confirmed breach does, per limit: ``halted``, ``reduce_only`` or
-``refuse`` (that order only; the state stays).
+``refuse`` (the state stays; orders that would add to the breached measure are refused). Defaults:
+the loss limits halt, the others refuse.
 """
 from __future__ import annotations
 
@@ -34,8 +35,10 @@ OVERRIDE = {"daily_loss": ("state", "max_daily_loss"), "drawdown": ("state", "ma
             "order_rate": ("state", "max_orders_per_minute")}
 FIELD_LIMIT = {field: name for name, (_, field) in OVERRIDE.items()}
 ACTIONS = ("halted", "reduce_only", "refuse")
-DEFAULT_ACTIONS = {"daily_loss": "halted", "drawdown": "halted", "gross_exposure": "reduce_only",
-                   "net_exposure": "reduce_only", "symbol_exposure": "reduce_only", "order_notional": "refuse",
+# exposures move with prices (a ceiling may also be lowered under a held position): by default their
+# breach refuses the orders that would add to it (a hedge that lowers net exposure still passes)
+DEFAULT_ACTIONS = {"daily_loss": "halted", "drawdown": "halted", "gross_exposure": "refuse",
+                   "net_exposure": "refuse", "symbol_exposure": "refuse", "order_notional": "refuse",
                    "order_rate": "refuse"}
 
 
