@@ -305,3 +305,16 @@ def test_an_absurd_alpaca_equity_reading_refuses_without_halting(alpaca, request
     assert RiskState.objects.get(account__name="alpaca").state == "active" and post.call_count == 0
     requests_mock.get(f"{PAPER_API}/account", json=alpaca_account_reply("100000"))
     assert alpaca_buy(alpaca, "nexus-gov-1")["status"] == "filled"
+
+
+def test_the_admin_shows_the_state_and_resets_with_a_reason(admin_client):
+    row = service.state_of(accounts.house_account())
+    RiskState.objects.filter(pk=row.pk).update(state="halted", reason="drill", breached_limit="daily_loss")
+    page = admin_client.get("/admin/trading_app/riskstate/")
+    assert page.status_code == 200 and b"halted" in page.content
+    url = "/admin/trading_app/riskstate/"
+    admin_client.post(url, {"action": "reset", "_selected_action": [row.pk], "reason": ""})
+    assert state().state == "halted"  # no reason: refused, reported
+    admin_client.post(url, {"action": "reset", "_selected_action": [row.pk], "reason": "drill over"})
+    assert state().state == "active" and state().reset_by == "admin"
+    assert AuditEvent.objects.get(event="risk_reset").data["reason"] == "drill over"

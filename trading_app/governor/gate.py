@@ -24,8 +24,13 @@ LOSS_LIMITS = ("daily_loss", "drawdown")
 
 
 def lock_state(account) -> RiskState:
-    """The account's risk row, created on first use and locked until the transaction ends."""
+    """The account's risk row, created on first use and locked until the transaction ends. The
+    account row is locked first: the order every path takes (a hedge holds it, then orders; the
+    paper broker locks it again inside), so two orders never wait on each other's lock (deadlock)."""
+    from trading_app.models import BrokerAccount
+
     RiskState.objects.get_or_create(account=account)
+    BrokerAccount.objects.select_for_update().filter(pk=account.pk).first()
     return RiskState.objects.select_for_update().get(account=account)
 
 
