@@ -1,7 +1,9 @@
+from django import forms
 from django.contrib import admin
+from django.contrib.admin.helpers import ActionForm
 
-from trading_app import models
-from workflows_app.admin import ReadOnlyAdmin  # trading records are written by the engine only
+from trading_app import models, operations
+from workflows_app.admin import ReadOnlyAdmin, report  # trading records are written by the engine only
 
 
 class FillInline(admin.TabularInline):
@@ -93,3 +95,49 @@ class KillSwitchAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         obj.updated_by = getattr(request.user, "username", "") or ""
         super().save_model(request, obj, form, change)
+
+
+class RiskResetForm(ActionForm):
+    reason = forms.CharField(required=False, max_length=300, help_text="why (required to reset; audited)")
+
+
+@admin.register(models.RiskState)
+class RiskStateAdmin(admin.ModelAdmin):
+    """Each account's risk governor: its state and why, the baselines, and its own limits (superusers;
+    validated to only tighten the ceilings). Reset (with a reason) goes through the ``risk_reset``
+    operation, audited with who and why."""
+
+    list_display = ["account", "state", "breached_limit", "reason", "since", "day_open_equity", "peak_equity",
+                    "reset_by", "reset_at"]
+    list_filter = ["state"]
+    fields = ["account", "state", "breached_limit", "reason", "since", "day", "day_open_equity", "peak_equity",
+              "last_reading", "streaks", "max_daily_loss", "max_drawdown", "max_net_exposure", "max_order_notional",
+              "max_orders_per_minute", "reset_by", "reset_reason", "reset_at"]
+    readonly_fields = ["account", "state", "breached_limit", "reason", "since", "day", "day_open_equity",
+                       "peak_equity", "last_reading", "streaks", "reset_by", "reset_reason", "reset_at"]
+    action_form = RiskResetForm
+    actions = ["reset"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    @admin.action(description="Reset to active (type the reason above)")
+    def reset(self, request, queryset):
+        reason = request.POST.get("reason", "")
+        for obj in queryset.select_related("account"):
+            if report(self, request, f"reset {obj.account.name}", lambda o=obj: operations.risk_reset(
+                    account=o.account.name, reason=reason, user=request.user)):
+                self.message_user(request, f"Reset {obj.account.name} to active.")
+
+
+@admin.register(models.RiskEvent)
+class RiskEventAdmin(ReadOnlyAdmin):
+    list_display = ["at", "account", "kind", "decision", "limit", "state", "reason", "execution_id", "step"]
+    list_filter = ["kind", "decision", "limit", "account"]
+    search_fields = ["execution_id", "client_order_id", "reason"]

@@ -16,6 +16,8 @@ from workflows_app.api.serializers import from_operation
 
 ACCOUNT_QUERY = from_operation(operations.trading_account, name="TradingAccountQuery")
 ORDERS_QUERY = from_operation(operations.trading_orders, name="TradingOrdersQuery")
+RISK_QUERY = from_operation(operations.risk_status, name="RiskStatusQuery")
+RISK_RESET_REQUEST = from_operation(operations.risk_reset, name="RiskResetRequest")
 KILL_SWITCH_REQUEST = from_operation(operations.kill_switch_set, name="KillSwitchRequest")
 
 
@@ -67,3 +69,21 @@ class KillSwitchView(TradingView):
                                                    account=data.get("account"), user=request.user))
 
     put = post
+
+
+class RiskView(TradingView):
+    @extend_schema(responses=OpenApiTypes.OBJECT, summary="Risk governor: state and headroom per limit, per account",
+                   parameters=[RISK_QUERY])
+    def get(self, request):
+        q = request.query_params
+        return Response(operations.risk_status(account=q.get("account"), refresh=q.get("refresh", "false") == "true",
+                                               user=request.user))
+
+
+class RiskResetView(TradingView):
+    @extend_schema(request=RISK_RESET_REQUEST, responses=OpenApiTypes.OBJECT,
+                   summary='Reset an account\'s risk governor: {"account": "...", "reason": "..."} (staff only)')
+    def post(self, request):
+        data = request.data if isinstance(request.data, dict) else {}
+        return Response(operations.risk_reset(**{k: data[k] for k in ("account", "reason", "rebaseline") if k in data},
+                                              user=request.user))

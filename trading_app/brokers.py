@@ -54,6 +54,56 @@ class OrderRequest:
             raise BrokerRejected("client_order_id is required (at most 128 characters)")
 
 
+class Broker:
+    """What every broker is: ``submit_order`` is this class's and no broker may override it, so every
+    order of every step type passes the risk governor (``trading_app.governor.gate.submit``).
+
+    A broker implements ``_place`` (send the judged order), ``risk_reading`` (equity, positions and
+    the symbol's price for the governor), ``governed_account`` (the account row it trades for), and
+    may refine ``normalise`` (the symbol), ``existing_order`` (a retry finds its order before any
+    judgement) and ``resolve_refused`` (a refused retry that did go through resolves to it)."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "submit_order" in vars(cls):
+            raise TypeError(f"{cls.__name__} overrides submit_order: orders must pass the risk governor "
+                            f"(implement _place instead)")
+
+    def submit_order(self, req: OrderRequest) -> dict:
+        from trading_app.governor import gate
+
+        self.normalise(req)
+        existing = self.existing_order(req.client_order_id)
+        if existing is not None:
+            return existing
+        req.validate()
+        try:
+            return gate.submit(self, req)
+        except RiskRejected:
+            found = self.resolve_refused(req)
+            if found is not None:
+                return found
+            raise
+
+    def normalise(self, req: OrderRequest) -> None:
+        return None
+
+    def existing_order(self, client_order_id: str) -> dict | None:
+        return None
+
+    def resolve_refused(self, req: OrderRequest) -> dict | None:
+        return None
+
+    def governed_account(self):
+        raise NotImplementedError
+
+    def risk_reading(self, symbol: str):
+        raise NotImplementedError
+
+    def _place(self, req: OrderRequest) -> dict:
+        raise NotImplementedError
+
+
 def client_order_id_for(idempotency_key: str, suffix: str = "") -> str:
     """A client_order_id derived from the step's idempotency key: stable across retries/redeliveries.
 

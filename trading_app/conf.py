@@ -23,6 +23,16 @@ App modules never read the environment: ``nexus_project/settings`` does, and han
 | NEXUS_MAX_POSITION_PCT | 0.10 | per-symbol exposure cap, fraction of equity |
 | NEXUS_MAX_GROSS_EXPOSURE | 1.0 | gross exposure cap, multiple of equity |
 | NEXUS_MAX_RISK_LIMIT | 0.05 | largest `risk_limit` (loss entry->stop, fraction of equity) a step may ask for |
+| NEXUS_RISK_MAX_DAILY_LOSS | 0.05 | governor: loss since the day's opening equity, fraction of it |
+| NEXUS_RISK_MAX_DRAWDOWN | 0.15 | governor: fall from the equity peak, fraction of the peak |
+| NEXUS_RISK_MAX_NET_EXPOSURE | 1.0 | governor: abs(net position value), multiple of equity |
+| NEXUS_RISK_MAX_ORDER_NOTIONAL | 50000 | governor: qty x price of one order (currency) |
+| NEXUS_RISK_MAX_ORDERS_PER_MINUTE | 30 | governor: orders per account in any 60 s |
+| NEXUS_RISK_CONFIRM_READINGS | 2 | governor: consecutive valid breaching readings before a limit latches |
+| NEXUS_RISK_WARN_AT | 0.8 | governor: warning event at this fraction of any limit |
+| NEXUS_RISK_ACTIONS | "" | governor: what a breach does per limit, e.g. `order_rate=halted,drawdown=reduce_only` |
+| NEXUS_RISK_TIMEZONE | America/New_York | governor: the exchange's time zone (XNYS) for the trading day |
+| NEXUS_RISK_SWEEP_SECONDS | 60 | beat: the governor takes a reading of every account this often |
 | NEXUS_CACHE_TTL_BARS / _INTRADAY / _QUOTE / _NEWS / _CLOCK | 3600 / 60 / 5 / 300 / 30 | provider cache TTLs (s) |
 | NEXUS_PROVIDER_RETRY_ATTEMPTS | 1 | in-adapter retries of a 429/503 before raising a transient error |
 | NEXUS_PROVIDER_RETRY_MAX_WAIT | 2.0 | longest in-adapter wait (s); longer Retry-After goes to the engine |
@@ -66,6 +76,16 @@ DEFAULTS: dict[str, Any] = {
     "NEXUS_MAX_POSITION_PCT": 0.10,
     "NEXUS_MAX_GROSS_EXPOSURE": 1.0,
     "NEXUS_MAX_RISK_LIMIT": 0.05,
+    "NEXUS_RISK_MAX_DAILY_LOSS": 0.05,
+    "NEXUS_RISK_MAX_DRAWDOWN": 0.15,
+    "NEXUS_RISK_MAX_NET_EXPOSURE": 1.0,
+    "NEXUS_RISK_MAX_ORDER_NOTIONAL": 50_000.0,
+    "NEXUS_RISK_MAX_ORDERS_PER_MINUTE": 30.0,
+    "NEXUS_RISK_CONFIRM_READINGS": 2,
+    "NEXUS_RISK_WARN_AT": 0.8,
+    "NEXUS_RISK_ACTIONS": "",
+    "NEXUS_RISK_TIMEZONE": "America/New_York",
+    "NEXUS_RISK_SWEEP_SECONDS": 60.0,
     "NEXUS_CACHE_TTL_BARS": 3600,
     "NEXUS_CACHE_TTL_INTRADAY": 60,
     "NEXUS_CACHE_TTL_QUOTE": 5,

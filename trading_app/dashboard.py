@@ -3,6 +3,7 @@ who may see every account: one row per paper account, plus the house account's f
 from __future__ import annotations
 
 from trading_app import accounts
+from trading_app.governor import service
 from trading_app.models import AccountSnapshot, BrokerAccount
 from trading_app.paper import PaperBroker
 
@@ -22,14 +23,15 @@ def pnl_panel(since) -> dict:
                       "commissions": round(account["total_commission"], 2)}
         rows.append([acct.name, acct.kind, ", ".join(sorted(u.username for u in acct.owners.all())) or "-",
                      round(account["equity"], 2), round(account["cash"], 2), round(account["realized_pnl"], 2),
-                     round(unrealized, 2), len(positions), "halted" if acct.halted else "active"])
+                     round(unrealized, 2), len(positions), "halted" if acct.halted else "active",
+                     service.brief(acct)["state"]])
     snapshots = AccountSnapshot.objects.filter(account=house, taken_at__gte=since).order_by(
         "taken_at").values_list("taken_at", "equity")
     return {
         "title": "P&L per account (paper)",
         "metrics": totals,
         "columns": ["account", "kind", "owners", "equity", "cash", "realized_pnl", "unrealized_pnl", "positions",
-                    "state"],
+                    "state", "risk_governor"],
         "rows": rows,
         "series": [{"t": t.isoformat(), "value": float(v)} for t, v in snapshots[:500]],
     }

@@ -116,9 +116,13 @@ EXAMPLES: list[dict] = [
         "name": "risk-management-workflow",
         "description": "Exercise 2: exposure monitoring, automatic hedging, position sizing, stop-loss management",
         "steps": [
+            # risk_check reads the account's risk governor too: governor_state, governor_headroom
             {"name": "monitor_exposure", "type": "risk_check"},
-            {"name": "auto_hedge", "type": "hedge", "condition": "breaches"},
-            {"name": "resize_positions", "type": "position_sizing", "params": {"risk_limit": 0.01}},
+            # a hedge adds exposure: only while the governor lets new exposure in (stop management
+            # runs whatever the state: the governor lets protective stops through even when halted)
+            {"name": "auto_hedge", "type": "hedge", "condition": "breaches and governor_state == 'active'"},
+            {"name": "resize_positions", "type": "position_sizing", "params": {"risk_limit": 0.01},
+             "condition": "governor_state != 'halted'"},
             {"name": "manage_stops", "type": "stop_loss_management", "params": {"mode": "trail"}},
         ],
         "triggers": [

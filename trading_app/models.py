@@ -337,3 +337,6 @@ class KillSwitch(models.Model):
     def load(cls) -> KillSwitch:
         obj, _ = cls.objects.get_or_create(pk=1)
         return obj
+
+
+from trading_app.governor.models import RiskEvent, RiskState  # noqa: E402,F401 - the governor's records

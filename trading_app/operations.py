@@ -11,9 +11,10 @@ from __future__ import annotations
 from pydantic import Field, StrictBool, field_validator
 
 from trading_app import accounts, killswitch, risk
+from trading_app.governor import limits, service
 from trading_app.models import Order
 from workflows_app.errors import OperationError, StepError
-from workflows_app.operations.catalogue import catalogue
+from workflows_app.operations.catalogue import Permission, catalogue
 from workflows_app.operations.fields import Args, NoArgs, refuse
 
 _ACCOUNT = Field(None, max_length=64, description="An account you may see (default: your own).")
@@ -167,3 +168,62 @@ def trading_kill_switch(args: KillSwitchArgs, user) -> dict:
             raise OperationError("INVALID_INPUT_DATA", "reason is given only with active", {"field": "active"})
         return kill_switch_status(account=args.account, user=user)
     return kill_switch_set(active=args.active, reason=args.reason or "", account=args.account, user=user)
+
+
+# --- risk governor (trading_app.governor) ----------------------------------------------------------
+class RiskStatusArgs(Args):
+    account: str | None = Field(None, max_length=64, description="One account you may see (default: every "
+                                                                 "account you may see).")
+    refresh: StrictBool = Field(False, description="Take a fresh reading from the broker first.")
+
+
+class RiskResetArgs(Args):
+    account: str = Field(..., min_length=1, max_length=64, description="The account to reset to active.")
+    reason: str = Field(..., min_length=1, max_length=300, description="Why (audited with who).")
+    rebaseline: StrictBool = Field(False, description="Restart the day's opening equity and the peak from the "
+                                                      "last equity (else a loss still past its limit latches again).")
+
+
+class RiskLimitArgs(Args):
+    account: str = Field(..., min_length=1, max_length=64)
+    field: str = Field(..., max_length=32, description="max_daily_loss, max_drawdown, max_net_exposure, "
+                                                       "max_order_notional, max_orders_per_minute, "
+                                                       "max_gross_exposure, max_position_pct")
+    value: float | None = Field(None, description="The account's own limit (at most the operator's ceiling); "
+                                                  "null clears it.")
+
+
+@catalogue.operation(RiskStatusArgs, description="The risk governor per account: state (active, reduce_only, "
+                                                 "halted) and headroom per limit.")
+def risk_status(args: RiskStatusArgs, user) -> dict:
+    """Each visible account's governor state and, per limit, its value, limit and headroom."""
+    accts = [accounts.account_for_user(user, args.account)] if args.account else \
+        list(accounts.visible_accounts(user).order_by("name")[:200])  # bounded reply
+    if args.refresh:
+        for acct in accts:
+            _call(service.observe_account, acct, _broker(acct))
+    rows = [service.status(a) for a in accts]
+    return {"success": True, "accounts": rows, "count": len(rows)}
+
+
+@catalogue.operation(RiskResetArgs, permission=Permission.STAFF, denied="only staff may reset the risk governor",
+                     description="Reset an account's risk governor to active (staff only; a "
+                                                "reason is required and audited).")
+def risk_reset(args: RiskResetArgs, user) -> dict:
+    acct = accounts.account_for_user(user, args.account)
+    by = getattr(user, "username", "") or "cli"
+    try:
+        return {"success": True, **service.reset(acct, by=by, reason=args.reason, rebaseline=args.rebaseline)}
+    except ValueError as exc:
+        raise OperationError("INVALID_INPUT_DATA", str(exc), {"field": "reason"}) from exc
+
+
+@catalogue.operation(RiskLimitArgs, permission=Permission.STAFF, denied="only staff may set risk limits",
+                     description="Set an account's own risk limit (staff only): it may only "
+                                                "tighten the operator's ceiling.")
+def risk_limit_set(args: RiskLimitArgs, user) -> dict:
+    acct = accounts.account_for_user(user, args.account)
+    try:
+        return {"success": True, **service.set_limit(acct, args.field, args.value)}
+    except limits.OverrideTooLoose as exc:
+        raise OperationError("INVALID_INPUT_DATA", str(exc), {"field": args.field}) from exc

@@ -27,14 +27,15 @@ from django.db import transaction
 from django.utils import timezone
 
 from trading_app import conf, paper_ledger, risk
-from trading_app.brokers import BrokerRejected, OrderRequest, RiskRejected
+from trading_app.brokers import Broker, BrokerRejected, OrderRequest, RiskRejected
+from trading_app.governor import readings
 from trading_app.killswitch import ensure_trading_allowed
 from trading_app.models import AccountSnapshot, Order, PaperAccount, Position
 from trading_app.paper_ledger import Q_PRICE, ZERO, D
 from trading_app.providers import get_market_data
 
 
-class PaperBroker:
+class PaperBroker(Broker):
     name = "paper"
 
     def __init__(self, market_data=None, account_name: str = "default", account: PaperAccount | None = None):
@@ -53,13 +54,25 @@ class PaperBroker:
         """The account this broker trades on (its limits and kill switch apply to every order)."""
         return PaperAccount.objects.get(pk=self._account().pk)
 
-    # --- broker interface ----------------------------------------------------------------------
-    def submit_order(self, req: OrderRequest) -> dict:
-        existing = Order.objects.filter(client_order_id=req.client_order_id).first()
-        if existing is not None:
-            return self._duplicate(existing)
-        req.validate()
-        symbol = self.market_data.validate_symbol(req.symbol)
+    # --- broker interface (submit_order is brokers.Broker's: every order passes the governor) ----------
+    def normalise(self, req: OrderRequest) -> None:
+        req.symbol = self.market_data.validate_symbol(req.symbol)
+
+    def existing_order(self, client_order_id: str) -> dict | None:
+        existing = Order.objects.filter(client_order_id=client_order_id).first()
+        return self._duplicate(existing) if existing is not None else None
+
+    def governed_account(self) -> PaperAccount:
+        return self._account()
+
+    def risk_reading(self, symbol: str):
+        """Cash and positions from the ledger, priced now by the market data (for the governor)."""
+        acct = PaperAccount.objects.get(pk=self._account().pk)
+        held = {p.symbol: float(p.qty) for p in Position.objects.filter(account=acct).exclude(qty=0)}
+        return readings.paper_reading(self.market_data, float(acct.cash), held, symbol)
+
+    def _place(self, req: OrderRequest) -> dict:
+        symbol = req.symbol
         ensure_trading_allowed()
         market = D(self.market_data.latest_price(symbol)).quantize(Q_PRICE, ROUND_HALF_UP)
         rejected: Order | None = None

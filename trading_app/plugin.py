@@ -10,7 +10,8 @@ its error classifier, counters, /health/ part, dashboard panel and beat jobs.
 from __future__ import annotations
 
 from trading_app import adaptive, conf, dashboard, demo, errors, killswitch, pollers, triggers
-from trading_app.models import Order
+from trading_app.governor import service
+from trading_app.models import BrokerAccount, Order
 from trading_app.providers import cache as provider_cache
 from trading_app.steps import actions, analysis, notifications, orders, protection, saga
 from workflows_app.registry import BeatJob, Plugin
@@ -24,8 +25,16 @@ def trades_executed(since=None) -> int:
 
 
 def trading_health() -> dict:
-    """/health/ part: the trading mode (paper / alpaca-paper / live), providers and the kill switch."""
-    return {"ok": True, **killswitch.trading_mode()}
+    """/health/ part: the trading mode (paper / alpaca-paper / live), providers, the kill switch and
+    each account's risk governor state (from the database: no broker call)."""
+    governor = {}
+    try:
+        for acct in BrokerAccount.objects.order_by("name")[:100]:
+            row = service.brief(acct)
+            governor[acct.name] = {"state": row["state"], "reason": row["reason"] or None}
+    except Exception:  # noqa: BLE001 - database not ready (migrate): the database check reports it
+        governor = None
+    return {"ok": True, **killswitch.trading_mode(), "risk_governor": governor}
 
 
 PLUGIN = Plugin(
@@ -51,6 +60,8 @@ PLUGIN = Plugin(
                 every=lambda: conf.get("NEXUS_PAPER_PROCESS_SECONDS")),
         BeatJob("nexus-trading-sync-broker-orders", "nexus.trading.sync_broker_orders",
                 every=lambda: conf.get("NEXUS_BROKER_SYNC_SECONDS")),
+        BeatJob("nexus-trading-risk-sweep", "nexus.trading.risk_sweep",
+                every=lambda: conf.get("NEXUS_RISK_SWEEP_SECONDS")),
         BeatJob("nexus-trading-snapshot-account", "nexus.trading.snapshot_account",
                 every=lambda: conf.get("NEXUS_ACCOUNT_SNAPSHOT_SECONDS")),
     ),

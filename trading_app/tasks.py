@@ -48,3 +48,11 @@ def snapshot_account() -> dict:
     if conf.provider_name("broker") == "alpaca":
         taken[accounts.ALPACA] = accounts.broker_for_account(accounts.alpaca_account()).snapshot(reason="scheduled")
     return {"accounts": taken}
+
+
+@shared_task(name="nexus.trading.risk_sweep", **TASK)
+def risk_sweep() -> dict:
+    """The risk governor takes a reading of every account (a breach is seen between orders too)."""
+    from trading_app.governor import service
+
+    return {"accounts": service.sweep(accounts.broker_for_account)}

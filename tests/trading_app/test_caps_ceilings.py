@@ -12,7 +12,7 @@ import pytest
 from tests.support.api import API, assert_error
 from tests.trading_app.helpers import make_ctx
 from trading_app.brokers import OrderRequest
-from trading_app.models import Order
+from trading_app.models import Order, RiskEvent
 from trading_app.paper import PaperBroker
 from trading_app.providers import get_market_data
 from trading_app.steps.orders import TradeParams, trade_execution
@@ -105,7 +105,7 @@ def test_sizing_applies_the_ceiling_even_to_params_that_skipped_validation():
 @pytest.mark.django_db
 def test_broker_refuses_an_order_above_the_cap_whoever_sized_it():
     """The final check in the order path: a raw order worth ~50 % of equity is refused (recorded
-    as rejected, error class risk_limit_breach); a reducing order always passes."""
+    by the risk governor as a refused decision, error class risk_limit_breach); a reducing order always passes."""
     broker = PaperBroker(market_data=get_market_data(True))
     price = float(broker.market_data.latest_price("MSFT"))
     equity = broker.get_account()["equity"]
@@ -113,7 +113,8 @@ def test_broker_refuses_an_order_above_the_cap_whoever_sized_it():
     with pytest.raises(PermanentStepError) as err:
         broker.submit_order(OrderRequest(symbol="MSFT", side="buy", qty=qty, client_order_id="cap-big"))
     assert err.value.error_class == "risk_limit_breach"
-    assert Order.objects.get(client_order_id="cap-big").status == "rejected"
+    assert not Order.objects.filter(client_order_id="cap-big").exists()  # refused before the broker saw it
+    assert RiskEvent.objects.get(client_order_id="cap-big").decision == "refused"
     small = int(0.06 * equity / price)
     assert broker.submit_order(OrderRequest(symbol="MSFT", side="buy", qty=small,
                                             client_order_id="cap-ok"))["status"] == "filled"

@@ -123,14 +123,16 @@ def test_bracket_stop_loss_and_trailing(broker):
 
 @pytest.mark.django_db
 def test_rejections_are_broker_rejected(broker):
-    with pytest.raises(BrokerRejected) as err:
+    with pytest.raises(BrokerRejected) as err:  # far above every limit: the risk governor refuses it first
         broker.submit_order(req(qty=100_000, cid="big"))
-    assert err.value.error_class == "broker_rejected"
-    assert Order.objects.get(client_order_id="big").status == "rejected"
-    with pytest.raises(BrokerRejected):  # a retry of the same id is still rejected, not re-evaluated
-        broker.submit_order(req(qty=1, cid="big"))
-    with pytest.raises(BrokerRejected, match="short"):
+    assert err.value.error_class == "risk_limit_breach" and "risk governor" in str(err.value)
+    assert not Order.objects.filter(client_order_id="big").exists()
+    with pytest.raises(BrokerRejected, match="short") as err:  # the governor lets it by; the broker refuses
         broker.submit_order(req(side="sell", qty=1, cid="short"))
+    assert err.value.error_class == "broker_rejected"
+    assert Order.objects.get(client_order_id="short").status == "rejected"
+    with pytest.raises(BrokerRejected):  # a retry of the same id is still rejected, not re-evaluated
+        broker.submit_order(req(qty=1, cid="short"))
     with pytest.raises(BrokerRejected):
         broker.submit_order(req(qty=0, cid="zero"))
 

@@ -159,7 +159,7 @@ def test_protected_trader_breaker_closed_open_half_open_closed(celery_worker, se
 
 # --- trading-saga -----------------------------------------------------------------------------------
 def test_trading_saga_success_fills_and_failure_compensates_in_reverse(celery_worker, settings):
-    from trading_app.models import FundsReservation, Order, PaperAccount, PortfolioEntry, Position
+    from trading_app.models import FundsReservation, Order, PaperAccount, PortfolioEntry, Position, RiskEvent
 
     settings.NEXUS_SIM_NOW = "2025-09-17T17:00:00Z"
     steps = [{**s, "params": {"amount": 3000}} if s["name"] == "reserve_funds" else s
@@ -175,7 +175,8 @@ def test_trading_saga_success_fills_and_failure_compensates_in_reverse(celery_wo
     assert [e["step"] for e in _trail(ok["execution_id"]) if e["event"] == "step_completed"] == [
         "reserve_funds", "place_order", "update_portfolio", "send_notification"]
 
-    # failure path: the broker refuses a last order; everything done is undone, newest first
+    # failure path: a last order is refused (by the risk governor, before the broker: far above every
+    # limit); everything done is undone, newest first
     account = PaperAccount.objects.get()
     cash_before, reserved_before = account.cash, account.reserved_cash
     msft_before = Position.objects.get(symbol="MSFT").qty
@@ -185,14 +186,15 @@ def test_trading_saga_success_fills_and_failure_compensates_in_reverse(celery_wo
     bad = operations.workflow_execute(workflow_id=bad_id, input_data={"symbols": ["MSFT"], "test_mode": True},
                                       **{"async": False})
     assert bad["status"] == "compensated", bad
-    assert bad["error"]["step"] == "place_hedge_leg" and bad["error"]["error_class"] == "broker_rejected"
+    assert bad["error"]["step"] == "place_hedge_leg" and bad["error"]["error_class"] == "risk_limit_breach"
     trail = _trail(bad["execution_id"])
     assert _names(trail, "compensation_completed") == ["send_notification", "update_portfolio", "place_order",
                                                        "reserve_funds"]
     comp = {e["step"]: e for e in trail if e["event"] == "compensation_completed"}
     assert comp["place_order"]["compensation"] == "cancel_order"
     assert comp["place_order"]["result"]["action"] == "flattened"
-    assert Order.objects.filter(symbol="SPY", status="rejected").count() == 1
+    assert not Order.objects.filter(symbol="SPY").exists()
+    assert RiskEvent.objects.get(step="place_hedge_leg", execution_id=bad["execution_id"]).decision == "refused"
     assert Position.objects.get(symbol="MSFT").qty == msft_before  # the filled buy was flattened
     assert PortfolioEntry.objects.filter(status="reverted").count() == 1
     account.refresh_from_db()
@@ -201,7 +203,7 @@ def test_trading_saga_success_fills_and_failure_compensates_in_reverse(celery_wo
     assert abs(account.cash - cash_before) < 50
     assert FundsReservation.objects.filter(status="consumed").count() == 2
     letter = DeadLetter.objects.get(execution_id=bad["execution_id"])
-    assert letter.error_class == "broker_rejected" and letter.step_name == "place_hedge_leg"
+    assert letter.error_class == "risk_limit_breach" and letter.step_name == "place_hedge_leg"
 
 
 # --- master-trader ----------------------------------------------------------------------------------

@@ -18,8 +18,9 @@ import pandas as pd
 import requests
 
 from trading_app import conf, risk
-from trading_app.brokers import BrokerRejected, OrderRequest, RiskRejected
+from trading_app.brokers import Broker, BrokerRejected, OrderRequest, RiskRejected
 from trading_app.errors import DUPLICATE_HINT, from_http
+from trading_app.governor import readings
 from trading_app.killswitch import ensure_trading_allowed
 from trading_app.models import AccountSnapshot, Order
 from trading_app.providers import get_market_data
@@ -49,7 +50,7 @@ def _order_dict(o: dict) -> dict:
     }
 
 
-class AlpacaBroker(AlpacaCaller):
+class AlpacaBroker(AlpacaCaller, Broker):
     name = "alpaca"
     account_row = None  # the BrokerAccount row it trades for (trading_app.accounts.broker_for_account)
 
@@ -105,9 +106,31 @@ class AlpacaBroker(AlpacaCaller):
             return StopOrderRequest(stop_price=req.stop_price, **common)
         return MarketOrderRequest(**common)
 
-    def submit_order(self, req: OrderRequest) -> dict:
-        req.validate()
+    # submit_order is brokers.Broker's: every order passes the risk governor, then ``_place``
+    def normalise(self, req: OrderRequest) -> None:
         req.symbol = normalise(req.symbol)
+
+    def governed_account(self):
+        """The row this broker trades for; the configured Alpaca account's row when unbound."""
+        if self.account_row is None:
+            from trading_app.accounts import alpaca_account
+
+            self.account_row = alpaca_account()
+        return self.account_row
+
+    def risk_reading(self, symbol: str):
+        """The Alpaca account's own equity and positions (for the governor)."""
+        def fallback(problems):
+            return readings.price_of(self.market_data, symbol, problems)
+
+        return readings.broker_reading(self.get_account(), self.get_positions(), symbol, fallback)
+
+    def resolve_refused(self, req: OrderRequest) -> dict | None:
+        """A refused retry of an order that did go through (now part of the position) resolves to it."""
+        existing = self._lookup(req.client_order_id)
+        return None if existing is None else self._record(existing, req, duplicate=True)
+
+    def _place(self, req: OrderRequest) -> dict:
         ensure_trading_allowed(self.account_row)
         self._check_caps(req)
         order_data = self._build(req)

@@ -1,4 +1,5 @@
-"""Protection steps: risk_check (exposure against the limits), hedge and stop_loss_management.
+"""Protection steps: risk_check (exposure against the limits, and the risk governor's state and
+headroom: ``governor_state``, ``governor_headroom``), hedge and stop_loss_management.
 
 They work on the positions the execution's account holds (``trading_app.accounts.broker_for``) and
 order only to reduce or protect exposure; every order still passes the kill switch and the caps.
@@ -13,6 +14,7 @@ from pydantic import Field, field_validator
 
 from trading_app import accounts, killswitch, risk
 from trading_app.brokers import OrderRequest, client_order_id_for
+from trading_app.governor import service as governor
 from trading_app.models import BrokerAccount, Order
 from trading_app.steps.common import (
     Params,
@@ -51,12 +53,23 @@ def risk_check(ctx: StepContext) -> dict:
                                   max_gross_exposure=p.max_gross_exposure, max_net_exposure=p.max_net_exposure,
                                   account_limits=getattr(broker, "account_row", None))
     ks = killswitch.kill_switch_state()
+    gov = _governor(broker)
     out = {**report, "status": "breach" if report["breaches"] else "ok", "kill_switch": ks["active"],
            "positions": positions, "cash": account.get("cash"), "broker": broker.name,
-           "risk_level": "high" if report["breaches"] else "normal"}
+           "risk_level": "high" if report["breaches"] or gov["state"] != "active" else "normal",
+           "governor": gov, "governor_state": gov["state"],
+           "governor_headroom": {k: v["headroom"] for k, v in gov["limits"].items() if v["headroom"] is not None}}
     if p.fail_on_breach and report["breaches"]:
         raise PermanentStepError(f"risk limits breached: {report['breaches']}", error_class="risk_limit_breach")
     return out
+
+
+def _governor(broker) -> dict:
+    """The account's risk governor after a fresh reading (the state every order of this account
+    meets): its state and headroom per limit, for the conditions of the steps that follow."""
+    acct = broker.governed_account()
+    governor.observe_account(acct, broker)
+    return governor.status(acct)
 
 
 # --- hedge -------------------------------------------------------------------------------------
