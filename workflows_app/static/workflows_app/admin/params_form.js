@@ -33,6 +33,17 @@
     return Object.fromEntries(Object.entries(value).filter(([key]) => key in schema.properties));
   }
 
+  // Free-form objects (additionalProperties not false, e.g. transform's `set`) get json-editor's
+  // "add a property" button; fixed ones list their params, each included by its tick.
+  function allowFreeKeys(node) {
+    if (Array.isArray(node)) return node.forEach(allowFreeKeys);
+    if (!node || typeof node !== "object") return undefined;
+    if (node.type === "object" && node.additionalProperties !== false) {
+      node.options = {...node.options, disable_properties: false};
+    }
+    return Object.values(node).forEach(allowFreeKeys);
+  }
+
   function element(tag, className, text) {
     const node = document.createElement(tag);
     node.className = className;
@@ -90,9 +101,12 @@
       }
       note.textContent = kind === "step" ? "from the step type's params schema" : "from the trigger type's schema";
       const start = known(schema, parseObject(textarea.value) || {});
+      const drawn = JSON.parse(JSON.stringify(schema));
+      allowFreeKeys(drawn);
+      drawn.title = `${name} ${kind === "step" ? "params" : "settings"}`;
       loadedText = textarea.value;
       editor = new window.JSONEditor(holder, {
-        schema: {...schema, title: `${name} ${kind === "step" ? "params" : "settings"}`}, startval: start, theme: "html", show_opt_in: true, disable_edit_json: true,
+        schema: drawn, startval: start, theme: "html", show_opt_in: true, disable_edit_json: true,
         disable_properties: true, disable_collapse: true, disable_array_reorder: true,
         prompt_before_delete: false, show_errors: "always", form_name_root: textarea.name + "-form",
       });
