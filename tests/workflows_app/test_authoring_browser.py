@@ -1,7 +1,8 @@
 """The schema-driven step form in a real headless Chromium (the dashboard test's selenium setup):
 add a workflow in the admin, pick a step type from the choices, fill its params in the form drawn
 from the type's JSON Schema, see the JSON view follow (and the form follow the JSON), save, and find
-exactly those params in the stored definition. A screenshot of the form goes to the test's tmp dir."""
+exactly those params in the stored definition; then run it with test data from the "Run with input"
+form and follow the confirmation's link. Screenshots of the forms go to the test's tmp dir."""
 from __future__ import annotations
 
 import json
@@ -10,7 +11,8 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from tests.workflows_app.test_dashboard_browser import browser, wait_until  # noqa: F401 - the fixture
-from workflows_app.models import Workflow
+from workflows_app.admin.common import execution_url
+from workflows_app.models import Execution, Workflow
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -92,3 +94,19 @@ def test_build_a_step_with_the_schema_driven_form(browser, live_server, tmp_path
     trigger = Workflow.objects.get(name="form-built").current_version.definition["triggers"][0]
     assert trigger["type"] == "schedule" and trigger["cron"] == "30 9 * * 1-5"
     assert (tmp_path / "schema-driven-step-form.png").stat().st_size > 1000
+
+    # Run it with test data from a form: test mode is ticked already; the confirmation links to the run.
+    workflow = Workflow.objects.get(name="form-built")
+    browser.get(f"{live_server.url}/admin/workflows_app/workflow/{workflow.pk}/change/")
+    browser.find_element(By.ID, "run-with-input").click()
+    box = wait_until(browser, lambda d: d.find_elements(By.ID, "id_test_mode"), message="the run form")[0]
+    assert box.is_selected()
+    browser.find_element(By.ID, "id_input_data").clear()
+    browser.find_element(By.ID, "id_input_data").send_keys('{"symbols": ["AAPL"]}')
+    browser.save_screenshot(str(tmp_path / "run-with-input-form.png"))
+    browser.find_element(By.NAME, "_run").click()
+    link = wait_until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".messagelist a"), message="the confirmation")[0]
+    execution = Execution.objects.get(workflow=workflow)
+    assert execution.test_mode is True and execution.input_data == {"symbols": ["AAPL"], "test_mode": True}
+    assert link.get_attribute("href").endswith(execution_url(execution.pk))
+    browser.save_screenshot(str(tmp_path / "run-with-input-confirmation.png"))

@@ -27,7 +27,8 @@ class RunForm(forms.Form):
         help_text='A JSON object: the execution\'s input, e.g. {"symbols": ["AAPL"]}.')
     test_mode = forms.BooleanField(
         required=False, initial=True, label="Test mode",
-        help_text="On: a test run (paper orders only, nothing real). Sets input_data.test_mode.")
+        help_text="On: a test run. Sets input_data.test_mode, fixed on the execution and honoured by the domain's "
+                  "steps (trading: simulated market data and news, the paper broker).")
 
     def clean_input_data(self):
         if len(self.data.get(self.add_prefix("input_data"), "")) > MAX_INPUT_CHARS:
