@@ -178,3 +178,8 @@ def test_run_with_input_action_opens_the_form_for_one_workflow(client, staff, wo
     response = client.post(url, {"action": "run_with_input", "_selected_action": [workflow.pk]})
     assert response.status_code == 302
     assert response["Location"] == reverse("admin:workflows_app_workflow_run", args=[workflow.pk])
+
+
+def test_run_with_input_of_an_unknown_workflow_is_404(client, staff):
+    response = client.get(reverse("admin:workflows_app_workflow_run", args=["00000000-0000-0000-0000-000000000000"]))
+    assert response.status_code == 404

@@ -9,6 +9,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
+from django.http import Http404
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -66,9 +67,11 @@ def started_message(modeladmin, request, workflow, reply: dict, test_mode: bool)
 def run_view(modeladmin, request, object_id):
     """GET: the form; POST: start the execution, then back to the workflow with a link to it."""
     workflow = modeladmin.get_object(request, object_id)
-    if workflow is None or not modeladmin.has_view_permission(request, workflow):
+    if workflow is None:
+        raise Http404("no such workflow")
+    if not modeladmin.has_view_permission(request, workflow):
         raise PermissionDenied
-    form = RunForm(request.POST or None)
+    form = RunForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
             reply = start(modeladmin, request, workflow, form.input())

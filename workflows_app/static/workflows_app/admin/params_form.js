@@ -108,7 +108,7 @@
       editor = new window.JSONEditor(holder, {
         schema: drawn, startval: start, theme: "html", show_opt_in: true, disable_edit_json: true,
         disable_properties: true, disable_collapse: true, disable_array_reorder: true,
-        prompt_before_delete: false, show_errors: "always", form_name_root: textarea.name + "-form",
+        prompt_before_delete: false, show_errors: "interaction", form_name_root: textarea.name + "-form",
       });
       const own = editor;
       showJson(jsonWanted);
