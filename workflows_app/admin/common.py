@@ -23,6 +23,15 @@ def admin_link(obj, label=None):
     return format_html('<a href="{}">{}</a>', url, label or obj)
 
 
+def execution_url(execution_id) -> str:
+    """Where every admin message naming an execution links to: the one place to repoint it."""
+    return reverse("admin:workflows_app_execution_change", args=[execution_id])
+
+
+def execution_link(execution_id, text: str | None = None) -> str:
+    return format_html('<a href="{}">{}</a>', execution_url(execution_id), text or f"execution {execution_id}")
+
+
 def report(modeladmin, request, label: str, call) -> None:
     """Run one operation call for an action and report its outcome as a message."""
     try:

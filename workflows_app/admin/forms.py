@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from django import forms
 
+from workflows_app.admin.widgets import ParamsWidget
 from workflows_app.models import Step, Trigger
 from workflows_app.registry import registry
 
@@ -20,6 +21,8 @@ class StepForm(forms.ModelForm):
         # A choice over the registered step types, but the field stays a CharField: the engine's
         # validator reports an unknown type on this field like any other definition error.
         self.fields["type"].widget = forms.Select(choices=_step_type_choices(self.instance.type))
+        self.fields["params"].widget = ParamsWidget("step")
+        self.fields["params"].help_text = "Drawn from the step type's params schema; the JSON is what is saved."
 
 
 class TriggerForm(forms.ModelForm):
@@ -30,8 +33,10 @@ class TriggerForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["position"].required = False
-        self.fields["type"].widget = forms.Select(choices=[("", "---")] + [(n, n) for n in _trigger_type_names()])
-        self.fields["params"].help_text = 'The trigger\'s settings, e.g. {"cron": "0 9 * * 1-5", "timezone": "UTC"}.'
+        self.fields["type"].widget = forms.Select(choices=_trigger_type_choices(self.instance.type))
+        self.fields["params"].widget = ParamsWidget("trigger")
+        self.fields["params"].help_text = ('The trigger\'s settings, drawn from its type\'s schema, e.g. '
+                                           '{"cron": "0 9 * * 1-5", "timezone": "UTC"}.')
 
 
 def _step_type_choices(current: str) -> list[tuple[str, str]]:
@@ -42,8 +47,10 @@ def _step_type_choices(current: str) -> list[tuple[str, str]]:
     return [("", "--- (the step's name)"), *kept, *((n, n) for n in names)]
 
 
-def _trigger_type_names() -> list[str]:
-    return sorted(registry.trigger_types)
+def _trigger_type_choices(current: str) -> list[tuple[str, str]]:
+    names = sorted(registry.trigger_types)
+    kept = [(current, f"{current} (not registered)")] if current and current not in names else []
+    return [("", "---"), *kept, *((n, n) for n in names)]
 
 
 class WorkflowForm(forms.ModelForm):

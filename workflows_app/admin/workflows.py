@@ -4,10 +4,12 @@ from __future__ import annotations
 import uuid
 
 from django.contrib import admin, messages
-from django.urls import reverse
+from django.shortcuts import redirect
+from django.urls import path, reverse
 from django.utils.html import format_html
 
 from workflows_app import definitions, operations
+from workflows_app.admin import run
 from workflows_app.admin.common import (
     JSON_WIDGET,
     admin_link,
@@ -18,6 +20,7 @@ from workflows_app.admin.common import (
 )
 from workflows_app.admin.editing import WORKFLOW_FIELDS, validate_inlines
 from workflows_app.admin.forms import StepForm, TriggerForm, WorkflowForm
+from workflows_app.admin.widgets import SCHEMAS_ELEMENT_ID, param_schemas
 from workflows_app.errors import OperationError
 from workflows_app.models import Step, Trigger, Workflow, WorkflowVersion
 
@@ -75,9 +78,24 @@ class WorkflowAdmin(admin.ModelAdmin):
     fields = ["id", "name", "description", "status", "priority", "queue", "metadata", "owner", "version",
               "created_at", "updated_at", "ops_links", "loaded_version"]
     inlines = [StepInline, TriggerInline, VersionInline]
-    actions = ["execute_now", "pause", "resume", "duplicate"]
+    actions = ["execute_now", "run_with_input", "pause", "resume", "duplicate"]
     formfield_overrides = JSON_WIDGET
     change_list_template = "admin/workflows_app/workflow/change_list.html"
+    change_form_template = "admin/workflows_app/workflow/change_form.html"
+
+    def get_urls(self):
+        run_url = path("<path:object_id>/run/", self.admin_site.admin_view(self.run_view),
+                       name="workflows_app_workflow_run")
+        return [run_url, *super().get_urls()]
+
+    def run_view(self, request, object_id):
+        return run.run_view(self, request, object_id)
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        """The step and trigger forms draw params from these schemas (params_form.js)."""
+        context = {**(extra_context or {}), "nexus_param_schemas": param_schemas(),
+                   "nexus_param_schemas_id": SCHEMAS_ELEMENT_ID}
+        return super().changeform_view(request, object_id, form_url, context)
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))
@@ -155,15 +173,21 @@ class WorkflowAdmin(admin.ModelAdmin):
     def ops_links(self, obj):
         return ops_links_html(obj)
 
-    @admin.action(description="Execute now")
+    @admin.action(description="Execute now (test mode, no input)")
     def execute_now(self, request, queryset):
+        """In test mode, like "Run with input" by default: a real-money run is a deliberate unticking."""
         for workflow in queryset:
-            reply = report(self, request, f"execute {workflow.name}", lambda w=workflow: operations.workflow_execute(
-                workflow_id=str(w.pk), trigger="manual", user=request.user, **{"async": True}))
+            reply = report(self, request, f"execute {workflow.name}",
+                           lambda w=workflow: run.start(self, request, w, {"test_mode": True}))
             if reply:
-                link = reverse("admin:workflows_app_execution_change", args=[reply["execution_id"]])
-                self.message_user(request, format_html('Started <a href="{}">execution {}</a> of {}.', link,
-                                                       reply["execution_id"], workflow.name))
+                run.started_message(self, request, workflow, reply, test_mode=True)
+
+    @admin.action(description="Run with input…")
+    def run_with_input(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Run with input: select exactly one workflow.", messages.WARNING)
+            return None
+        return redirect(reverse("admin:workflows_app_workflow_run", args=[queryset.get().pk]))
 
     @admin.action(description="Pause")
     def pause(self, request, queryset):
