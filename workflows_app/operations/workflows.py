@@ -27,6 +27,7 @@ from workflows_app.operations.fields import (
     refuse,
     workflow_ref,
 )
+from workflows_app.operations.links import execution_url
 from workflows_app.services import workflows
 
 _DEFINITION = definitions.DefinitionSpec.model_fields
@@ -97,7 +98,8 @@ def workflow_execute(args: WorkflowExecuteArgs, user) -> dict:
     execution = engine.start_execution(workflow, data, trigger=args.trigger, owner=owner(user))
     reply = {"success": True, "execution_id": str(execution.id), "workflow_id": str(workflow.id),
              "workflow_name": workflow.name, "status": execution.status, "version": workflow.version,
-             "started_at": selectors.iso(execution.queued_at), "async": args.run_async}
+             "started_at": selectors.iso(execution.queued_at), "async": args.run_async,
+             "execution_url": execution_url(execution.id)}
     if args.run_async:
         return reply
     execution = engine.wait_until_final(execution.id, wait)
@@ -121,7 +123,8 @@ class WorkflowStatusArgs(Args):
 def workflow_status(args: WorkflowStatusArgs, user) -> dict:
     if args.execution_id:
         execution = execution_for(args.execution_id, user)
-        reply = {"success": True, "type": "execution", **selectors.execution_detail(execution)}
+        reply = {"success": True, "type": "execution", **selectors.execution_detail(execution),
+                 "execution_url": execution_url(execution.id)}
         if args.include_metrics:
             reply["metrics"] = {"steps_performance": selectors.steps_performance(
                 StepRun.objects.filter(execution=execution), execution.queued_at)}

@@ -1,10 +1,13 @@
-"""Dashboard and /mcp routes (the UI/MCP face), included at the site root."""
+"""Dashboard, execution view and /mcp routes (the UI/MCP face), included at the site root."""
 from django.urls import path
 
-from workflows_app.ui import mcp_http, views
+from workflows_app.ui import executions, mcp_http, views
 
 urlpatterns = [
     path("dashboard/", views.dashboard, name="dashboard"),
     path("dashboard/data.json", views.dashboard_json, name="dashboard-data"),
+    path("ui/executions/<uuid:execution_id>/", executions.execution_page, name="execution-view"),
+    path("ui/executions/<uuid:execution_id>/data.json", executions.execution_data, name="execution-data"),
+    path("ui/executions/<uuid:execution_id>/action/", executions.execution_action, name="execution-action"),
     path("mcp", mcp_http.mcp_endpoint, name="mcp"),
 ]
