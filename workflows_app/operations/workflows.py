@@ -28,6 +28,7 @@ from workflows_app.operations.fields import (
     workflow_ref,
 )
 from workflows_app.operations.links import execution_url
+from workflows_app.services import triggers as trigger_service
 from workflows_app.services import workflows
 
 _DEFINITION = definitions.DefinitionSpec.model_fields
@@ -133,6 +134,11 @@ def workflow_status(args: WorkflowStatusArgs, user) -> dict:
         raise OperationError("INVALID_INPUT_DATA", "give workflow_id or execution_id", {"field": "workflow_id"})
     workflow = workflow_for(args.workflow_id, user)
     reply = {"success": True, "type": "workflow", **selectors.workflow_detail(workflow)}
+    # Why a trigger did (not) fire: its last measured value against its threshold, cooldown left.
+    states = trigger_service.trigger_states(list(workflow.triggers.all()))
+    for trigger in reply["triggers"]:
+        if trigger["trigger_id"] in states:
+            trigger["state"] = states[trigger["trigger_id"]]
     if args.include_metrics:
         reply["metrics"] = workflow_metrics(workflow_id=str(workflow.id), user=user)
         reply["metrics"].pop("success", None)
