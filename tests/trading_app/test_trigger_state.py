@@ -8,7 +8,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.test import Client
 
 from tests.support.waiting import wait_for
 from trading_app import pollers as market
@@ -49,7 +51,7 @@ def _states(workflow_id) -> dict:
     return {(t["type"], t.get("symbol")): t for t in reply["triggers"]}
 
 
-def test_status_shows_measured_value_threshold_cooldown_and_firing(celery_worker, redis_test_client):
+def test_status_shows_measured_value_threshold_cooldown_and_firing(celery_worker, redis_test_client, alice):
     name = f"state-{uuid.uuid4().hex[:6]}"
     workflow_id = operations.workflow_create(name=name, steps=[{"name": "s", "type": "test_noop"}], triggers=[
         {"type": "price_change", "symbol": "AAPL", "threshold": 0.02, "direction": "any", "window": "1h",
@@ -90,3 +92,15 @@ def test_status_shows_measured_value_threshold_cooldown_and_firing(celery_worker
     assert "trigger price_change AAPL: measured" in text and "vs threshold 0.02 (holds)" in text
     assert "cooldown" in text and "trigger price_change MSFT: " in text and "last evaluated never" in text
     assert "trigger schedule: last fired -, next run 20" in text
+
+    # The admin's workflow page and the workflow page show the same states.
+    admin = Client()
+    admin.force_login(get_user_model().objects.create_superuser("admin", "admin@example.com", "pw"))
+    page = admin.get(f"/admin/workflows_app/workflow/{workflow_id}/change/")
+    assert page.status_code == 200 and b'data-testid="trigger-states"' in page.content
+    assert b'data-symbol="AAPL" data-holds="true"' in page.content and b'data-symbol="MSFT"' in page.content
+    view = admin.get(f"/ui/workflows/{workflow_id}/")
+    assert view.status_code == 200 and b'data-holds="true"' in view.content and b"trigger-chart" in view.content
+    outsider = Client()
+    outsider.force_login(alice)
+    assert outsider.get(f"/ui/workflows/{workflow_id}/").status_code == 404  # not hers (owner-less, she is not staff)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import uuid
 
 from django.contrib import admin, messages
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import format_html
 
@@ -71,9 +72,9 @@ class WorkflowAdmin(admin.ModelAdmin):
     list_display = ["name", "status", "priority", "version", "queue", "owner", "executions_link", "updated_at"]
     list_filter = ["status", "queue"]
     search_fields = ["name", "description"]
-    readonly_fields = ["id", "status", "version", "created_at", "updated_at", "ops_links"]
+    readonly_fields = ["id", "status", "version", "created_at", "updated_at", "ops_links", "trigger_states"]
     fields = ["id", "name", "description", "status", "priority", "queue", "metadata", "owner", "version",
-              "created_at", "updated_at", "ops_links", "loaded_version"]
+              "created_at", "updated_at", "ops_links", "trigger_states", "loaded_version"]
     inlines = [StepInline, TriggerInline, VersionInline]
     actions = ["execute_now", "pause", "resume", "duplicate"]
     formfield_overrides = JSON_WIDGET
@@ -155,13 +156,27 @@ class WorkflowAdmin(admin.ModelAdmin):
     def ops_links(self, obj):
         return ops_links_html(obj)
 
+    @admin.display(description="trigger state")
+    def trigger_states(self, obj):
+        """Why a trigger did (not) fire, as workflow_status reports it (the admin is staff-only)."""
+        if obj is None or obj.pk is None:
+            return "-"
+        try:
+            reply = operations.workflow_status(workflow_id=str(obj.pk), user=None)
+        except OperationError as exc:
+            return exc.message
+        page = reverse("workflow-view", args=[obj.pk])
+        return format_html('{}<a href="{}">workflow page</a>', render_to_string(
+            "workflows/trigger_states.html", {"triggers": reply["triggers"]}), page)
+
     @admin.action(description="Execute now")
     def execute_now(self, request, queryset):
         for workflow in queryset:
             reply = report(self, request, f"execute {workflow.name}", lambda w=workflow: operations.workflow_execute(
                 workflow_id=str(w.pk), trigger="manual", user=request.user, **{"async": True}))
             if reply:
-                link = reverse("admin:workflows_app_execution_change", args=[reply["execution_id"]])
+                link = reply.get("execution_url") or reverse("admin:workflows_app_execution_change",
+                                                             args=[reply["execution_id"]])
                 self.message_user(request, format_html('Started <a href="{}">execution {}</a> of {}.', link,
                                                        reply["execution_id"], workflow.name))
 

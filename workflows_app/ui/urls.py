@@ -1,7 +1,7 @@
 """Dashboard, execution view and /mcp routes (the UI/MCP face), included at the site root."""
 from django.urls import path
 
-from workflows_app.ui import executions, mcp_http, views
+from workflows_app.ui import executions, mcp_http, views, workflows
 
 urlpatterns = [
     path("dashboard/", views.dashboard, name="dashboard"),
@@ -9,5 +9,6 @@ urlpatterns = [
     path("ui/executions/<uuid:execution_id>/", executions.execution_page, name="execution-view"),
     path("ui/executions/<uuid:execution_id>/data.json", executions.execution_data, name="execution-data"),
     path("ui/executions/<uuid:execution_id>/action/", executions.execution_action, name="execution-action"),
+    path("ui/workflows/<str:workflow_id>/", workflows.workflow_page, name="workflow-view"),
     path("mcp", mcp_http.mcp_endpoint, name="mcp"),
 ]
