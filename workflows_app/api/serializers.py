@@ -189,6 +189,7 @@ class ExecutionStarted(Reply):
     workflow_name = serializers.CharField()
     status = serializers.CharField(help_text="queued / running with async=true; the final status with async=false.")
     started_at = serializers.DateTimeField()
+    execution_url = serializers.CharField(help_text="The execution view: its timeline, each step's input and output.")
     steps = serializers.DictField(required=False, help_text="async=false: each step's status, timings and result.")
 
 
