@@ -94,7 +94,12 @@ def test_page_access_and_guarded_actions(celery_worker, alice, bob):
     started = operations.workflow_execute(user=alice, workflow_id=created["workflow_id"])
     url = started["execution_url"]
     anonymous = Client()
-    assert anonymous.get(url).status_code == 302  # to the login page
+    assert anonymous.get(url)["Location"].startswith("/ui/login/?next=")  # to the login page
+    # A user who is not staff logs in there and follows their own execution.
+    login = anonymous.post("/ui/login/", {"username": "alice", "password": "pw-alice", "next": url})
+    assert login.status_code == 302 and login["Location"] == url
+    assert anonymous.get(url).status_code == 200
+    anonymous.logout()
     assert anonymous.get(url + "data.json").status_code == 401
     other = Client()
     other.force_login(bob)
@@ -114,3 +119,34 @@ def test_page_access_and_guarded_actions(celery_worker, alice, bob):
     bad = owner.post(url + "action/", {"action": "rerun", "from_step": "nap", "input_data": "{not json",
                                        "csrfmiddlewaretoken": token}, follow=True)
     assert b"input_data is not JSON" in bad.content
+
+
+def test_timeline_shows_compensations_and_child_executions(celery_worker):
+    saga = operations.workflow_create(name="view-saga", steps=[
+        {"name": "reserve", "type": "test_record", "params": {"tag": "view-saga"}, "compensate": "test_undo"},
+        {"name": "place", "type": "test_fail", "params": {"transient": False}},
+    ])
+    done = operations.workflow_execute(workflow_id=saga["workflow_id"], **{"async": False, "timeout": 120})
+    assert done["status"] == "compensated"
+    timeline = operations.execution_timeline(execution_id=done["execution_id"])
+    compensation = [a for a in timeline["attempts"] if a["compensation"]]
+    assert [(a["step"], a["type"], a["status"]) for a in compensation] == [("reserve", "test_undo", "succeeded")]
+    nodes = {n["name"]: n for g in timeline["graph"] for n in g["steps"]}
+    assert nodes["reserve"]["state"] == "compensated" and nodes["reserve"]["compensate"] == "test_undo"
+
+    operations.workflow_create(name="view-child", steps=[{"name": "inner", "type": "test_noop"}])
+    parent = operations.workflow_create(name="view-parent", steps=[
+        {"name": "scan", "type": "subprocess", "workflow_id": "view-child"},
+        {"name": "fan", "type": "test_noop", "group": "g"}, {"name": "out", "type": "test_noop", "group": "g"}])
+    done = operations.workflow_execute(workflow_id=parent["workflow_id"], **{"async": False, "timeout": 120})
+    assert done["status"] == "succeeded"
+    timeline = operations.execution_timeline(execution_id=done["execution_id"])
+    [child] = timeline["children"]
+    assert child["parent_step"] == "scan" and child["workflow_name"] == "view-child"
+    assert child["execution_url"] == f"/ui/executions/{child['execution_id']}/"
+    groups = timeline["graph"]
+    assert groups[0]["steps"][0]["subprocess"] == "view-child"
+    assert groups[0]["steps"][0]["child_execution_id"] == child["execution_id"]
+    assert groups[1]["parallel"] and [n["name"] for n in groups[1]["steps"]] == ["fan", "out"]
+    inner = operations.execution_timeline(execution_id=child["execution_id"])
+    assert inner["execution"]["parent_execution_url"] == done["execution_url"]

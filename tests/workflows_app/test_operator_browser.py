@@ -27,7 +27,7 @@ def _log_in(driver, url: str) -> None:
 
     get_user_model().objects.create_user("ops", password="s3cret-pw", is_staff=True)
     driver.get(url)
-    assert "/admin/login/" in driver.current_url  # sent to log in first
+    assert "/ui/login/" in driver.current_url  # sent to log in first
     driver.find_element(By.NAME, "username").send_keys("ops")
     driver.find_element(By.NAME, "password").send_keys("s3cret-pw")
     driver.find_element(By.CSS_SELECTOR, "input[type=submit], button[type=submit]").click()
@@ -46,6 +46,7 @@ def test_execution_view_draws_the_timeline_and_follows_the_run(browser, live_ser
 
     created = operations.workflow_create(name="browser-timeline", steps=[
         {"name": "fetch", "type": "test_noop"},
+        {"name": "quote", "type": "test_flaky", "params": {"failures": 1, "error_class": "rate_limit"}},
         {"name": "nap", "type": "test_hold", "params": {"sleep": 60, "tag": "browser-timeline"}},
         {"name": "report", "type": "test_echo", "params": {"value": "r" * (PREVIEW_BYTES * 2)}},
         {"name": "alert", "type": "test_noop", "condition": "fetch.ok == False"},
@@ -68,10 +69,11 @@ def test_execution_view_draws_the_timeline_and_follows_the_run(browser, live_ser
     assert browser.find_element(By.ID, "exec-status").text == "succeeded"
     assert "final" in browser.find_element(By.ID, "status-line").text
 
-    # The Plotly timeline: one bar per attempt that ran (the skipped step's attempt too).
-    wait_until(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#gantt .barlayer .bars path")) >= 4,
+    # The Plotly timeline: one bar per attempt that ran (the retry's failed attempt and the skipped step's too).
+    wait_until(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#gantt .barlayer .bars path")) >= 6,
                message="gantt bars")
-    assert browser.find_element(By.ID, "gantt").get_attribute("data-bars") == "4"
+    assert browser.find_element(By.ID, "gantt").get_attribute("data-bars") == "6"
+    assert "2 attempts" in browser.find_element(By.CSS_SELECTOR, ".node[data-step=quote]").text
 
     # The graph: the path taken highlighted, the skipped step not.
     assert browser.find_element(By.CSS_SELECTOR, ".node[data-step=nap]").get_attribute("data-taken") == "true"

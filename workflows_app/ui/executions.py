@@ -19,7 +19,7 @@ from django.views.decorators.http import require_POST
 from workflows_app import operations
 from workflows_app.operations import OperationError
 
-LOGIN = reverse_lazy("admin:login")
+LOGIN = reverse_lazy("ui-login")
 POLL_SECONDS = 2
 
 

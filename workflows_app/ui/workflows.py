@@ -25,7 +25,7 @@ def _chart_rows(triggers: list[dict]) -> list[dict]:
 
 
 @never_cache
-@login_required(login_url=reverse_lazy("admin:login"))
+@login_required(login_url=reverse_lazy("ui-login"))
 def workflow_page(request, workflow_id):
     try:
         reply = operations.workflow_status(user=request.user, workflow_id=workflow_id)
