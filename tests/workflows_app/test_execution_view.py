@@ -150,3 +150,29 @@ def test_timeline_shows_compensations_and_child_executions(celery_worker):
     assert groups[1]["parallel"] and [n["name"] for n in groups[1]["steps"]] == ["fan", "out"]
     inner = operations.execution_timeline(execution_id=child["execution_id"])
     assert inner["execution"]["parent_execution_url"] == done["execution_url"]
+
+
+def test_rest_timeline_and_rerun_routes(celery_worker, alice, api_a, api_b):
+    from tests.support.api import API, assert_error
+
+    created = operations.workflow_create(user=alice, name="rest-rerun", steps=[
+        {"name": "a", "type": "test_noop"}, {"name": "b", "type": "test_echo", "params": {"value": 2}}])
+    done = operations.workflow_execute(user=alice, workflow_id=created["workflow_id"], **{"async": False, "timeout": 120})
+    timeline = api_a.get(f"{API}/executions/{done['execution_id']}/timeline/")
+    assert timeline.status_code == 200 and timeline.json()["execution_url"] == done["execution_url"]
+    assert_error(api_b.get(f"{API}/executions/{done['execution_id']}/timeline/"), 404, "EXECUTION_NOT_FOUND")
+    bad = assert_error(api_a.post(f"{API}/executions/{done['execution_id']}/rerun/", {"from_step": "zz"}, format="json"),
+                       400, "INVALID_INPUT_DATA")
+    assert bad["details"]["field"] == "from_step"
+    reply = api_a.post(f"{API}/executions/{done['execution_id']}/rerun/", {"from_step": "b", "input_data": {"k": 1}},
+                       format="json")
+    assert reply.status_code == 200, reply.content
+    new_id = reply.json()["execution_id"]
+    wait_for(lambda: Execution.objects.get(pk=new_id).is_final, timeout=120, message="re-run final")
+    assert Execution.objects.get(pk=new_id).status == "succeeded"
+    # The page's own re-run form goes through the same operation.
+    page = Client()
+    page.force_login(alice)
+    answer = page.post(f"/ui/executions/{new_id}/action/", {"action": "rerun", "from_step": "a", "input_data": '{"k": 2}'})
+    assert answer.status_code == 302 and answer["Location"] != f"/ui/executions/{new_id}/"
+    assert Execution.objects.filter(rerun_of_id=new_id, rerun_from_step="a", input_data={"k": 2}).exists()

@@ -121,6 +121,7 @@ WorkflowListQuery = from_operation(operations.workflow_list, name="WorkflowListQ
 WorkflowExecuteRequest = from_operation(operations.workflow_execute, exclude=("workflow_id",))
 WorkflowUpdateRequest = from_operation(operations.workflow_update, exclude=("workflow_id",))
 AgentAssignRequest = from_operation(operations.workflow_agent_assign, exclude=("workflow_id",))
+ExecutionRerunRequest = from_operation(operations.execution_rerun, exclude=("execution_id",))
 StatusQuery = from_operation(operations.workflow_status, exclude=("workflow_id", "execution_id"), name="StatusQuery")
 MetricsQuery = from_operation(operations.workflow_metrics, exclude=("workflow_id",), name="MetricsQuery")
 AuditQuery = from_operation(operations.workflow_audit_trail, exclude=("workflow_id", "execution_id"),
