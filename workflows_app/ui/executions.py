@@ -38,10 +38,12 @@ def execution_page(request, execution_id):
     timeline = _timeline(request, execution_id)
     steps = [node["name"] for group in timeline["graph"] for node in group["steps"]]
     head = timeline["execution"]
-    rerun_input = json.dumps(head["input_data"].get("value", {}), indent=2) if "value" in head["input_data"] else "{}"
+    # A large input is not put in the form: left empty, the re-run takes this execution's input.
+    rerun_input = json.dumps(head["input_data"]["value"], indent=2) if "value" in head["input_data"] else ""
+    failed_step = (head["error"] or {}).get("step") if isinstance(head["error"], dict) else None
     return render(request, "executions/execution.html", {
         "timeline": timeline, "head": head, "steps": steps, "poll_seconds": POLL_SECONDS,
-        "rerun_input": rerun_input,
+        "rerun_input": rerun_input, "default_step": failed_step or (steps[0] if steps else None),
     })
 
 
