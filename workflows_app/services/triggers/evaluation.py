@@ -19,7 +19,7 @@ from workflows_app.services.triggers.index import (
     TriggerIndex,
     current_index,
 )
-from workflows_app.services.triggers.observed import STATE_KEY, remember_evaluated, remember_features
+from workflows_app.services.triggers.observed import STATE_KEY, remember_evaluated, remember_features, settle
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,7 @@ class _Batch:
             blob = self.blobs[bucket]
             alive = self.index.by_bucket.get(bucket, set())
             blob["t"] = {k: v for k, v in blob["t"].items() if k in alive}
+            settle(blob)  # what the evaluation measured, for workflow_status
             mapping[bucket] = json.dumps(blob, separators=(",", ":"))
         self.client.hset(STATE_KEY, mapping=mapping)
 

@@ -1,10 +1,10 @@
 """Why a trigger did or did not fire: what its last evaluation measured against its threshold, whether
 the condition holds, the cooldown left, when it was last evaluated and fired.
 
-Recording costs the event path nothing it did not already do: a shared evaluator's features (a few
-numbers: price, reference, change; volume, average, ratio; ...) are kept in the bucket's state blob
-under ``m`` once per (bucket, shared key) and event - the evaluation already computed them and the
-batch already writes that blob in its one HSET. A plain evaluator's bucket records only when it was
+Recording costs the event path almost nothing: a shared evaluator's features (a few numbers: price,
+reference, change; volume, average, ratio; ...), which the evaluation computed anyway, are referenced
+from the bucket's state blob under ``m`` (two dict writes per event), checked and rounded once per
+bucket and batch (``settle``), and written with the blob in the batch's one HSET. A plain evaluator's bucket records only when it was
 last evaluated (``e``). Reading (``trigger_states``) is one HMGET per call, and the threshold, the
 measure and whether it holds are computed there, from the recorded features, by the trigger type's
 own evaluator - not per tick."""
@@ -27,14 +27,25 @@ MAX_FEATURES = 8  # features longer than this (or not plain numbers) are not rec
 
 
 def remember_features(blob: dict, shared_key: str, features, now: float) -> None:
-    if isinstance(features, list | tuple) and len(features) <= MAX_FEATURES and all(
-            f is None or isinstance(f, int | float) for f in features):
-        blob.setdefault("m", {})[shared_key] = [list(features), round(now, 3)]
-    blob["e"] = round(now, 3)
+    """Per event: two dict writes (the check and the rounding wait for ``settle``, once per batch)."""
+    blob.setdefault("m", {})[shared_key] = (features, now)
+    blob["e"] = now
 
 
 def remember_evaluated(blob: dict, now: float) -> None:
-    blob["e"] = round(now, 3)
+    blob["e"] = now
+
+
+def settle(blob: dict) -> None:
+    """Once per bucket and batch, before the blob is written: keep only small numeric features."""
+    for key, (features, ts) in list((blob.get("m") or {}).items()):
+        if isinstance(features, list | tuple) and len(features) <= MAX_FEATURES and all(
+                f is None or isinstance(f, int | float) for f in features):
+            blob["m"][key] = [list(features), round(ts, 3)]
+        else:
+            del blob["m"][key]
+    if "e" in blob:
+        blob["e"] = round(blob["e"], 3)
 
 
 def _iso(ts: float | None) -> str | None:
