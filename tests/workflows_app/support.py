@@ -68,6 +68,16 @@ def record(ctx: StepContext) -> dict:
     return {"recorded": ctx.step_name}
 
 
+def hold(ctx: StepContext) -> dict:
+    """Wait (up to `sleep` s) until the test pushes to test:release:<tag>: a step that runs exactly as
+    long as the test needs it to, whatever the machine's speed."""
+    deadline = time.monotonic() + (ctx.params.sleep or 60)
+    while time.monotonic() < deadline:  # short waits: the client's socket timeout is a few seconds
+        if client().blpop([f"test:release:{ctx.params.tag}"], timeout=1) is not None:
+            return {"released": True}
+    return {"released": False}
+
+
 def undo(ctx: StepContext) -> dict:
     client().rpush(f"test:undo:{ctx.params.tag or 't'}", f"{ctx.step_name}:{(ctx.compensating or {}).get('recorded')}")
     return {"undone": ctx.step_name}
@@ -125,6 +135,6 @@ def redis_probe(ctx: StepContext) -> dict:
 
 FAST = RetryPolicy(max_retries=3, backoff=0.05, backoff_max=0.5, jitter=True)
 for name, handler in [("test_noop", noop), ("test_echo", echo), ("test_flaky", flaky), ("test_fail", fail),
-                      ("test_side_effect", side_effect), ("test_record", record), ("test_undo", undo),
+                      ("test_side_effect", side_effect), ("test_record", record), ("test_hold", hold), ("test_undo", undo),
                       ("test_pg_victim", pg_victim), ("test_pg_suicide", pg_suicide), ("test_redis_probe", redis_probe)]:
     registry.register_step_type(name, handler, params_model=Params, retry=FAST, action=True)

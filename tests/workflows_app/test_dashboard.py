@@ -50,7 +50,8 @@ def test_dashboard_data_is_measured(staff_client, celery_worker):
     assert data["dead_letters"]["recent"][0]["workflow"] == "dash-fail"
     recent = data["recent_executions"]
     assert [e["status"] for e in recent] == ["failed", "succeeded", "succeeded"]
-    assert recent[0]["workflow"] == "dash-fail" and recent[0]["url"].startswith("/admin/workflows_app/execution/")
+    assert recent[0]["workflow"] == "dash-fail" and recent[0]["url"] == f"/ui/executions/{recent[0]['execution_id']}/"
+    assert recent[0]["admin_url"].startswith("/admin/workflows_app/execution/")
     assert data["panels"] == [p for p in data["panels"] if p["name"] in registry.dashboard_panels]
 
 

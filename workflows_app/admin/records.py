@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
 
 from workflows_app import operations
 from workflows_app.admin.common import (
@@ -44,17 +46,24 @@ class AuditEventInline(ReadOnlyInline):
 
 @admin.register(Execution)
 class ExecutionAdmin(ReadOnlyAdmin):
-    list_display = ["id", "workflow", "status", "trigger", "test_mode", "current_step", "queued_at", "duration_s"]
+    list_display = ["id", "workflow", "status", "trigger", "test_mode", "current_step", "queued_at", "duration_s",
+                    "view_link"]
     list_filter = ["status", "trigger", "test_mode", "workflow"]
     search_fields = ["id", "workflow__name"]
     date_hierarchy = "queued_at"
     list_select_related = ["workflow"]
-    fields = ["id", "workflow", "version_number", "status", "trigger", "trigger_event", "test_mode", "priority",
+    fields = ["id", "view_link", "workflow", "version_number", "status", "trigger", "trigger_event", "test_mode", "priority",
               "input_data", "context", "current_step", "cursor", "error", "parent", "parent_step", "owner",
-              "queued_at", "started_at", "finished_at", "heartbeat_at", "wake_at", "dispatch_count"]
+              "rerun_of", "rerun_from_step", "queued_at", "started_at", "finished_at", "heartbeat_at", "wake_at",
+              "dispatch_count"]
     readonly_fields = fields
     inlines = [StepRunInline, AuditEventInline]
     actions = ["cancel", "retry", "approve", "reject"]
+
+    @admin.display(description="execution view")
+    def view_link(self, obj):
+        """The operator's view of the run: timeline, each step's input and output, the graph, actions."""
+        return format_html('<a href="{}">timeline</a>', reverse("execution-view", args=[obj.pk]))
 
     @admin.display(description="version")
     def version_number(self, obj):

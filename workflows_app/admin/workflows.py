@@ -5,6 +5,7 @@ import uuid
 
 from django.contrib import admin, messages
 from django.shortcuts import redirect
+from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils.html import format_html
 
@@ -74,9 +75,9 @@ class WorkflowAdmin(admin.ModelAdmin):
     list_display = ["name", "status", "priority", "version", "queue", "owner", "executions_link", "updated_at"]
     list_filter = ["status", "queue"]
     search_fields = ["name", "description"]
-    readonly_fields = ["id", "status", "version", "created_at", "updated_at", "ops_links"]
+    readonly_fields = ["id", "status", "version", "created_at", "updated_at", "ops_links", "trigger_states"]
     fields = ["id", "name", "description", "status", "priority", "queue", "metadata", "owner", "version",
-              "created_at", "updated_at", "ops_links", "loaded_version"]
+              "created_at", "updated_at", "ops_links", "trigger_states", "loaded_version"]
     inlines = [StepInline, TriggerInline, VersionInline]
     actions = ["execute_now", "run_with_input", "pause", "resume", "duplicate"]
     formfield_overrides = JSON_WIDGET
@@ -172,6 +173,19 @@ class WorkflowAdmin(admin.ModelAdmin):
     @admin.display(description="operations")
     def ops_links(self, obj):
         return ops_links_html(obj)
+
+    @admin.display(description="trigger state")
+    def trigger_states(self, obj):
+        """Why a trigger did (not) fire, as workflow_status reports it (the admin is staff-only)."""
+        if obj is None or obj.pk is None:
+            return "-"
+        try:
+            reply = operations.workflow_status(workflow_id=str(obj.pk), user=None)
+        except OperationError as exc:
+            return exc.message
+        page = reverse("workflow-view", args=[obj.pk])
+        return format_html('{}<a href="{}">workflow page</a>', render_to_string(
+            "workflows/trigger_states.html", {"triggers": reply["triggers"]}), page)
 
     @admin.action(description="Execute now (test mode, no input)")
     def execute_now(self, request, queryset):

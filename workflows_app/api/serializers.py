@@ -121,6 +121,7 @@ WorkflowListQuery = from_operation(operations.workflow_list, name="WorkflowListQ
 WorkflowExecuteRequest = from_operation(operations.workflow_execute, exclude=("workflow_id",))
 WorkflowUpdateRequest = from_operation(operations.workflow_update, exclude=("workflow_id",))
 AgentAssignRequest = from_operation(operations.workflow_agent_assign, exclude=("workflow_id",))
+ExecutionRerunRequest = from_operation(operations.execution_rerun, exclude=("execution_id",))
 StatusQuery = from_operation(operations.workflow_status, exclude=("workflow_id", "execution_id"), name="StatusQuery")
 MetricsQuery = from_operation(operations.workflow_metrics, exclude=("workflow_id",), name="MetricsQuery")
 AuditQuery = from_operation(operations.workflow_audit_trail, exclude=("workflow_id", "execution_id"),
@@ -190,6 +191,7 @@ class ExecutionStarted(Reply):
     workflow_name = serializers.CharField()
     status = serializers.CharField(help_text="queued / running with async=true; the final status with async=false.")
     started_at = serializers.DateTimeField()
+    execution_url = serializers.CharField(help_text="The execution view: its timeline, each step's input and output.")
     steps = serializers.DictField(required=False, help_text="async=false: each step's status, timings and result.")
 
 

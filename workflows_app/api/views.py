@@ -224,6 +224,20 @@ class ExecutionRejectView(OperationView):
         return self.call(operations.execution_reject, execution_id=execution_id, **self.body(s.DecisionBody))
 
 
+class ExecutionRerunView(OperationView):
+    @extend_schema(operation_id="execution_rerun", tags=["executions"], parameters=[EXECUTION_ID],
+                   request=s.ExecutionRerunRequest, responses={200: OK, **WRITE_ERRORS})
+    def post(self, request, execution_id):
+        return self.call(operations.execution_rerun, execution_id=execution_id, **self.body(s.ExecutionRerunRequest))
+
+
+class ExecutionTimelineView(OperationView):
+    @extend_schema(operation_id="execution_timeline", tags=["executions"], parameters=[EXECUTION_ID],
+                   responses={200: OK, **READ_ERRORS})
+    def get(self, request, execution_id):
+        return self.call(operations.execution_timeline, execution_id=execution_id)
+
+
 # --- queues -----------------------------------------------------------------------------------
 
 QUEUE_NAME = OpenApiParameter("queue_name", OpenApiTypes.STR, OpenApiParameter.PATH)

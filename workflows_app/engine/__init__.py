@@ -19,6 +19,7 @@ from workflows_app.engine.messages import FINISH_COMPENSATION, JOIN_GROUP, RUN_C
 from workflows_app.engine.outcomes import RetryStep, StaleMessage, StepFailed
 from workflows_app.engine.outputs import is_reserved
 from workflows_app.engine.reconciler import reconcile, waiting_dispatches
+from workflows_app.engine.rerun import rerun
 from workflows_app.engine.runner import finish_compensation, join_group, run_compensation, run_step
 from workflows_app.engine.suspend import APPROVED, REJECTED, Suspension, resume
 from workflows_app.engine.timers import resume_due, wake
@@ -26,7 +27,7 @@ from workflows_app.engine.waiting import wait_until_final
 
 __all__ = [
     # executions
-    "start_execution", "wait_until_final", "cancel", "retry",
+    "start_execution", "wait_until_final", "cancel", "retry", "rerun",
     # the engine tasks' handlers and their outcomes
     "run_step", "join_group", "run_compensation", "finish_compensation", "infrastructure_fault",
     "RetryStep", "StaleMessage", "StepFailed",

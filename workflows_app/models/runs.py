@@ -34,6 +34,10 @@ class Execution(models.Model):
     priority = models.PositiveSmallIntegerField(default=5)
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="children")
     parent_step = models.CharField(max_length=100, blank=True, default="")
+    # A re-run (engine.rerun): the execution it started from, and the step it ran again from; the
+    # steps before that one carry that execution's outputs (in the context, no StepRun of their own).
+    rerun_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns")
+    rerun_from_step = models.CharField(max_length=100, blank=True, default="")
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     # Index of the next step (or group) to run; the reconciler resumes from here.
     cursor = models.PositiveIntegerField(default=0)

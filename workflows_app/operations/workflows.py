@@ -27,6 +27,8 @@ from workflows_app.operations.fields import (
     refuse,
     workflow_ref,
 )
+from workflows_app.operations.links import execution_url
+from workflows_app.services import triggers as trigger_service
 from workflows_app.services import workflows
 
 _DEFINITION = definitions.DefinitionSpec.model_fields
@@ -97,7 +99,8 @@ def workflow_execute(args: WorkflowExecuteArgs, user) -> dict:
     execution = engine.start_execution(workflow, data, trigger=args.trigger, owner=owner(user))
     reply = {"success": True, "execution_id": str(execution.id), "workflow_id": str(workflow.id),
              "workflow_name": workflow.name, "status": execution.status, "version": workflow.version,
-             "started_at": selectors.iso(execution.queued_at), "async": args.run_async}
+             "started_at": selectors.iso(execution.queued_at), "async": args.run_async,
+             "execution_url": execution_url(execution.id)}
     if args.run_async:
         return reply
     execution = engine.wait_until_final(execution.id, wait)
@@ -121,7 +124,8 @@ class WorkflowStatusArgs(Args):
 def workflow_status(args: WorkflowStatusArgs, user) -> dict:
     if args.execution_id:
         execution = execution_for(args.execution_id, user)
-        reply = {"success": True, "type": "execution", **selectors.execution_detail(execution)}
+        reply = {"success": True, "type": "execution", **selectors.execution_detail(execution),
+                 "execution_url": execution_url(execution.id)}
         if args.include_metrics:
             reply["metrics"] = {"steps_performance": selectors.steps_performance(
                 StepRun.objects.filter(execution=execution), execution.queued_at)}
@@ -130,6 +134,11 @@ def workflow_status(args: WorkflowStatusArgs, user) -> dict:
         raise OperationError("INVALID_INPUT_DATA", "give workflow_id or execution_id", {"field": "workflow_id"})
     workflow = workflow_for(args.workflow_id, user)
     reply = {"success": True, "type": "workflow", **selectors.workflow_detail(workflow)}
+    # Why a trigger did (not) fire: its last measured value against its threshold, cooldown left.
+    states = trigger_service.trigger_states(list(workflow.triggers.all()))
+    for trigger in reply["triggers"]:
+        if trigger["trigger_id"] in states:
+            trigger["state"] = states[trigger["trigger_id"]]
     if args.include_metrics:
         reply["metrics"] = workflow_metrics(workflow_id=str(workflow.id), user=user)
         reply["metrics"].pop("success", None)

@@ -40,6 +40,7 @@ from workflows_app.selectors.system import (
     uptime,
     uptime_label,
 )
+from workflows_app.selectors.timeline import execution_timeline
 from workflows_app.selectors.workflows import (
     audit_event,
     audit_events,
@@ -55,7 +56,8 @@ from workflows_app.selectors.workflows import (
 __all__ = [
     "AVAILABILITY_MEANS", "MESSAGES_COUNTED", "agent_minutes", "agent_queues", "agents", "all_steps_performance",
     "audit_event", "audit_events", "availability", "broker_queue_lengths", "cost_breakdown", "dead_letter_counts",
-    "dead_letter_row", "dead_letter_summary", "delivery_row", "execution_detail", "execution_metrics", "executions_by_status",
+    "dead_letter_row", "dead_letter_summary", "delivery_row", "execution_detail", "execution_timeline",
+    "execution_metrics", "executions_by_status",
     "executions_per_hour", "iso", "latency_per_hour", "message_figures", "metrics_scope", "next_run_at",
     "parse_window", "percentile", "queue_configs", "recent_executions", "running_executions", "sees_everything",
     "step_duration_histogram", "step_run_summary", "steps_performance", "summary_figures", "system_figures",

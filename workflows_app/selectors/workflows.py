@@ -23,6 +23,7 @@ def next_run_at(trigger: Trigger, workflow: Workflow, now: datetime | None = Non
 
 def trigger_summary(trigger: Trigger, workflow: Workflow) -> dict:
     return {
+        "trigger_id": trigger.pk,
         "type": trigger.type,
         **trigger.params,
         "enabled": trigger.enabled and workflow.status == Workflow.Status.ACTIVE,

@@ -57,7 +57,9 @@ def dead_letters() -> dict:
 def recent_executions(limit: int = 12) -> list[dict]:
     rows = selectors.recent_executions(limit)
     for row in rows:
-        row["url"] = reverse("admin:workflows_app_execution_change", args=[row.pop("pk")])
+        pk = row.pop("pk")
+        row["url"] = reverse("execution-view", args=[pk])
+        row["admin_url"] = reverse("admin:workflows_app_execution_change", args=[pk])
     return rows
 
 

@@ -32,8 +32,7 @@ class Command(OperationCommand):
         for step in r["steps"]:
             out(f"  step {step['name']} [{step.get('type') or step['name']}] {step.get('params') or ''}")
         for trig in r["triggers"]:
-            out(f"  trigger {trig.get('type')}: last fired {trig.get('last_fired_at') or '-'}, "
-                f"next run {trig.get('next_run_at') or '-'}")
+            out(self.trigger_line(trig))
         counts = r.get("executions", {})
         out(f"  executions: {counts.get('total', 0)} {counts.get('by_status', {})}")
         if "metrics" in r:
@@ -41,10 +40,34 @@ class Command(OperationCommand):
             out(f"  last {m.get('window')}: {m.get('executions')} executions, success rate {m.get('success_rate')}, "
                 f"p50 {m.get('p50')}s, p99 {m.get('p99')}s")
 
+    @staticmethod
+    def trigger_line(trig: dict) -> str:
+        """One trigger: its symbol, what it last measured against its threshold, cooldown, firings."""
+        name = trig.get("type", "?") + (f" {trig['symbol']}" if trig.get("symbol") else "")
+        parts = [] if trig.get("enabled", True) else ["disabled"]
+        state = trig.get("state") or {}
+        if state.get("error"):
+            parts.append(state["error"])
+        elif state:
+            if state.get("value") is not None:
+                verdict = "holds" if state.get("holds") else "below"
+                parts.append(f"measured {state['value']:g} vs threshold {state['threshold']:g} ({verdict})")
+            elif state.get("holds") is not None:
+                parts.append("holds" if state["holds"] else "does not hold")
+            parts.append(f"last evaluated {state.get('last_evaluated_at') or 'never'}")
+            if state.get("cooldown_remaining"):
+                parts.append(f"cooldown {state['cooldown_remaining']:.0f}s left")
+        parts.append(f"last fired {trig.get('last_fired_at') or '-'}")
+        if trig.get("type") == "schedule" or trig.get("next_run_at"):
+            parts.append(f"next run {trig.get('next_run_at') or '-'}")
+        return f"  trigger {name}: " + ", ".join(parts)
+
     def human_execution(self, r: dict) -> None:
         out = self.stdout.write
         out(f"execution {r['execution_id']} of {r['workflow_name']} v{r['version']}: {r['status']} "
             f"({r['progress'] * 100:.0f}%), current step {r['current_step'] or '-'}")
+        if r.get("execution_url"):
+            out(f"  view: {r['execution_url']}")
         for run in r.get("step_runs", []):
             timing = f" {run['duration']:.3f}s" if run["duration"] is not None else ""
             out(f"  {run['step']} #{run['attempt']}: {run['status']}{timing}"

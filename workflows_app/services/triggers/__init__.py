@@ -21,7 +21,8 @@ empty a level trigger may see a new edge, but never fires twice for the same eve
 inside its cooldown.
 
 Modules: ``schedules`` (PeriodicTasks), ``index`` (the event-trigger index, ``SharedEvaluator``),
-``evaluation`` (matching a batch of events, edges, cooldowns), ``firing`` (starting the execution).
+``evaluation`` (matching a batch of events, edges, cooldowns), ``firing`` (starting the execution),
+``observed`` (what the last evaluation measured, for workflow_status: value vs threshold, cooldown left).
 """
 from workflows_app.services.triggers.evaluation import (
     STATE_KEY,
@@ -41,6 +42,7 @@ from workflows_app.services.triggers.index import (
     bump_index_version,
     current_index,
 )
+from workflows_app.services.triggers.observed import trigger_states
 from workflows_app.services.triggers.schedules import (
     FIRE_SCHEDULE_TASK,
     on_workflow_changed,
@@ -52,4 +54,5 @@ __all__ = [
     "FIRED_TTL", "FIRE_SCHEDULE_TASK", "INDEX_VERSION_KEY", "STATE_KEY", "IndexedTrigger", "SharedEvaluator", "Slot",
     "ThresholdGroup", "TriggerIndex", "bump_index_version", "current_index", "evaluate", "event_time", "fire",
     "on_workflow_changed", "periodic_task_prefix", "reset_state", "severity_priority", "sync_schedules",
+    "trigger_states",
 ]

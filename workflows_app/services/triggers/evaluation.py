@@ -19,10 +19,10 @@ from workflows_app.services.triggers.index import (
     TriggerIndex,
     current_index,
 )
+from workflows_app.services.triggers.observed import STATE_KEY, remember_evaluated, remember_features, settle
 
 log = logging.getLogger(__name__)
 
-STATE_KEY = "nexus:triggers:state"
 # Events that happen once (an article, a webhook call) are the kinds the plugins declare discrete
 # (registry.discrete_kinds): every match fires (cooldown permitting). Any other kind (tick, bar,
 # vix, ...) is a level: a trigger fires when its condition starts to hold.
@@ -64,10 +64,11 @@ class _Batch:
         self.touched: set[str] = set()
         self.firings: list[dict] = []
 
-    def features(self, cache: dict, bucket: str, shared_key: str, evaluator, params, event):
+    def features(self, cache: dict, bucket: str, shared_key: str, evaluator, params, event, now: float):
         fkey = (bucket, shared_key)
         if fkey not in cache:
             cache[fkey] = evaluator.compute(params, event, self.blobs[bucket]["s"].setdefault(shared_key, {}))
+            remember_features(self.blobs[bucket], shared_key, cache[fkey], now)  # for workflow_status
             self.touched.add(bucket)
         return cache[fkey]
 
@@ -114,6 +115,7 @@ class _Batch:
             blob = self.blobs[bucket]
             alive = self.index.by_bucket.get(bucket, set())
             blob["t"] = {k: v for k, v in blob["t"].items() if k in alive}
+            settle(blob)  # what the evaluation measured, for workflow_status
             mapping[bucket] = json.dumps(blob, separators=(",", ":"))
         self.client.hset(STATE_KEY, mapping=mapping)
 
@@ -159,7 +161,7 @@ def _match_group(batch: _Batch, group: ThresholdGroup, event: dict, now: float, 
     """The group's triggers whose level the measure reaches hold (found by bisection); those that
     remember something are visited too, so their edge or cooldown moves on."""
     ev = group.evaluator
-    feats = batch.features(cache, group.bucket, group.shared_key, ev, group.triggers[0].params, event)
+    feats = batch.features(cache, group.bucket, group.shared_key, ev, group.triggers[0].params, event, now)
     if feats is None:
         count = 0
     else:
@@ -178,7 +180,7 @@ def _match_group(batch: _Batch, group: ThresholdGroup, event: dict, now: float, 
 def _match_one(batch: _Batch, trig: IndexedTrigger, event: dict, now: float, discrete: bool, cache: dict) -> None:
     try:
         if trig.shared_key is not None:
-            feats = batch.features(cache, trig.bucket, trig.shared_key, trig.evaluator, trig.params, event)
+            feats = batch.features(cache, trig.bucket, trig.shared_key, trig.evaluator, trig.params, event, now)
             holds = feats is not None and bool(trig.evaluator.decide(trig.params, feats))
             detail = None
         else:
@@ -186,6 +188,7 @@ def _match_one(batch: _Batch, trig: IndexedTrigger, event: dict, now: float, dis
             tstate = tmap.setdefault(trig.key, {})
             holds, detail = trig.evaluator(trig.params, event, tstate.setdefault("x", {}))
             holds, feats = bool(holds), None
+            remember_evaluated(batch.blobs[trig.bucket], now)
     except Exception:  # noqa: BLE001 - one broken evaluator must not stop the others
         log.exception("trigger %s (%s) evaluator failed", trig.id, trig.type)
         return

@@ -1,0 +1,18 @@
+"""Where a person looks at what a reply names: every reply naming an execution carries its
+``execution_url`` (the execution view, a path on this site), so REST, MCP and the CLI all link to it."""
+from __future__ import annotations
+
+from django.urls import NoReverseMatch, reverse
+
+
+def execution_url(execution_id) -> str | None:
+    try:
+        return reverse("execution-view", args=[str(execution_id)])
+    except NoReverseMatch:  # a site without the UI routes
+        return None
+
+
+def with_execution_url(reply: dict, key: str = "execution_id") -> dict:
+    if reply.get(key):
+        reply["execution_url"] = execution_url(reply[key])
+    return reply
