@@ -8,7 +8,7 @@ from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import IsAuthenticated
 
-from workflows_app.api import catalogue_routes, views, vocabulary
+from workflows_app.api import catalogue_routes, queue_views, views, vocabulary
 
 v1 = [
     path("workflows/", views.WorkflowListView.as_view(), name="workflows"),
@@ -29,15 +29,15 @@ v1 = [
     path("executions/<str:execution_id>/reject/", views.ExecutionRejectView.as_view(), name="execution-reject"),
     path("executions/<str:execution_id>/rerun/", views.ExecutionRerunView.as_view(), name="execution-rerun"),
     path("executions/<str:execution_id>/timeline/", views.ExecutionTimelineView.as_view(), name="execution-timeline"),
-    path("queues/", views.QueueStatusView.as_view(), name="queues"),
-    path("queues/<str:queue_name>/", views.QueueDetailView.as_view(), name="queue"),
-    path("queues/<str:queue_name>/messages/", views.QueueMessagesView.as_view(), name="queue-messages"),
-    path("queues/<str:queue_name>/receive/", views.QueueReceiveView.as_view(), name="queue-receive"),
-    path("queues/<str:queue_name>/ack/", views.QueueAckView.as_view(), name="queue-ack"),
-    path("dead-letters/", views.DeadLetterListView.as_view(), name="dead-letters"),
-    path("dead-letters/redrive/", views.DeadLetterBulkRedriveView.as_view(), name="dead-letters-redrive"),
-    path("dead-letters/process/", views.DeadLetterProcessView.as_view(), name="dead-letters-process"),
-    path("dead-letters/<uuid:dead_letter_id>/redrive/", views.DeadLetterRedriveView.as_view(),
+    path("queues/", queue_views.QueueStatusView.as_view(), name="queues"),
+    path("queues/<str:queue_name>/", queue_views.QueueDetailView.as_view(), name="queue"),
+    path("queues/<str:queue_name>/messages/", queue_views.QueueMessagesView.as_view(), name="queue-messages"),
+    path("queues/<str:queue_name>/receive/", queue_views.QueueReceiveView.as_view(), name="queue-receive"),
+    path("queues/<str:queue_name>/ack/", queue_views.QueueAckView.as_view(), name="queue-ack"),
+    path("dead-letters/", queue_views.DeadLetterListView.as_view(), name="dead-letters"),
+    path("dead-letters/redrive/", queue_views.DeadLetterBulkRedriveView.as_view(), name="dead-letters-redrive"),
+    path("dead-letters/process/", queue_views.DeadLetterProcessView.as_view(), name="dead-letters-process"),
+    path("dead-letters/<uuid:dead_letter_id>/redrive/", queue_views.DeadLetterRedriveView.as_view(),
          name="dead-letter-redrive"),
     path("events/", views.EventWebhookView.as_view(), name="events"),
     path("events/manual/", views.EventIngestView.as_view(), name="events-manual"),
