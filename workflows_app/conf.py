@@ -16,6 +16,8 @@ it to the type of its default here.
 | NEXUS_WEBHOOK_SECRETS | "" | ``source:secret,...`` (or a dict) |
 | NEXUS_WEBHOOK_TOLERANCE | 300 | a webhook's timestamp must be this close to now (s) |
 | NEXUS_BEAT_LOCK_TTL | 30 | a stand-by beat takes over within this (s) |
+| NEXUS_SCHEDULE_GRACE | 300 | a schedule firing this late still fires under ``catch_up: skip`` (s) |
+| NEXUS_SCHEDULE_CATCH_UP_MAX | 86400 | ceiling on a schedule's ``catch_up_window`` (s) |
 | NEXUS_ADMIN_USER / NEXUS_ADMIN_PASSWORD | admin / "" (generated) | ``ensure_admin``'s user |
 """
 from __future__ import annotations
@@ -84,6 +86,8 @@ DEFAULTS: dict[str, Any] = {
     "NEXUS_WEBHOOK_SECRETS": "",
     "NEXUS_WEBHOOK_TOLERANCE": 300,
     "NEXUS_BEAT_LOCK_TTL": 30,
+    "NEXUS_SCHEDULE_GRACE": 300,
+    "NEXUS_SCHEDULE_CATCH_UP_MAX": 86_400,
     "NEXUS_ADMIN_USER": "admin",
     "NEXUS_ADMIN_PASSWORD": "",
 }

@@ -1,0 +1,83 @@
+"""What a schedule trigger will do and did today, as ``workflow_status`` replies it: its next
+firings (from ``market_calendar``, so holidays, early closes and DST are already applied) and, for
+today in its timezone, which firings fired (the durable record of fired minutes) and why it did not
+fire: paused, weekend or holiday, early close, outside the session, or beat down."""
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from croniter import croniter
+from django.conf import settings
+from django.utils import timezone
+
+from workflows_app import guards, market_calendar
+from workflows_app.models import ProcessHeartbeat, Trigger, Workflow
+
+SCHEDULE_TYPES = ("schedule", "market_schedule")
+UPCOMING = 5
+
+
+def is_active(trigger: Trigger, workflow: Workflow) -> bool:
+    return workflow.status == Workflow.Status.ACTIVE and trigger.enabled and (trigger.params or {}).get("enabled", True)
+
+
+def upcoming(trigger: Trigger, workflow: Workflow, now: datetime | None = None, count: int = UPCOMING) -> list[str]:
+    if trigger.type not in SCHEDULE_TYPES or not is_active(trigger, workflow):
+        return []
+    now = now or timezone.now()
+    zone = market_calendar.trigger_zone(trigger.params)
+    return [at.astimezone(zone).isoformat() for at in market_calendar.next_firings(trigger.params, now, count)]
+
+
+def beat_alive(now: datetime) -> bool:
+    limit = now - timedelta(seconds=float(settings.NEXUS_HEARTBEAT_STALE_AFTER))
+    return ProcessHeartbeat.objects.filter(role="beat", state="active", last_seen__gt=limit).exists()
+
+
+def _planned_today(params: dict, start: datetime, end: datetime) -> tuple[list[datetime], str | None]:
+    """The times the trigger would fire today without its calendar, and why the calendar drops them."""
+    if params.get("exchange"):
+        day = start.astimezone(market_calendar.tz(params["exchange"])).date()
+        if market_calendar.session(params["exchange"], day) is None:
+            return [], market_calendar.closed_reason(params["exchange"], day)
+        if market_calendar.moment_on(params["exchange"], params["at"], day) is None:
+            close = market_calendar.session(params["exchange"], day)[1].astimezone(market_calendar.tz(params["exchange"]))
+            return [], f"early close at {close:%H:%M}: {params['at']} is outside the session"
+        return [], None
+    zone = market_calendar.trigger_zone(params)
+    cron, planned = croniter(params["cron"], start.astimezone(zone)), []
+    while len(planned) < 1440:
+        at = cron.get_next(datetime).astimezone(UTC)
+        if at > end:
+            break
+        planned.append(at)
+    reasons = {market_calendar.cron_allowed(params, at) for at in planned} - {None}
+    return planned, ", ".join(sorted(reasons)) or None
+
+
+def today(trigger: Trigger, workflow: Workflow, now: datetime | None = None) -> dict | None:
+    """Today's firings (trigger's timezone): fired, still to come, and why it did not fire."""
+    if trigger.type not in SCHEDULE_TYPES:
+        return None
+    params, now = trigger.params or {}, (now or timezone.now()).astimezone(UTC)
+    zone = market_calendar.trigger_zone(params)
+    local = now.astimezone(zone)
+    start = local.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(microseconds=1)
+    end = start + timedelta(days=1)
+    firings = market_calendar.firings_between(params, start, end)
+    fired = [at for at in firings if guards.held("schedule", guards.schedule_key(
+        trigger.workflow_id, trigger.pk, market_calendar.wall_clock(params, at)))]
+    missed = [at for at in firings if at <= now and at not in fired]
+    reason = None
+    if not is_active(trigger, workflow):
+        reason = "paused"
+    elif not firings:
+        planned, reason = _planned_today(params, start, end)
+        reason = reason or ("no firing scheduled today" if not planned else None)
+    elif missed:
+        reason = "beat down" if not beat_alive(now) else "missed: beat was not running (or catch_up skipped it)"
+    return {"date": local.date().isoformat(), "timezone": zone.key,
+            "firings": [at.astimezone(zone).isoformat() for at in firings],
+            "fired": [at.astimezone(zone).isoformat() for at in fired],
+            "missed": [at.astimezone(zone).isoformat() for at in missed],
+            "not_fired_because": reason}
