@@ -15,7 +15,6 @@ by the next one and dropped by the worker, so a backlog never makes them pile up
 """
 from __future__ import annotations
 
-import copy
 import logging
 import os
 import random
@@ -154,7 +153,8 @@ class NexusScheduler(DatabaseScheduler):
             return super().apply_async(entry, producer, advance, **kwargs)
         result = None
         for at in entry.firings_due(entry._default_now()):
-            one = copy.copy(entry)
+            one = object.__new__(type(entry))  # the same entry, its own args (ScheduleEntry's __reduce__ rebuilds)
+            one.__dict__.update(entry.__dict__)
             one.args = [entry.args[0], at.isoformat()]
             result = super().apply_async(one, producer, advance, **kwargs)
         return result

@@ -9,6 +9,7 @@ from __future__ import annotations
 from workflows_app import conf, queues, steps, trigger_types
 from workflows_app.models import MessageQueue
 from workflows_app.registry import BeatJob, EventKind, Plugin
+from workflows_app.selectors import schedules as schedule_outlook
 from workflows_app.services import events
 
 
@@ -45,6 +46,7 @@ PLUGIN = Plugin(
     },
     dead_letter_redrivers={"queue": queues.redrive},
     health_checks={"events_queue": events_health},
+    dashboard_panels={"schedules": schedule_outlook.dashboard_panel},
     beat_jobs=(
         BeatJob("nexus-reconcile", "nexus.maintenance.reconcile", every=lambda: conf.get("NEXUS_RECONCILE_EVERY")),
         BeatJob("nexus-queue-sweep", "nexus.maintenance.sweep_queues",

@@ -45,7 +45,7 @@ def _planned_today(params: dict, start: datetime, end: datetime) -> tuple[list[d
             return [], f"early close at {close:%H:%M}: {params['at']} is outside the session"
         return [], None
     zone = market_calendar.trigger_zone(params)
-    cron, planned = croniter(params["cron"], start.astimezone(zone)), []
+    cron, planned = croniter(params["cron"], (start - timedelta(seconds=1)).astimezone(zone)), []
     while len(planned) < 1440:
         at = cron.get_next(datetime).astimezone(UTC)
         if at > end:
@@ -62,9 +62,9 @@ def today(trigger: Trigger, workflow: Workflow, now: datetime | None = None) -> 
     params, now = trigger.params or {}, (now or timezone.now()).astimezone(UTC)
     zone = market_calendar.trigger_zone(params)
     local = now.astimezone(zone)
-    start = local.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(microseconds=1)
-    end = start + timedelta(days=1)
-    firings = market_calendar.firings_between(params, start, end)
+    start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    end = start + timedelta(days=1) - timedelta(microseconds=1)
+    firings = market_calendar.firings_between(params, start - timedelta(microseconds=1), end)
     fired = [at for at in firings if guards.held("schedule", guards.schedule_key(
         trigger.workflow_id, trigger.pk, market_calendar.wall_clock(params, at)))]
     missed = [at for at in firings if at <= now and at not in fired]
@@ -81,3 +81,22 @@ def today(trigger: Trigger, workflow: Workflow, now: datetime | None = None) -> 
             "fired": [at.astimezone(zone).isoformat() for at in fired],
             "missed": [at.astimezone(zone).isoformat() for at in missed],
             "not_fired_because": reason}
+
+
+def dashboard_panel(since=None, limit: int = 20) -> dict:
+    """The dashboard's schedules panel: each active schedule's next firing and today's outcome."""
+    now = timezone.now()
+    rows, firing_today = [], 0
+    triggers = Trigger.objects.filter(type__in=SCHEDULE_TYPES, workflow__status=Workflow.Status.ACTIVE).select_related(
+        "workflow").order_by("workflow__name", "position")[:limit]
+    for trigger in triggers:
+        outlook = today(trigger, trigger.workflow, now) or {}
+        nxt = upcoming(trigger, trigger.workflow, now, count=1)
+        firing_today += bool(outlook.get("firings"))
+        what = (f"{trigger.params.get('exchange')} {trigger.params.get('at')}" if trigger.type == "market_schedule"
+                else f"{trigger.params.get('cron')} {trigger.params.get('calendar') or ''}".strip())
+        rows.append([trigger.workflow.name, what, nxt[0] if nxt else "-", len(outlook.get("fired", [])),
+                     outlook.get("not_fired_because") or "-"])
+    return {"title": "Schedules", "metrics": {"schedules": len(rows), "firing_today": firing_today,
+                                              "beat_alive": int(beat_alive(now))},
+            "columns": ["workflow", "schedule", "next firing", "fired today", "not fired because"], "rows": rows}
