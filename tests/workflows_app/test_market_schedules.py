@@ -242,6 +242,11 @@ def test_workflow_status_shows_the_next_five_and_why_not_today(redis_test_client
     ProcessHeartbeat.objects.filter(role="beat").delete()
     missed = today(close, workflow, now=ny(2026, 11, 30, 17, 0))
     assert missed["not_fired_because"] == "beat down" and missed["missed"] == ["2026-11-30T15:30:00-05:00"]
+    queues.ensure_default_queues()
+    assert events.fire_schedule(close.pk, scheduled_for=ny(2026, 11, 30, 15, 30).isoformat())["fired"]
+    done = today(close, workflow, now=ny(2026, 11, 30, 17, 0))
+    assert done["fired"] == ["2026-11-30T15:30:00-05:00"] and done["missed"] == [] and done["not_fired_because"] is None
+    assert done["counts"] == {"firings": 1, "fired": 1, "missed": 0}
     Workflow.objects.filter(pk=workflow.pk).update(status=Workflow.Status.PAUSED)
     workflow.refresh_from_db()
     assert today(close, workflow, now=ny(2026, 11, 30, 17, 0))["not_fired_because"] == "paused"
@@ -252,3 +257,8 @@ def test_workflow_status_shows_the_next_five_and_why_not_today(redis_test_client
     status = operations.workflow_status(workflow_id=str(workflow.id))["triggers"][0]
     assert len(status["upcoming"]) == 5 and status["next_run_at"] == status["upcoming"][0]
     assert datetime.fromisoformat(status["next_run_at"]).astimezone(NY).strftime("%H:%M") == "15:30"
+    from workflows_app.ui.data import dashboard_data  # the dashboard's data: the schedules panel
+
+    panel = next(p for p in dashboard_data()["panels"] if p["name"] == "schedules")
+    row = next(r for r in panel["rows"] if r[0] == workflow.name)
+    assert row[1] == "XNYS 15:30" and row[2] == status["next_run_at"] and panel["metrics"]["schedules"] >= 1

@@ -11,10 +11,11 @@ from django.conf import settings
 from django.utils import timezone
 
 from workflows_app import guards, market_calendar
-from workflows_app.models import ProcessHeartbeat, Trigger, Workflow
+from workflows_app.models import Guard, ProcessHeartbeat, Trigger, Workflow
 
 SCHEDULE_TYPES = ("schedule", "market_schedule")
 UPCOMING = 5
+LISTED = 20  # today's firings listed at most (the latest; counts give the totals)
 
 
 def is_active(trigger: Trigger, workflow: Workflow) -> bool:
@@ -64,9 +65,9 @@ def today(trigger: Trigger, workflow: Workflow, now: datetime | None = None) -> 
     local = now.astimezone(zone)
     start = local.replace(hour=0, minute=0, second=0, microsecond=0)
     end = start + timedelta(days=1) - timedelta(microseconds=1)
-    firings = market_calendar.firings_between(params, start - timedelta(microseconds=1), end)
-    fired = [at for at in firings if guards.held("schedule", guards.schedule_key(
-        trigger.workflow_id, trigger.pk, market_calendar.wall_clock(params, at)))]
+    firings = market_calendar.firings_between(params, start - timedelta(microseconds=1), end, limit=1440)
+    fired_walls = _fired_walls(trigger, local.date().isoformat(), now)
+    fired = [at for at in firings if market_calendar.wall_clock(params, at) in fired_walls]
     missed = [at for at in firings if at <= now and at not in fired]
     reason = None
     if not is_active(trigger, workflow):
@@ -76,11 +77,19 @@ def today(trigger: Trigger, workflow: Workflow, now: datetime | None = None) -> 
         reason = reason or ("no firing scheduled today" if not planned else None)
     elif missed:
         reason = "beat down" if not beat_alive(now) else "missed: beat was not running (or catch_up skipped it)"
-    return {"date": local.date().isoformat(), "timezone": zone.key,
-            "firings": [at.astimezone(zone).isoformat() for at in firings],
-            "fired": [at.astimezone(zone).isoformat() for at in fired],
-            "missed": [at.astimezone(zone).isoformat() for at in missed],
+    shown = {name: [at.astimezone(zone).isoformat() for at in times[-LISTED:]]
+             for name, times in (("firings", firings), ("fired", fired), ("missed", missed))}
+    return {"date": local.date().isoformat(), "timezone": zone.key, **shown,
+            "counts": {"firings": len(firings), "fired": len(fired), "missed": len(missed)},
             "not_fired_because": reason}
+
+
+def _fired_walls(trigger: Trigger, day: str, now: datetime) -> set[str]:
+    """The wall-clock minutes of `day` the trigger fired at (its live ``schedule`` guards: one query)."""
+    base = guards.schedule_key(trigger.workflow_id, trigger.pk, "")
+    keys = Guard.objects.filter(scope="schedule", key__startswith=base + day, expires_at__gt=now).values_list(
+        "key", flat=True)
+    return {key[len(base):] for key in keys[:1440]}
 
 
 def dashboard_panel(since=None, limit: int = 20) -> dict:
