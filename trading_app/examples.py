@@ -21,9 +21,10 @@ NEWS_TRIGGERS = [
     {"type": "news_sentiment", "keywords": ["earnings", "FDA", "acquisition"], "sentiment_threshold": 0.7},
     {"type": "breaking_news", "sources": ["Reuters", "Bloomberg"], "priority": "high"},
 ]
+# The specification's 9:00 and 15:30 New York schedules, on NYSE trading days only (no holiday firings).
 SCHEDULE_TRIGGERS = [
-    {"type": "schedule", "cron": "0 9 * * 1-5", "timezone": "America/New_York"},
-    {"type": "schedule", "cron": "30 15 * * 1-5", "timezone": "America/New_York"},
+    {"type": "schedule", "cron": "0 9 * * 1-5", "timezone": "America/New_York", "calendar": "XNYS"},
+    {"type": "schedule", "cron": "30 15 * * 1-5", "timezone": "America/New_York", "calendar": "XNYS"},
 ]
 CIRCUIT_BREAKER = {"failure_threshold": 5, "timeout_duration": 60, "reset_timeout": 300}
 
@@ -37,7 +38,7 @@ EXAMPLES: list[dict] = [
             {"name": "generate_signals", "type": "signal_generation", "params": {"threshold": 0.7}},
             {"name": "execute_trades", "type": "trade_execution", "params": {"risk_limit": 0.02}},
         ],
-        "triggers": [{"type": "schedule", "cron": "0 9 * * 1-5", "timezone": "America/New_York"}],
+        "triggers": [{"type": "schedule", "cron": "0 9 * * 1-5", "timezone": "America/New_York", "calendar": "XNYS"}],
     },
     {
         "name": "event-driven-trader",

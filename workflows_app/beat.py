@@ -36,6 +36,7 @@ from workflows_app import conf
 from workflows_app.models import ProcessHeartbeat
 from workflows_app.registry import BeatJob
 from workflows_app.services.availability import sample_quietly
+from workflows_app.services.triggers.calendar_entries import CalendarEntry
 
 log = logging.getLogger(__name__)
 LOCK_KEY = "nexus:beat:lock"
@@ -107,6 +108,8 @@ def with_default_expiry(mapping: dict) -> dict:
 
 
 class NexusScheduler(DatabaseScheduler):
+    Entry = CalendarEntry  # schedule triggers run on their calendar's firings (market_calendar)
+
     def __init__(self, *args, **kwargs):
         self.lock_token = f"{uuid.uuid4()}"
         self._was_leader = None
@@ -142,6 +145,19 @@ class NexusScheduler(DatabaseScheduler):
             log.error("beat %s: cannot read the schedule (%s); retrying in 5 s", self.lock_token[:8], exc)
             connection.close()  # a broken connection is replaced on the next query
             return 5.0
+
+    def apply_async(self, entry, producer=None, advance=True, **kwargs):
+        """A schedule trigger's entry sends one ``fire_schedule`` per firing due (its catch-up
+        policy), each with the firing's own time; other entries are sent as usual."""
+        if getattr(entry, "trigger", None) is None:
+            return super().apply_async(entry, producer, advance, **kwargs)
+        result = None
+        for at in entry.firings_due(entry._default_now()):
+            one = object.__new__(type(entry))  # the same entry, its own args (ScheduleEntry's __reduce__ rebuilds)
+            one.__dict__.update(entry.__dict__)
+            one.args = [entry.args[0], at.isoformat()]
+            result = super().apply_async(one, producer, advance, **kwargs)
+        return result
 
     def _redis_unreachable(self, exc: Exception) -> float:
         self._redis_failures += 1

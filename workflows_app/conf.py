@@ -27,6 +27,8 @@ it to the type of its default here.
 | NEXUS_WAIT_MAX_SECONDS | 604800 | ceiling of a `wait` (seconds or until), 7 days |
 | NEXUS_APPROVAL_MAX_SECONDS | 604800 | ceiling of an approval's `expires_in`, 7 days |
 | NEXUS_WAIT_NUDGE_SECONDS | 300 | a wait this short also gets a delayed wake message (prompt; the timer stays the truth) |
+| NEXUS_SCHEDULE_GRACE | 300 | a schedule firing this late still fires under ``catch_up: skip`` (s) |
+| NEXUS_SCHEDULE_CATCH_UP_MAX | 86400 | ceiling on a schedule's ``catch_up_window`` (s) |
 | NEXUS_ADMIN_USER / NEXUS_ADMIN_PASSWORD | admin / "" (generated) | ``ensure_admin``'s user |
 """
 from __future__ import annotations
@@ -107,6 +109,8 @@ DEFAULTS: dict[str, Any] = {
     "NEXUS_WAIT_MAX_SECONDS": 604800.0,
     "NEXUS_APPROVAL_MAX_SECONDS": 604800.0,
     "NEXUS_WAIT_NUDGE_SECONDS": 300.0,
+    "NEXUS_SCHEDULE_GRACE": 300,
+    "NEXUS_SCHEDULE_CATCH_UP_MAX": 86_400,
     "NEXUS_ADMIN_USER": "admin",
     "NEXUS_ADMIN_PASSWORD": "",
 }

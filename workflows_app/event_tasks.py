@@ -24,8 +24,8 @@ EVENTS = {"acks_late": True, "reject_on_worker_lost": True, "time_limit": 120, "
 
 @shared_task(name="nexus.events.fire_schedule", autoretry_for=(ConnectionError,), retry_backoff=True,
              max_retries=3, **EVENTS)
-def fire_schedule(trigger_id: int):
-    return events.fire_schedule(int(trigger_id))
+def fire_schedule(trigger_id: int, scheduled_for: str | None = None):
+    return events.fire_schedule(int(trigger_id), scheduled_for=scheduled_for)
 
 
 @shared_task(bind=True, name="nexus.events.drain_queue", max_retries=0, **EVENTS)

@@ -21,6 +21,11 @@ from workflows_app.models import Guard
 KEY_MAX = 255
 
 
+def schedule_key(workflow_id, trigger_id, wall: str) -> str:
+    """Scope ``schedule``: the durable record that a schedule trigger fired at a local wall-clock minute."""
+    return f"{workflow_id}:{trigger_id}:{wall}"
+
+
 def _key(key: str) -> str:
     key = str(key)
     if len(key) <= KEY_MAX:

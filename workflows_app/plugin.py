@@ -11,6 +11,7 @@ from workflows_app import conf, queues, steps, trigger_types
 from workflows_app.engine.timers import timer_health
 from workflows_app.models import MessageQueue
 from workflows_app.registry import BeatJob, EventKind, Plugin
+from workflows_app.selectors import schedules as schedule_outlook
 from workflows_app.services import events
 
 
@@ -47,6 +48,7 @@ PLUGIN = Plugin(
     },
     dead_letter_redrivers={"queue": queues.redrive},
     health_checks={"events_queue": events_health, "timers": timer_health},
+    dashboard_panels={"schedules": schedule_outlook.dashboard_panel},
     beat_jobs=(
         BeatJob("nexus-reconcile", "nexus.maintenance.reconcile", every=lambda: conf.get("NEXUS_RECONCILE_EVERY")),
         BeatJob("nexus-timers", "nexus.maintenance.wake_timers", every=lambda: conf.get("NEXUS_TIMER_EVERY")),

@@ -10,9 +10,9 @@ from datetime import timedelta
 from typing import Any
 
 from django.utils import timezone
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from workflows_app import conf, expressions, queues
+from workflows_app import conf, expressions, market_calendar, queues
 from workflows_app.circuit import CircuitBreaker
 from workflows_app.definitions import step_type_name
 from workflows_app.engine import Suspension, is_reserved
@@ -159,8 +159,11 @@ def _ceiling(name: str) -> float:
 class WaitParams(Strict):
     seconds: float | None = Field(None, ge=0, description="How long (s), up to NEXUS_WAIT_MAX_SECONDS (7 days by "
                                                           "default); 1 s when neither seconds nor until is given.")
+    exchange: str = Field("XNYS", max_length=10, description="The exchange calendar of a market `until` "
+                                                             "(an ISO MIC: XNYS, XLON, XTKS, ...).")
     until: str | None = Field(None, max_length=100, description="When to wake: an ISO 8601 timestamp with a "
-                                                                "timezone (2026-12-02T14:30:00Z).")
+                              "timezone (2026-12-02T14:30:00Z), or a moment of the exchange's calendar: next_open, "
+                              "next_close, open+5m, close-10m, HH:MM (exchange time; the first one after now).")
 
     @field_validator("seconds")
     @classmethod
@@ -169,11 +172,18 @@ class WaitParams(Strict):
             raise ValueError(f"at most NEXUS_WAIT_MAX_SECONDS={_ceiling('NEXUS_WAIT_MAX_SECONDS'):g}")
         return value
 
+    @field_validator("exchange")
+    @classmethod
+    def _known_exchange(cls, value: str) -> str:
+        if value not in market_calendar.exchange_names():
+            raise ValueError(f"unknown exchange calendar {value!r} (an ISO MIC such as XNYS, XLON, XTKS)")
+        return value
+
     @field_validator("until")
     @classmethod
-    def _resolvable(cls, value: str | None) -> str | None:
-        if value is not None:
-            resolve_until(value)
+    def _resolvable(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None:  # `exchange` is validated first (declared before)
+            resolve_until(value, exchange=info.data.get("exchange") or "XNYS")
         return value
 
     @model_validator(mode="after")
@@ -190,7 +200,7 @@ def wait(ctx: StepContext) -> Suspension:
     if p.until is None:
         seconds = 1.0 if p.seconds is None else p.seconds
         return Suspension(wake_at=now + timedelta(seconds=seconds), output={"waited": seconds})
-    wake_at = resolve_until(p.until, now)
+    wake_at = resolve_until(p.until, now, p.exchange)
     seconds = max((wake_at - now).total_seconds(), 0.0)
     if seconds > _ceiling("NEXUS_WAIT_MAX_SECONDS"):
         raise PermanentStepError(f"until {p.until} is more than NEXUS_WAIT_MAX_SECONDS="

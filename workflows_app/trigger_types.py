@@ -5,11 +5,12 @@ evaluators of the event ones. ``TRIGGER_TYPES`` declares them for the engine's p
 from __future__ import annotations
 
 import zoneinfo
+from typing import Literal
 
 from croniter import croniter
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from workflows_app import expressions
+from workflows_app import expressions, market_calendar
 from workflows_app.registry import TriggerType
 
 
@@ -19,9 +20,27 @@ class TriggerParams(BaseModel):
     enabled: bool = True
 
 
-class ScheduleParams(TriggerParams):
+def _known_exchange(value: str | None) -> str | None:
+    if value is not None and value not in market_calendar.exchange_names():
+        raise ValueError(f"unknown exchange calendar {value!r} (an ISO MIC such as XNYS, XLON, XTKS)")
+    return value
+
+
+class CatchUpParams(TriggerParams):
+    catch_up: Literal["skip", "latest", "all"] = Field(
+        "skip", description="Firings missed while beat was down: skip them, fire the latest once, or fire each.")
+    catch_up_window: int = Field(3600, ge=60, le=7 * 86_400, description=(
+        "Seconds back a catch-up looks (bounded by the NEXUS_SCHEDULE_CATCH_UP_MAX setting)."))
+
+
+class ScheduleParams(CatchUpParams):
     cron: str = Field(max_length=100)
     timezone: str = Field("UTC", max_length=64)
+    calendar: str | None = Field(None, max_length=16, description=(
+        "An exchange calendar (XNYS, ...): no firing on days the exchange is closed."))
+    session_only: bool = Field(False, description="With calendar: no firing outside the day's session either.")
+
+    _valid_calendar = field_validator("calendar")(classmethod(lambda cls, value: _known_exchange(value)))
 
     @field_validator("cron")
     @classmethod
@@ -37,6 +56,25 @@ class ScheduleParams(TriggerParams):
             zoneinfo.ZoneInfo(value)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown IANA timezone {value!r}") from None
+        return value
+
+
+class MarketScheduleParams(CatchUpParams):
+    exchange: str = Field(max_length=16, description="The exchange calendar (an ISO MIC: XNYS, XLON, ...).")
+    at: str = Field(max_length=16, description=(
+        "open, close, open+5m, close-15m, open+1h or HH:MM (exchange time), within the session."))
+    days: Literal["trading"] = Field("trading", description="Every trading session (holidays never fire).")
+
+    _valid_exchange = field_validator("exchange")(classmethod(lambda cls, value: _known_exchange(value)))
+
+    @field_validator("at")
+    @classmethod
+    def _valid_at(cls, value: str, info: ValidationInfo) -> str:
+        exchange = info.data.get("exchange")
+        if exchange is None:
+            market_calendar.parse_at(value)  # the exchange's own error is reported; check the form only
+        else:
+            market_calendar.validate_in_session(exchange, value)
         return value
 
 
@@ -83,6 +121,9 @@ def event_evaluator(params: EventParams, event: dict, state: dict) -> tuple[bool
 
 TRIGGER_TYPES = (
     TriggerType(name="schedule", params_model=ScheduleParams, description="Cron in an IANA timezone (celery-beat)."),
+    TriggerType(name="market_schedule", params_model=MarketScheduleParams, description=(
+        "A moment of each trading session of an exchange (open+5m, close-15m, HH:MM): follows early "
+        "closes and DST, never fires on a holiday (celery-beat).")),
     TriggerType(name="manual", params_model=ManualParams, description="Started by a person or an API call."),
     TriggerType(name="webhook", params_model=WebhookParams, event_kinds=("webhook",), evaluator=webhook_evaluator,
                 description="An HMAC-signed POST to /api/v1/events/."),

@@ -171,3 +171,14 @@ def test_workflow_set_owner_is_staff_only_and_names_a_bad_user(workflow):
         operations.workflow_set_owner(workflow_id=str(workflow.pk), owner_id=999999)
     assert bad.value.code == "INVALID_INPUT_DATA" and bad.value.details == {"field": "owner_id"}
     assert Workflow.objects.get(pk=workflow.pk).owner is None
+
+
+def test_the_workflow_page_shows_a_schedules_next_firings_and_today(client, staff):
+    created = operations.workflow_create(name="admin-market", steps=[{"name": "s", "type": "test_noop"}],
+                                         triggers=[{"type": "market_schedule", "exchange": "XNYS", "at": "open+5m"}])
+    page = client.get(reverse("admin:workflows_app_workflow_change", args=[created["workflow_id"]]))
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert "next firings / today" in body.lower()
+    status = operations.workflow_status(workflow_id=created["workflow_id"])["triggers"][0]
+    assert all(at in body for at in status["upcoming"]) and len(status["upcoming"]) == 5

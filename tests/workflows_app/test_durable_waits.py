@@ -197,3 +197,29 @@ def _held_tasks(redis_url: str) -> dict:
         "                tasks.append({'kind': kind, 'name': req.get('name') or '', 'args': json.dumps(req.get('args'))})\n"
         "print('HELD=' + json.dumps({'answered': bool(replies['active']), 'tasks': tasks}))\n"))
     return json.loads(out.rsplit("HELD=", 1)[1])
+
+
+def test_a_wait_until_a_market_moment_follows_the_exchange_calendar():
+    """`until` as a moment of the exchange's calendar: the first one after now, holidays and early
+    closes applied (Thanksgiving 2026 is closed; the day after closes at 13:00 New York)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from pydantic import ValidationError
+
+    from workflows_app.engine.timers import resolve_until
+    from workflows_app.steps import WaitParams
+
+    new_york = ZoneInfo("America/New_York")
+    thanksgiving = datetime(2026, 11, 26, 10, 0, tzinfo=new_york)
+    assert resolve_until("next_open", thanksgiving).astimezone(new_york) == datetime(2026, 11, 27, 9, 30,
+                                                                                     tzinfo=new_york)
+    assert resolve_until("close-10m", thanksgiving).astimezone(new_york) == datetime(2026, 11, 27, 12, 50,
+                                                                                     tzinfo=new_york)
+    assert resolve_until("2026-12-02T14:30:00Z") == datetime.fromisoformat("2026-12-02T14:30:00+00:00")
+    assert WaitParams(until="next_close", exchange="XLON").exchange == "XLON"
+    for bad, field in (({"until": "nextopen"}, "until"), ({"until": "next_open", "exchange": "NOPE"}, "exchange"),
+                       ({"until": "2026-12-02T14:30:00"}, "until")):
+        with pytest.raises(ValidationError) as error:
+            WaitParams(**bad)
+        assert error.value.errors()[0]["loc"][0] == field, error.value.errors()

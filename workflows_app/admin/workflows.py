@@ -7,7 +7,7 @@ from django.contrib import admin, messages
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from workflows_app import definitions, operations
 from workflows_app.admin import run
@@ -24,6 +24,7 @@ from workflows_app.admin.forms import StepForm, TriggerForm, WorkflowForm
 from workflows_app.admin.widgets import SCHEMAS_ELEMENT_ID, param_schemas
 from workflows_app.errors import OperationError
 from workflows_app.models import Step, Trigger, Workflow, WorkflowVersion
+from workflows_app.selectors import schedules as schedule_outlook
 
 
 class StepInline(admin.StackedInline):
@@ -45,12 +46,23 @@ class TriggerInline(admin.TabularInline):
     extra = 0
     ordering = ["position"]
     formfield_overrides = JSON_WIDGET
-    readonly_fields = ["last_fired_at", "schedule"]
-    fields = ["position", "type", "params", "last_fired_at", "schedule"]
+    readonly_fields = ["last_fired_at", "schedule", "outlook"]
+    fields = ["position", "type", "params", "last_fired_at", "schedule", "outlook"]
 
     @admin.display(description="beat schedule")
     def schedule(self, obj):
         return admin_link(obj.periodic_task) if obj and obj.periodic_task_id else "-"
+
+    @admin.display(description="next firings / today")
+    def outlook(self, obj):
+        """The next five firings (calendar applied) and why it did not fire today (workflow_status's)."""
+        if not obj or not obj.pk or obj.type not in schedule_outlook.SCHEDULE_TYPES:
+            return "-"
+        upcoming = schedule_outlook.upcoming(obj, obj.workflow)
+        today = schedule_outlook.today(obj, obj.workflow) or {}
+        why = today.get("not_fired_because") or f"fired {len(today.get('fired', []))} today"
+        items = format_html_join("", "<li>{}</li>", ((at,) for at in upcoming)) if upcoming else "none"
+        return format_html("<ul style='margin:0'>{}</ul><div>{}</div>", items, why)
 
 
 class VersionInline(admin.TabularInline):

@@ -42,8 +42,8 @@ def features(definition: dict) -> list[str]:
     checks = {
         "message_queues": any(_sends_to_queue(s) for s in steps),
         "agent_assignment": any(s.get("agent") for s in steps),
-        "scheduling": any(t.get("type") == "schedule" for t in triggers),
-        "event_triggers": any(t.get("type") not in ("schedule", "manual") for t in triggers),
+        "scheduling": any(t.get("type") in ("schedule", "market_schedule") for t in triggers),
+        "event_triggers": any(t.get("type") not in ("schedule", "market_schedule", "manual") for t in triggers),
         "conditional_logic": any(s.get("condition") for s in steps),
         "parallel_execution": any(len(g) > 1 for g in execution_groups(steps)),
         "saga_compensation": any(s.get("compensate") for s in steps),

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from workflows_app import audit, conf
+from workflows_app import audit, conf, market_calendar
 from workflows_app.engine.suspend import APPROVED, REJECTED, iso, resume
 from workflows_app.models import ApprovalRequest, Execution, StepRun
 
@@ -21,17 +21,25 @@ S = Execution.Status
 BATCH = 500  # due executions per pass; the next pass takes the rest
 
 
-def resolve_until(value: str, now: datetime | None = None) -> datetime:
-    """The time a wait's `until` names: an ISO 8601 timestamp with a timezone. The one place it is
-    resolved (at save: validity; at run: the time), so market events (the next open, ...) are added
-    here once the exchange calendar is in. Raises ValueError naming what is accepted."""
+def resolve_until(value: str, now: datetime | None = None, exchange: str = "XNYS") -> datetime:
+    """The time a wait's `until` names: an ISO 8601 timestamp with a timezone, or a moment of the
+    exchange's calendar (``next_open``, ``next_close``, ``open+5m``, ``close-10m``, ``HH:MM`` in the
+    exchange's time), the first one after `now` (holidays, early closes and DST applied). The one place
+    it is resolved (at save: validity; at run: the time). Raises ValueError naming what is accepted."""
+    text = str(value or "").strip()
     try:
-        when = datetime.fromisoformat(value.strip())
-    except (ValueError, AttributeError):
-        raise ValueError("must be an ISO 8601 timestamp with a timezone, e.g. 2026-12-02T14:30:00Z") from None
-    if when.tzinfo is None:
-        raise ValueError("needs a timezone (Z or an offset such as +01:00)")
-    return when
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        when = None
+    if when is not None:
+        if when.tzinfo is None:
+            raise ValueError("needs a timezone (Z or an offset such as +01:00)")
+        return when
+    try:
+        return market_calendar.next_market_moment(exchange, text, now or timezone.now(), session_only=False)
+    except market_calendar.CalendarError as exc:
+        raise ValueError("must be an ISO 8601 timestamp with a timezone (2026-12-02T14:30:00Z) or a market "
+                         f"moment (next_open, next_close, open+5m, close-10m, HH:MM): {exc}") from None
 
 
 def resume_due(now: datetime | None = None, limit: int = BATCH) -> list[str]:

@@ -1,36 +1,36 @@
 """Reads of workflows, their triggers, executions and audit trail, as the faces reply them."""
 from __future__ import annotations
 
-import zoneinfo
 from datetime import datetime
 
-from croniter import croniter
 from django.db.models import Count
-from django.utils import timezone
 
 from workflows_app.models import AuditEvent, Execution, StepRun, Trigger, Workflow
+from workflows_app.selectors import schedules
 from workflows_app.selectors.common import iso, sees_everything
 
 
 # --- workflows ----------------------------------------------------------------------------------
 def next_run_at(trigger: Trigger, workflow: Workflow, now: datetime | None = None) -> str | None:
-    if trigger.type != "schedule" or workflow.status != Workflow.Status.ACTIVE or not trigger.enabled:
-        return None
-    tz = zoneinfo.ZoneInfo(trigger.params.get("timezone", "UTC"))
-    base = (now or timezone.now()).astimezone(tz)
-    return croniter(trigger.params["cron"], base).get_next(datetime).isoformat()
+    """The next real firing (holidays, early closes and DST applied), in the trigger's timezone."""
+    return next(iter(schedules.upcoming(trigger, workflow, now, count=1)), None)
 
 
 def trigger_summary(trigger: Trigger, workflow: Workflow) -> dict:
-    return {
+    summary = {
         "trigger_id": trigger.pk,
         "type": trigger.type,
         **trigger.params,
         "enabled": trigger.enabled and workflow.status == Workflow.Status.ACTIVE,
         "last_fired_at": iso(trigger.last_fired_at),
-        "next_run_at": next_run_at(trigger, workflow),
+        "next_run_at": None,
         "periodic_task": trigger.periodic_task.name if trigger.periodic_task_id else None,
     }
+    if trigger.type in schedules.SCHEDULE_TYPES:
+        summary["upcoming"] = schedules.upcoming(trigger, workflow)
+        summary["next_run_at"] = next(iter(summary["upcoming"]), None)
+        summary["today"] = schedules.today(trigger, workflow)
+    return summary
 
 
 def workflow_summary(workflow: Workflow) -> dict:

@@ -25,12 +25,11 @@ import json
 import logging
 import time
 import uuid
-import zoneinfo
 from datetime import UTC, datetime
 
 from django.db import transaction
 
-from workflows_app import conf, guards, queues
+from workflows_app import conf, guards, market_calendar, queues
 from workflows_app.errors import OperationError
 from workflows_app.models import Trigger
 from workflows_app.services import triggers
@@ -101,24 +100,33 @@ handle_batch.batch = True  # type: ignore[attr-defined]
 
 
 # --- schedules ----------------------------------------------------------------------------------
-def fire_schedule(trigger_id: int, now: datetime | None = None) -> dict:
+def fire_schedule(trigger_id: int, now: datetime | None = None, scheduled_for: str | None = None) -> dict:
     """Beat fired a schedule trigger: ingest a schedule event, at most once per local wall-clock
-    minute (a repeated hour when DST ends, or a second beat, cannot fire it twice)."""
-    trigger = Trigger.objects.filter(pk=trigger_id, type="schedule").first()
+    minute (a repeated hour when DST ends, or a second beat, cannot fire it twice). `scheduled_for`
+    (ISO, sent by the beat) is the firing's own time, so a catch-up or a late worker fires the
+    minute that was due; a calendar-aware trigger refuses a time that is not one of its firings."""
+    trigger = Trigger.objects.filter(pk=trigger_id, type__in=triggers.SCHEDULE_TYPES).first()
     if trigger is None:
         return {"fired": False, "reason": "no such schedule trigger"}
-    tz_name = (trigger.params or {}).get("timezone") or "UTC"
-    local = (now or datetime.now(UTC)).astimezone(zoneinfo.ZoneInfo(tz_name))
-    wall = local.strftime("%Y-%m-%dT%H:%M")
+    params = trigger.params or {}
+    at = datetime.fromisoformat(scheduled_for) if scheduled_for else (now or datetime.now(UTC))
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    wall = market_calendar.wall_clock(params, at)
+    if market_calendar.is_calendar_aware(params):
+        refused = market_calendar.is_firing(params, at)
+        if refused:
+            return {"fired": False, "reason": refused, "wall_clock": wall}
+    local = at.astimezone(market_calendar.trigger_zone(params))
     # The minute's claim and its event commit together: a failed ingest can be retried, a fired
     # minute never fires again (a durable guard: not forgotten when Redis restarts empty).
     with transaction.atomic():
-        if not guards.claim("schedule", f"{trigger.workflow_id}:{trigger_id}:{wall}", 3 * 24 * 3600):
+        if not guards.claim("schedule", triggers.schedule_guard_key(trigger, wall), 3 * 24 * 3600):
             return {"fired": False, "reason": "already fired at this wall-clock time", "wall_clock": wall}
-        reply = ingest("schedule", {"trigger_id": trigger_id, "workflow_id": str(trigger.workflow_id),
-                                    "cron": trigger.params.get("cron"), "timezone": tz_name, "wall_clock": wall,
-                                    "scheduled_for": local.isoformat(), "priority": "normal"},
-                       source="beat", event_id=f"schedule:{trigger_id}:{wall}")
+        payload = {"trigger_id": trigger_id, "workflow_id": str(trigger.workflow_id), "wall_clock": wall,
+                   "scheduled_for": local.isoformat(), "priority": "normal"}
+        payload.update({k: params[k] for k in ("cron", "timezone", "calendar", "exchange", "at") if params.get(k)})
+        reply = ingest("schedule", payload, source="beat", event_id=f"schedule:{trigger_id}:{wall}")
     return {"fired": True, "wall_clock": wall, **reply}
 
 

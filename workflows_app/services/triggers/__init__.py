@@ -45,14 +45,16 @@ from workflows_app.services.triggers.index import (
 from workflows_app.services.triggers.observed import trigger_states
 from workflows_app.services.triggers.schedules import (
     FIRE_SCHEDULE_TASK,
+    SCHEDULE_TYPES,
     on_workflow_changed,
     periodic_task_prefix,
+    schedule_guard_key,
     sync_schedules,
 )
 
 __all__ = [
-    "FIRED_TTL", "FIRE_SCHEDULE_TASK", "INDEX_VERSION_KEY", "STATE_KEY", "IndexedTrigger", "SharedEvaluator", "Slot",
+    "FIRED_TTL", "FIRE_SCHEDULE_TASK", "INDEX_VERSION_KEY", "SCHEDULE_TYPES", "STATE_KEY", "IndexedTrigger", "SharedEvaluator", "Slot",
     "ThresholdGroup", "TriggerIndex", "bump_index_version", "current_index", "evaluate", "event_time", "fire",
-    "on_workflow_changed", "periodic_task_prefix", "reset_state", "severity_priority", "sync_schedules",
-    "trigger_states",
+    "on_workflow_changed", "periodic_task_prefix", "reset_state", "schedule_guard_key", "severity_priority",
+    "sync_schedules", "trigger_states",
 ]
