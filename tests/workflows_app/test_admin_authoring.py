@@ -104,7 +104,7 @@ def test_bad_params_are_refused_naming_the_field_and_nothing_is_stored(client, s
     before_triggers = list(Trigger.objects.filter(workflow=workflow).values_list("type", "params"))
     response = client.post(change_url(workflow), formset_data(workflow, priority=9, **{
         "steps-0-params": json.dumps({"failure_threshold": 0}),
-        "steps-1-type": "wait", "steps-1-params": json.dumps({"seconds": 5000}),
+        "steps-1-type": "wait", "steps-1-params": json.dumps({"seconds": 10_000_000}),  # > 7 days
         "triggers-0-params": json.dumps({"symbol": "AAPL", "threshold": "a lot"})}))
     assert response.status_code == 200
     steps, triggers = (f.formset for f in response.context["inline_admin_formsets"][:2])
