@@ -109,7 +109,7 @@ def test_prometheus_registry_figures_are_gauges_and_faces_agree_with_selectors(c
         assert 'nexus_step_duration_seconds_count{step_type="test_noop"} 1.0' in text
         data = dashboard_data()
         assert data["summary"]["executions"] == 1 and data["summary"]["running"] == selectors.running_executions()
-        assert data["recent_executions"][0]["url"].endswith(f"/{data['recent_executions'][0]['execution_id']}/change/")
+        assert data["recent_executions"][0]["url"] == f"/ui/executions/{data['recent_executions'][0]['execution_id']}/"
         assert data["dead_letters"] == selectors.dead_letter_summary()
     finally:
         registry.counters.pop("figs_probe", None)
