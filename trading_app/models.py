@@ -34,6 +34,7 @@ class BrokerAccount(models.Model):
         USER = "user"
         DEMO = "demo"
         HOUSE = "house"
+        BACKTEST = "backtest"  # one per backtest run: nothing else trades on it
 
     name = models.CharField(max_length=64, unique=True, default="default")
     broker = models.CharField(max_length=16, default="paper")  # paper / alpaca
@@ -337,3 +338,6 @@ class KillSwitch(models.Model):
     def load(cls) -> KillSwitch:
         obj, _ = cls.objects.get_or_create(pk=1)
         return obj
+
+
+from trading_app.backtest.record import Backtest  # noqa: E402,F401 - a trading record of its own module

@@ -48,3 +48,13 @@ def snapshot_account() -> dict:
     if conf.provider_name("broker") == "alpaca":
         taken[accounts.ALPACA] = accounts.broker_for_account(accounts.alpaca_account()).snapshot(reason="scheduled")
     return {"accounts": taken}
+
+
+@shared_task(name="nexus.trading.run_backtest", acks_late=True, reject_on_worker_lost=True, max_retries=0,
+             time_limit=int(conf.get("NEXUS_BACKTEST_TIME_LIMIT")) + 30,
+             soft_time_limit=int(conf.get("NEXUS_BACKTEST_TIME_LIMIT")))
+def run_backtest(backtest_id: str) -> dict:
+    """Replay one backtest (trading_app.backtest.service.run): claimed once, its outcome stored on its row."""
+    from trading_app.backtest import service
+
+    return {k: v for k, v in service.run(backtest_id).items() if k != "metrics"}
