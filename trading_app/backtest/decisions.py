@@ -49,17 +49,18 @@ def run(definition: dict, *, execution_id: str, workflow_id: str, owner_id: int 
         for index in group:
             step = steps[index]
             name, type_name = step["name"], step_type_name(step)
-            if step.get("condition") and not expressions.evaluate(step["condition"], context):
-                context[name] = {"matched": False, "condition": step["condition"]}
-                briefs[name] = {"skipped": True}
-                continue
-            step_type = registry.get_step_type(type_name)
-            ctx = StepContext(
-                execution_id=execution_id, workflow_id=workflow_id, workflow_name=definition["name"],
-                step_name=name, step_type=type_name, params=step_type.params_model.model_validate(step.get("params", {})),
-                context=dict(context), input_data=dict(input_data), test_mode=True, attempt=1, owner_id=owner_id,
-                steps=steps, audit=lambda event, /, _n=name, **data: audit.append({"event": event, "step": _n, **data}))
             try:
+                if step.get("condition") and not expressions.evaluate(step["condition"], context):
+                    context[name] = {"matched": False, "condition": step["condition"]}
+                    briefs[name] = {"skipped": True}
+                    continue
+                step_type = registry.get_step_type(type_name)
+                ctx = StepContext(
+                    execution_id=execution_id, workflow_id=workflow_id, workflow_name=definition["name"],
+                    step_name=name, step_type=type_name,
+                    params=step_type.params_model.model_validate(step.get("params", {})), context=dict(context),
+                    input_data=dict(input_data), test_mode=True, attempt=1, owner_id=owner_id, steps=steps,
+                    audit=lambda event, /, _n=name, **data: audit.append({"event": event, "step": _n, **data}))
                 output = step_type.handler(ctx)
                 output = output if isinstance(output, dict) else {"result": output}
                 problem = output_problem(holder, step, output)

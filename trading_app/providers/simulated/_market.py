@@ -10,7 +10,6 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from trading_app import conf
 from trading_app.providers.simulated._clock import (
     as_ns,
     as_utc,
