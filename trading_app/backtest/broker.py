@@ -35,7 +35,9 @@ class BacktestBroker(PaperBroker):
     def __init__(self, market_data, account: BrokerAccount, costs: fills.Costs, clock):
         super().__init__(market_data=market_data, account=account)
         self.costs, self.clock = costs, clock
-        self.open_symbols: set[str] = set()  # symbols with open orders: the others cost no query per bar
+        # Open orders per symbol, read once and kept until an order or a fill changes them: a bar that
+        # can fill none of them costs no query (minute bars x held brackets would otherwise query each bar).
+        self.book: dict[str, list[Order]] = {}
         self.fills: list[dict] = []
 
     def _can_fill_now(self) -> bool:
@@ -44,24 +46,34 @@ class BacktestBroker(PaperBroker):
     def submit_order(self, req: OrderRequest) -> dict:
         order = super().submit_order(req)
         Order.objects.filter(client_order_id=req.client_order_id).update(created_at=self.clock.now)
-        self.open_symbols.add(order["symbol"])
+        self.book.pop(order["symbol"], None)
         return order
+
+    def _resting(self, symbol: str) -> list[Order]:
+        if symbol not in self.book:
+            self.book[symbol] = list(Order.objects.filter(account_id=self._bound.pk, symbol=symbol, status__in=OPEN))
+        return self.book[symbol]
+
+    def _may_fill(self, symbol: str, bar: fills.Bar, market: bool) -> bool:
+        """Whether any open order of ``symbol`` could fill on ``bar`` (decided in memory, exactly
+        as ``_fill_one`` prices it; the volume cap and the legs' held quantity are checked there)."""
+        until = _at(bar.start if market else bar.end)
+        for o in self._resting(symbol):
+            if o.created_at > until or (o.order_type == "market") != market:
+                continue
+            if market or fills.resting_price(o.order_type, o.side, float(o.limit_price if o.order_type == "limit"
+                                                                           else o.stop_price), bar, self.costs):
+                return True
+        return False
 
     # --- the replay's bar events -------------------------------------------------------------------
     def on_open(self, symbol: str, bar: fills.Bar) -> list[dict]:
         """Market orders placed at or before the bar's open fill at it (volume-capped)."""
-        if symbol not in self.open_symbols:
-            return []
-        return self._process(symbol, bar, market=True)
+        return self._process(symbol, bar, market=True) if self._may_fill(symbol, bar, True) else []
 
     def on_close(self, symbol: str, bar: fills.Bar) -> list[dict]:
         """Limit, stop and bracket legs against the bar's high and low (stop-loss first)."""
-        if symbol not in self.open_symbols:
-            return []
-        booked = self._process(symbol, bar, market=False)
-        if not Order.objects.filter(account_id=self._bound.pk, symbol=symbol, status__in=OPEN).exists():
-            self.open_symbols.discard(symbol)
-        return booked
+        return self._process(symbol, bar, market=False) if self._may_fill(symbol, bar, False) else []
 
     def _process(self, symbol: str, bar: fills.Bar, *, market: bool) -> list[dict]:
         opened, booked = _at(bar.start), []
@@ -77,6 +89,7 @@ class BacktestBroker(PaperBroker):
                     if fill:
                         booked.append(fill)
         self.fills.extend(booked)
+        self.book.pop(symbol, None)
         return booked
 
     def _fill_one(self, acct: BrokerAccount, order: Order, bar: fills.Bar, opened: datetime) -> dict | None:
