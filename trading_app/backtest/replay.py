@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from itertools import groupby
 
 from croniter import croniter
+from django.db import transaction
 
 from trading_app import conf
 from trading_app.backtest import decisions, fills
@@ -90,7 +91,8 @@ class Replay:
         with bound(market_data=self.md, news=self.news, broker=self.broker):
             for ts, group in groupby(timeline, key=lambda e: e[0]):
                 self.clock.move(ts)
-                done += self._instant(list(group))
+                with transaction.atomic():  # one commit per simulated instant, not one per order and fill
+                    done += self._instant(list(group))
                 if time.monotonic() - beat > 1.0:
                     self.progress(done, self.made)
                     beat = time.monotonic()

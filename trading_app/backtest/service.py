@@ -134,7 +134,7 @@ def results_of(replay) -> dict:
     bench = metrics.benchmark(replay.first_open, replay.last_close)
     summary = metrics.summary(equity, replay.exposed, replay.broker.fills, PERIODS_PER_YEAR[replay.interval], bench)
     summary.update(decisions=replay.made, trigger_evaluations=replay.evaluations)
-    step = max(1, len(replay.curve) // 2000)
+    step = max(1, -(-len(replay.curve) // 2000))  # at most 2000 points stored
     dd = metrics.drawdown_series(equity)
     curve = [{"t": datetime.fromtimestamp(t, UTC).isoformat(), "equity": round(v, 2), "drawdown": round(d, 6)}
              for (t, v), d in list(zip(replay.curve, dd, strict=True))[::step]]
