@@ -29,6 +29,7 @@ def run(name: str, steps: list, triggers: list, **arguments) -> dict:
     from trading_app.backtest.record import Backtest
     from workflows_app import operations
 
+    name = f"{name}-{int(time.time())}"  # the bench database outlives a run
     operations.workflow_create(name=name, steps=steps, triggers=triggers)
     t0 = time.monotonic()
     started = trading.workflow_backtest(workflow_id=name, **arguments)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 
 from trading_app import conf
 from trading_app.steps.common import _raise_symbol, _wellformed
@@ -67,7 +67,12 @@ class BacktestArgs(Args):
     @field_validator("fill_model")
     @classmethod
     def _fill_model(cls, value: dict) -> dict:
-        return FillModel.model_validate(value).model_dump()
+        from workflows_app.operations.catalogue import invalid_input
+
+        try:
+            return FillModel.model_validate(value).model_dump()
+        except ValidationError as exc:  # "fill_model is invalid: volume_share must be between 0 and 1"
+            raise refuse(f"is invalid: {invalid_input(FillModel, exc).message}") from None
 
     @field_validator("overrides")
     @classmethod
