@@ -37,6 +37,11 @@ def test_views_never_show_data_after_the_clock():
     news = ReplayNews(clock).get_news(["AAPL", "MSFT"], limit=100, start=NOW - timedelta(days=2), end=later)
     assert news and all(datetime.fromisoformat(a["published_at"]) <= NOW for a in news)
     assert ReplayNews(clock).get_news(["AAPL"], start=NOW + timedelta(hours=1), end=later) == []
+    # with a feed delay an article is seen only once it became available
+    delayed = ReplayNews(clock, delay=6 * 3600).get_news(["AAPL", "MSFT"], limit=100, start=NOW - timedelta(days=2))
+    assert {a["id"] for a in delayed} == {a["id"] for a in news
+                                          if datetime.fromisoformat(a["published_at"]) <= NOW - timedelta(hours=6)}
+    assert len(delayed) < len(news)
 
 
 @pytest.mark.django_db

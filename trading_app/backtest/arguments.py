@@ -43,6 +43,8 @@ class BacktestArgs(Args):
     initial_cash: Number = Field(100_000.0, ge=100, le=1e10)
     fill_model: Object = Field(default_factory=dict, validate_default=True, description="spread_bps, slippage_bps, commission_per_share, "
                                                                  "commission_min, volume_share (see README).")
+    news_delay_seconds: Int = Field(0, ge=0, le=86_400, description="An article is seen this long after its "
+                                                                     "publish time (the simulator's feed: at once).")
     seed: Int = Field(None, ge=0, le=2**31 - 1, description="The simulator's seed (default NEXUS_SIM_SEED).")
     overrides: Object = Field(default_factory=dict, description='Path updates applied to this run only, as '
                                                                 'workflow_update takes them: {"steps[2].params.'

@@ -9,7 +9,7 @@ now). Indicators warm up from the bars before ``start`` (they are there: the vie
 """
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -152,13 +152,13 @@ class ReplayMarketData:
 
 
 class ReplayNews:
-    """The news interface as of the clock: seeded headlines published by now (the simulator's
-    articles are available from their publish time)."""
+    """The news interface as of the clock: seeded headlines that became available by now, i.e.
+    published at least ``delay`` seconds ago (0: the simulator's feed delivers at once)."""
 
     name = "backtest"
 
-    def __init__(self, clock: SimClock):
-        self.clock = clock
+    def __init__(self, clock: SimClock, delay: float = 0.0):
+        self.clock, self.delay = clock, timedelta(seconds=delay)
         self.inner = self
         self.source = SimulatedNews()
         self.source.with_injected = False
@@ -171,6 +171,6 @@ class ReplayNews:
 
     def get_news(self, symbols: list[str], limit: int = 20, start: datetime | None = None,
                  end: datetime | None = None, keywords: list[str] | None = None) -> list[dict]:
-        until = self.clock.clamp(end)
+        until = self.clock.clamp(end) - self.delay
         since = min(self.clock.clamp(start), until) if start else None
         return self.source.get_news(symbols, limit=limit, start=since, end=until, keywords=keywords)

@@ -54,7 +54,9 @@ def news_events(index: TriggerIndex, news: ReplayNews, start: datetime, end: dat
     if not any(kind == "news" for kind, _ in index.by_key):
         return []
     articles = news.source.get_news(symbols, limit=100_000, start=start, end=end)
-    return [(datetime.fromisoformat(a["published_at"]).timestamp(), "news", "", news_event(a)) for a in articles]
+    delay = news.delay.total_seconds()  # an article reaches the triggers when it became available
+    return [(datetime.fromisoformat(a["published_at"]).timestamp() + delay, "news", "", news_event(a))
+            for a in articles]
 
 
 class Replay:
@@ -65,7 +67,7 @@ class Replay:
         self.history = History(symbols, start, end, interval)
         self.clock = SimClock(start)
         self.md = ReplayMarketData(self.history.sim, self.clock)
-        self.news = ReplayNews(self.clock)
+        self.news = ReplayNews(self.clock, float(backtest.arguments.get("news_delay_seconds") or 0))
         self.broker = BacktestBroker(self.md, backtest.account, fills.Costs.of(backtest.arguments["fill_model"]),
                                      self.clock)
         self.index = TriggerIndex.for_definition(str(backtest.workflow_id), self.definition["triggers"])

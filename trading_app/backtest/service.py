@@ -79,6 +79,7 @@ def start(workflow, args, owner) -> Backtest:
     definition, symbols = prepare(workflow, args)
     arguments = {"start": args.start.isoformat(), "end": args.end.isoformat(), "interval": args.interval,
                  "symbols": symbols, "initial_cash": args.initial_cash, "fill_model": args.fill_model,
+                 "news_delay_seconds": args.news_delay_seconds,
                  "seed": args.seed if args.seed is not None else int(conf.get("NEXUS_SIM_SEED")),
                  "overrides": args.overrides}
     with transaction.atomic():
