@@ -132,8 +132,21 @@ class BacktestAdmin(ReadOnlyAdmin):
                     "max_drawdown", "sharpe"]
     list_filter = ["status"]
     readonly_fields = ["workflow", "version", "owner", "account", "status", "arguments", "bars_done", "bars_total",
-                       "decisions", "metrics", "error", "created_at", "started_at", "finished_at"]
+                       "decisions", "metrics", "error", "created_at", "started_at", "finished_at", "charts"]
     exclude = ["artefacts", "definition"]
+
+    class Media:
+        js = ["vendor/plotly/plotly.min.js"]
+
+    @admin.display(description="charts")
+    def charts(self, obj):
+        from django.utils.safestring import mark_safe
+
+        from trading_app.backtest.charts import charts_html
+
+        if obj is None or obj.status != "succeeded":
+            return "-"
+        return mark_safe(charts_html(obj))  # noqa: S308 - Plotly's own divs and scripts from our numbers
 
     def _metric(self, obj, key):
         value = (obj.metrics or {}).get(key)

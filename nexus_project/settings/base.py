@@ -8,7 +8,9 @@ REDIS_URL; ``test`` is the suite's (its own Redis and database names).
 """
 from __future__ import annotations
 
+import importlib.util
 import os
+from pathlib import Path
 
 import environ
 from kombu import Exchange, Queue
@@ -181,6 +183,8 @@ SPECTACULAR_SETTINGS = {
 # --- Static ---------------------------------------------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+# Vendored JavaScript served from installed packages (no CDN): Plotly for the backtest charts.
+STATICFILES_DIRS = [("vendor/plotly", str(Path(importlib.util.find_spec("plotly").origin).parent / "package_data"))]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},

@@ -112,3 +112,38 @@ def test_backtest_tools_and_cli(celery_worker, settings):
                  stdout=out, stderr=StringIO())
     reply = json.loads(out.getvalue())
     assert reply["status"] == "succeeded" and reply["metrics"]["decisions"] == 10, reply
+
+
+def test_admin_charts_and_action(celery_worker):
+    """The Backtest admin draws the equity/drawdown and candle charts with Plotly (served from the
+    installed package); the workflow admin's action starts a backtest."""
+    from django.contrib.staticfiles import finders
+    from django.test import Client
+
+    from trading_app import operations as trading
+    from workflows_app import operations
+
+    assert finders.find("vendor/plotly/plotly.min.js")
+    created = operations.workflow_create(**{**SPEC, "name": "bt-admin"})
+    started = trading.workflow_backtest(workflow_id="bt-admin", start="2024-02-01", end="2024-03-01")
+    wait_for(lambda: Backtest.objects.get(pk=started["backtest_id"]).is_final, timeout=300, interval=0.5,
+             message="the backtest to finish")
+    from django.contrib.auth import get_user_model
+
+    client = Client()
+    client.force_login(get_user_model().objects.create_superuser("admin", "admin@example.com", "pw"))
+    page = client.get(f"/admin/trading_app/backtest/{started['backtest_id']}/change/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "vendor/plotly/plotly.min.js" in html and "Plotly.newPlot" in html
+    assert '"type":"candlestick"' in html and "buy fills" in html
+    before = Backtest.objects.count()
+    reply = client.post("/admin/workflows_app/workflow/", {"action": "backtest_last_year",
+                                                           "_selected_action": [created["workflow_id"]]})
+    assert reply.status_code == 302
+    assert Backtest.objects.count() == before + 1
+    latest = Backtest.objects.order_by("-created_at").first()
+    wait_for(lambda: Backtest.objects.get(pk=latest.pk).status != "queued", timeout=300, interval=0.5,
+             message="the worker to take the action's backtest")
+    wait_for(lambda: Backtest.objects.get(pk=latest.pk).is_final, timeout=600, interval=1.0,
+             message="the action's backtest to finish")
