@@ -196,10 +196,15 @@ def _backtest_for(backtest_id: str, user) -> Backtest:
 
 
 def _progress(bt: Backtest) -> dict:
+    from trading_app.backtest import sweeps
+
+    live = {"status": str(bt.status), "bars_done": bt.bars_done, "bars_total": bt.bars_total,
+            "decisions": bt.decisions}
+    if bt.arguments.get("sweep"):
+        live.update(sweeps.progress(bt))
     return {"backtest_id": str(bt.pk), "workflow_id": str(bt.workflow_id), "workflow_version": bt.version.number,
-            "status": str(bt.status), "bars_done": bt.bars_done, "bars_total": bt.bars_total,
-            "progress": round(bt.bars_done / bt.bars_total, 4) if bt.bars_total else 0.0,
-            "eta_seconds": bt.eta_seconds(), "decisions": bt.decisions, "error": bt.error.split("\n")[0] or None,
+            **live, "progress": round(live["bars_done"] / live["bars_total"], 4) if live["bars_total"] else 0.0,
+            "eta_seconds": bt.eta_seconds(), "error": bt.error.split("\n")[0] or None,
             "arguments": bt.arguments, "account": bt.account.name if bt.account_id else None,
             "created_at": bt.created_at.isoformat(),
             "started_at": bt.started_at.isoformat() if bt.started_at else None,

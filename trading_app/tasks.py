@@ -58,3 +58,11 @@ def run_backtest(backtest_id: str) -> dict:
     from trading_app.backtest import service
 
     return {k: v for k, v in service.run(backtest_id).items() if k != "metrics"}
+
+
+@shared_task(name="nexus.trading.summarize_sweep", acks_late=True, max_retries=0, time_limit=120, soft_time_limit=100)
+def summarize_sweep(parent_id: str) -> dict:
+    """A sweep's chord callback: rank its points (trading_app.backtest.sweeps.summarize)."""
+    from trading_app.backtest import sweeps
+
+    return sweeps.summarize(parent_id)

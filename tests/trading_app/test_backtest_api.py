@@ -90,7 +90,10 @@ def test_backtest_over_rest_on_a_real_worker(celery_worker, api_a, api_b):
     ({"start": "2024-01-02", "end": "2024-03-01", "overrides": {"steps[2].params.threshold": 3}}, "overrides"),
     ({"start": "2024-01-02", "end": "2024-03-01", "symbols": ["TOOLONGSYM"]}, "symbols"),
     ({"start": "2020-06-01", "end": "2024-06-01", "interval": "1m"}, "end"),  # over NEXUS_BACKTEST_MAX_BARS
-    ({"start": "2024-01-02", "end": "2024-03-01", "sweep": {}}, "sweep"),
+    ({"start": "2024-01-02", "end": "2024-03-01", "sweep": {"steps[2].params.threshold": 0.5}}, "sweep"),
+    ({"start": "2024-01-02", "end": "2024-03-01", "sweep": {"steps[2].params.threshold": list(range(9)),
+                                                            "steps[3].params.risk_limit": list(range(9))}}, "sweep"),
+    ({"start": "2024-01-02", "end": "2024-03-01", "bogus": 1}, "bogus"),
 ])
 def test_bad_arguments_are_refused_naming_the_field_and_nothing_is_stored(api_a, body, field):
     workflow_id = _create(api_a)
@@ -147,3 +150,32 @@ def test_admin_charts_and_action(celery_worker):
              message="the worker to take the action's backtest")
     wait_for(lambda: Backtest.objects.get(pk=latest.pk).is_final, timeout=600, interval=1.0,
              message="the action's backtest to finish")
+
+
+def test_a_sweep_runs_one_backtest_per_point_and_ranks_them(celery_worker, api_a):
+    workflow_id = _create(api_a)
+    response = api_a.post(f"{API}/workflows/{workflow_id}/backtest/",
+                          {"start": "2024-02-01", "end": "2024-03-01", "rank_by": "total_return",
+                           "sweep": {"steps[2].params.threshold": [0.2, 0.95], "steps[3].params.risk_limit": [0.01]}},
+                          format="json")
+    assert response.status_code == 202, response.content[:500]
+    parent = response.json()
+    assert parent["points"] == 2
+    final = _finished(api_a, parent["backtest_id"])
+    assert final["status"] == "succeeded" and final["points_done"] == 2, final
+    ranking = final["metrics"]["ranking"]
+    assert [r["rank"] for r in ranking] == [1, 2] and final["metrics"]["rank_by"] == "total_return"
+    assert ranking[0]["total_return"] >= ranking[1]["total_return"]
+    points = {json.dumps(r["point"], sort_keys=True) for r in ranking}
+    assert points == {json.dumps({"steps[2].params.threshold": t, "steps[3].params.risk_limit": 0.01}, sort_keys=True)
+                      for t in (0.2, 0.95)}
+    children = Backtest.objects.filter(parent_id=parent["backtest_id"])
+    assert len({c.account_id for c in children}) == 2
+    by_threshold = {c.definition["steps"][2]["params"]["threshold"]: c for c in children}
+    assert by_threshold[0.95].metrics["fills"] <= by_threshold[0.2].metrics["fills"]
+    # a bad point is refused before anything is stored
+    error = assert_error(api_a.post(f"{API}/workflows/{workflow_id}/backtest/",
+                                    {"start": "2024-02-01", "end": "2024-03-01",
+                                     "sweep": {"steps[2].params.threshold": [0.5, 2.0]}}, format="json"), 400)
+    assert error["details"]["field"] == "overrides"
+    assert Backtest.objects.count() == 3

@@ -45,6 +45,10 @@ class BacktestArgs(Args):
                                                                  "commission_min, volume_share (see README).")
     news_delay_seconds: Int = Field(0, ge=0, le=86_400, description="An article is seen this long after its "
                                                                      "publish time (the simulator's feed: at once).")
+    sweep: Object = Field(default_factory=dict, description='A parameter grid {path: [values]} (e.g. {"steps[2].'
+                                                             'params.threshold": [0.5, 0.7]}): one backtest per '
+                                                             'point, spread over the workers, ranked by rank_by.')
+    rank_by: Literal["sharpe", "sortino", "total_return", "excess_return", "win_rate", "max_drawdown"] = "sharpe"
     seed: Int = Field(None, ge=0, le=2**31 - 1, description="The simulator's seed (default NEXUS_SIM_SEED).")
     overrides: Object = Field(default_factory=dict, description='Path updates applied to this run only, as '
                                                                 'workflow_update takes them: {"steps[2].params.'
@@ -75,6 +79,19 @@ class BacktestArgs(Args):
             return FillModel.model_validate(value).model_dump()
         except ValidationError as exc:  # "fill_model is invalid: volume_share must be between 0 and 1"
             raise refuse(f"is invalid: {invalid_input(FillModel, exc).message}") from None
+
+    @field_validator("sweep")
+    @classmethod
+    def _sweep(cls, value: dict) -> dict:
+        points = 1
+        for path, values in value.items():
+            if not isinstance(values, list) or not 1 <= len(values) <= 32:
+                raise refuse(f"{path} must be a list of 1 to 32 values")
+            points *= len(values)
+        ceiling = int(conf.get("NEXUS_BACKTEST_MAX_SWEEP_POINTS"))
+        if points > ceiling:
+            raise refuse(f"has {points} points, over NEXUS_BACKTEST_MAX_SWEEP_POINTS={ceiling}")
+        return value
 
     @field_validator("overrides")
     @classmethod

@@ -25,6 +25,9 @@ class Backtest(models.Model):
                               related_name="backtests")
     account = models.OneToOneField("trading_app.BrokerAccount", null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="backtest")
+    # A sweep: the parent row holds the grid and the ranking; each point is a backtest of its own.
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="points")
+    point = models.JSONField(default=dict, blank=True)
     arguments = models.JSONField(default=dict)
     definition = models.JSONField(default=dict, help_text="the version's definition with the overrides applied")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)

@@ -82,6 +82,10 @@ def start(workflow, args, owner) -> Backtest:
                  "news_delay_seconds": args.news_delay_seconds,
                  "seed": args.seed if args.seed is not None else int(conf.get("NEXUS_SIM_SEED")),
                  "overrides": args.overrides}
+    if args.sweep:
+        from trading_app.backtest import sweeps
+
+        return sweeps.start(workflow, args, owner, arguments, prepare)
     with transaction.atomic():
         bt = Backtest(workflow=workflow, version=workflow.current_version, owner=owner, arguments=arguments,
                       definition=definition)
