@@ -8,6 +8,7 @@ urlpatterns = [
     path("health/", health, name="health"),
     path("admin/", admin.site.urls),
     path("api/v1/trading/", include("trading_app.api_urls")),
+    path("api/v1/", include("trading_app.backtest_api")),  # workflows/{id}/backtest/, backtests/{id}/...
     path("api/", include("workflows_app.api.urls")),
     path("metrics", metrics_view, name="prometheus-metrics"),
     path("", include("workflows_app.ui.urls")),

@@ -24,7 +24,7 @@ from django.db.models import Q
 from trading_app import conf
 from trading_app.models import BrokerAccount
 from trading_app.paper import PaperBroker
-from trading_app.providers import get_market_data
+from trading_app.providers import binding, get_market_data
 from trading_app.providers.alpaca_broker import AlpacaBroker
 from workflows_app.errors import OperationError, PermanentStepError
 from workflows_app.models import Execution
@@ -147,7 +147,10 @@ def get_broker(test_mode: bool = False):
 
 
 def broker_for(ctx):
-    """The broker a step trades through: the execution's account (see the module docstring)."""
+    """The broker a step trades through: the execution's account (see the module docstring), or
+    inside a backtest (``providers.binding``) the backtest's own broker on its throw-away account."""
+    if (held := binding.current()) is not None and held.broker is not None:
+        return held.broker
     return broker_for_account(account_for_execution(ctx.execution_id, ctx.owner_id, ctx.test_mode), ctx.test_mode)
 
 

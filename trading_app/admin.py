@@ -4,6 +4,7 @@ from django.contrib.admin.helpers import ActionForm
 
 from trading_app import models, operations
 from workflows_app.admin import ReadOnlyAdmin, report  # trading records are written by the engine only
+from workflows_app.admin.common import apply_to_each
 
 
 class FillInline(admin.TabularInline):
@@ -141,3 +142,69 @@ class RiskEventAdmin(ReadOnlyAdmin):
     list_display = ["at", "account", "kind", "decision", "limit", "state", "reason", "execution_id", "step"]
     list_filter = ["kind", "decision", "limit", "account"]
     search_fields = ["execution_id", "client_order_id", "reason"]
+
+
+# --- backtests --------------------------------------------------------------------------------------
+def _last_year(workflow_id: str, user) -> dict:
+    from datetime import UTC, datetime, timedelta
+
+    from trading_app import operations
+
+    end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return operations.workflow_backtest(workflow_id=workflow_id, start=(end - timedelta(days=365)).isoformat(),
+                                        end=end.isoformat(), user=user)
+
+
+@admin.action(description="Backtest over the last year (daily bars, default fill model)")
+def backtest_last_year(modeladmin, request, queryset):
+    """Start one backtest per selected workflow (``workflow_backtest``; a worker runs them)."""
+    apply_to_each(modeladmin, request, queryset, "backtest", "Started a backtest of", _last_year, "workflow_id",
+                  lambda w: w.name)
+
+
+def _add_workflow_action() -> None:
+    """The engine's workflow admin knows nothing of trading: trading adds its action to it."""
+    from workflows_app.models import Workflow
+
+    workflow_admin = admin.site._registry.get(Workflow)
+    if workflow_admin is not None and backtest_last_year not in (workflow_admin.actions or []):
+        workflow_admin.actions = [*(workflow_admin.actions or []), backtest_last_year]
+
+
+_add_workflow_action()
+
+
+@admin.register(models.Backtest)
+class BacktestAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "workflow", "status", "bars_done", "bars_total", "decisions", "total_return",
+                    "max_drawdown", "sharpe"]
+    list_filter = ["status"]
+    readonly_fields = ["workflow", "version", "owner", "account", "status", "arguments", "bars_done", "bars_total",
+                       "decisions", "metrics", "error", "created_at", "started_at", "finished_at", "charts"]
+    exclude = ["artefacts", "definition"]
+
+    class Media:
+        js = ["vendor/plotly/plotly.min.js"]
+
+    @admin.display(description="charts")
+    def charts(self, obj):
+        from django.utils.safestring import mark_safe
+
+        from trading_app.backtest.charts import charts_html
+
+        if obj is None or obj.status != "succeeded":
+            return "-"
+        return mark_safe(charts_html(obj))  # noqa: S308 - Plotly's own divs and scripts from our numbers
+
+    def _metric(self, obj, key):
+        value = (obj.metrics or {}).get(key)
+        return "-" if value is None else value
+
+    def total_return(self, obj):
+        return self._metric(obj, "total_return")
+
+    def max_drawdown(self, obj):
+        return self._metric(obj, "max_drawdown")
+
+    def sharpe(self, obj):
+        return self._metric(obj, "sharpe")

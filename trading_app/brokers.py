@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from django.utils import timezone
+
 from workflows_app.errors import PermanentStepError
 
 
@@ -96,6 +98,11 @@ class Broker:
 
     def governed_account(self):
         raise NotImplementedError
+
+    def now(self):
+        """The broker's clock, by which the governor counts its day and its orders per minute (a
+        backtest's broker answers with the simulated time)."""
+        return timezone.now()
 
     def risk_reading(self, symbol: str):
         raise NotImplementedError

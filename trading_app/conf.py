@@ -101,6 +101,13 @@ DEFAULTS: dict[str, Any] = {
     "NEXUS_NEWS_POLL_SECONDS": 60.0,
     "NEXUS_NEWS_WATCHLIST": "AAPL,MSFT,GOOGL,AMZN,TSLA,NVDA,META,JPM",
     "NEXUS_DEMO": False,
+    # Backtests (trading_app.backtest): ceilings on what one run may replay, and its task's time limit.
+    "NEXUS_BACKTEST_MAX_BARS": 100_000,
+    "NEXUS_BACKTEST_MAX_SYMBOLS": 20,
+    "NEXUS_BACKTEST_MAX_DAYS": 3_660,
+    "NEXUS_BACKTEST_MAX_DECISIONS": 5_000,
+    "NEXUS_BACKTEST_MAX_SWEEP_POINTS": 64,
+    "NEXUS_BACKTEST_TIME_LIMIT": 3_600,
 }
 
 

@@ -34,6 +34,7 @@ class BrokerAccount(models.Model):
         USER = "user"
         DEMO = "demo"
         HOUSE = "house"
+        BACKTEST = "backtest"  # one per backtest run: nothing else trades on it
 
     name = models.CharField(max_length=64, unique=True, default="default")
     broker = models.CharField(max_length=16, default="paper")  # paper / alpaca
@@ -339,4 +340,5 @@ class KillSwitch(models.Model):
         return obj
 
 
+from trading_app.backtest.record import Backtest  # noqa: E402,F401 - a trading record of its own module
 from trading_app.governor.models import RiskEvent, RiskState  # noqa: E402,F401 - the governor's records

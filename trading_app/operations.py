@@ -11,11 +11,15 @@ from __future__ import annotations
 from pydantic import Field, StrictBool, field_validator
 
 from trading_app import accounts, killswitch, risk
+from trading_app.backtest import service as backtests
+from trading_app.backtest.arguments import BacktestArgs
+from trading_app.backtest.record import Backtest
 from trading_app.governor import limits, service
 from trading_app.models import Order
 from workflows_app.errors import OperationError, StepError
+from workflows_app.operations.access import can_see, owner, workflow_for
 from workflows_app.operations.catalogue import Permission, catalogue
-from workflows_app.operations.fields import Args, NoArgs, refuse
+from workflows_app.operations.fields import Args, Int, NoArgs, refuse
 
 _ACCOUNT = Field(None, max_length=64, description="An account you may see (default: your own).")
 
@@ -227,3 +231,73 @@ def risk_limit_set(args: RiskLimitArgs, user) -> dict:
         return {"success": True, **service.set_limit(acct, args.field, args.value)}
     except limits.OverrideTooLoose as exc:
         raise OperationError("INVALID_INPUT_DATA", str(exc), {"field": args.field}) from exc
+
+
+# --- backtests ------------------------------------------------------------------------------------
+class BacktestRef(Args):
+    backtest_id: str = Field(..., max_length=64, description="A backtest's uuid (from workflow_backtest).")
+
+
+class BacktestResultsArgs(BacktestRef):
+    limit: Int = Field(500, ge=0, le=2000, description="Trades, curve points and decisions returned (each).")
+
+
+def _backtest_for(backtest_id: str, user) -> Backtest:
+    import uuid
+
+    try:
+        pk = uuid.UUID(str(backtest_id))
+    except ValueError:
+        raise OperationError("BACKTEST_NOT_FOUND", "backtest_id must be a UUID", {"field": "backtest_id"}) from None
+    bt = Backtest.objects.select_related("workflow").filter(pk=pk).first()
+    if bt is None or not can_see(user, bt.owner_id if bt.owner_id is not None else bt.workflow.owner_id):
+        raise OperationError("BACKTEST_NOT_FOUND", f"no backtest {backtest_id}", {"field": "backtest_id"})
+    return bt
+
+
+def _progress(bt: Backtest) -> dict:
+    from trading_app.backtest import sweeps
+
+    live = {"status": str(bt.status), "bars_done": bt.bars_done, "bars_total": bt.bars_total,
+            "decisions": bt.decisions}
+    if bt.arguments.get("sweep"):
+        live.update(sweeps.progress(bt))
+    return {"backtest_id": str(bt.pk), "workflow_id": str(bt.workflow_id), "workflow_version": bt.version.number,
+            **live, "progress": round(live["bars_done"] / live["bars_total"], 4) if live["bars_total"] else 0.0,
+            "eta_seconds": bt.eta_seconds(), "error": bt.error.split("\n")[0] or None,
+            "arguments": bt.arguments, "account": bt.account.name if bt.account_id else None,
+            "created_at": bt.created_at.isoformat(),
+            "started_at": bt.started_at.isoformat() if bt.started_at else None,
+            "finished_at": bt.finished_at.isoformat() if bt.finished_at else None}
+
+
+@catalogue.operation(BacktestArgs, description="Backtest a workflow over history: its triggers, steps, risk checks "
+                                               "and broker interface on a simulated clock, with a pessimistic fill "
+                                               "model. Returns a backtest id at once; the run happens on a worker.")
+def workflow_backtest(args: BacktestArgs, user) -> dict:
+    workflow = workflow_for(args.workflow_id, user)
+    bt = backtests.start(workflow, args, owner(user))
+    return {"success": True, **_progress(bt)}
+
+
+@catalogue.operation(BacktestRef, description="A backtest's status and progress (bars done / total, ETA).")
+def backtest_status(args: BacktestRef, user) -> dict:
+    bt = _backtest_for(args.backtest_id, user)
+    reply = {"success": True, **_progress(bt)}
+    if bt.status == Backtest.Status.SUCCEEDED:
+        reply["metrics"] = bt.metrics
+    return reply
+
+
+@catalogue.operation(BacktestResultsArgs, description="A finished backtest's metrics, trades (each with the "
+                                                      "decision that made it), equity curve and decisions.")
+def backtest_results(args: BacktestResultsArgs, user) -> dict:
+    bt = _backtest_for(args.backtest_id, user)
+    if bt.status != Backtest.Status.SUCCEEDED:
+        raise OperationError("CONFLICT", f"backtest {bt.pk} is {bt.status}: no results"
+                             + (f" ({bt.error.splitlines()[0]})" if bt.error else ""), {"field": "backtest_id"})
+    art, n = bt.artefacts or {}, args.limit
+    return {"success": True, **_progress(bt), "metrics": bt.metrics,
+            "trades": art.get("trades", [])[:n], "equity_curve": art.get("equity_curve", [])[:n],
+            "decisions_made": art.get("decisions", [])[:n], "truncated": art.get("truncated", {}),
+            "counts": {k: len(art.get(k, [])) for k in ("trades", "equity_curve", "decisions")}}

@@ -83,7 +83,7 @@ class PaperBroker(Broker):
                 return self._duplicate(existing)
             ensure_trading_allowed(acct)
             order = Order(
-                broker="paper", account=acct, client_order_id=req.client_order_id, symbol=symbol,
+                broker=self.name, account=acct, client_order_id=req.client_order_id, symbol=symbol,
                 side=req.side, order_type=req.type, qty=D(req.qty),
                 limit_price=D(req.limit_price) if req.limit_price else None,
                 stop_price=D(req.stop_price) if req.stop_price else None, time_in_force=req.time_in_force,

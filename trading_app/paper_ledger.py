@@ -113,7 +113,7 @@ def fill(acct: PaperAccount, order: Order, market: Decimal, *, price: Decimal | 
     )
     check_identity(acct, equity)
     AccountSnapshot.objects.create(
-        broker="paper", account=acct, cash=acct.cash, positions_value=value, equity=equity,
+        broker=order.broker, account=acct, cash=acct.cash, positions_value=value, equity=equity,
         gross_exposure=gross, net_exposure=value, reason=f"fill {order.side} {order.symbol}",
         execution_id=order.execution_id, taken_at=now, positions=open_positions(acct),
     )
@@ -173,7 +173,7 @@ def check_identity(acct: PaperAccount, equity: Decimal) -> None:
 def create_legs(parent: Order) -> None:
     """The stop-loss and take-profit exits of a filled bracket entry (one-cancels-other)."""
     exit_side = "sell" if parent.side == "buy" else "buy"
-    common = {"broker": "paper", "account_id": parent.account_id, "symbol": parent.symbol, "side": exit_side,
+    common = {"broker": parent.broker, "account_id": parent.account_id, "symbol": parent.symbol, "side": exit_side,
               "qty": parent.filled_qty, "order_class": "oco", "parent": parent, "time_in_force": "gtc",
               "execution_id": parent.execution_id, "step_name": parent.step_name,
               "test_mode": parent.test_mode, "status": Order.Status.NEW}

@@ -18,7 +18,7 @@ from workflows_app.registry import BeatJob, Plugin
 
 
 def trades_executed(since=None) -> int:
-    qs = Order.objects.filter(status__in=("filled", "partially_filled"))
+    qs = Order.objects.filter(status__in=("filled", "partially_filled")).exclude(broker="backtest")  # simulated
     if since is not None:
         qs = qs.filter(filled_at__gte=since)
     return qs.count()

@@ -56,3 +56,21 @@ def risk_sweep() -> dict:
     from trading_app.governor import service
 
     return {"accounts": service.sweep(accounts.broker_for_account)}
+
+
+@shared_task(name="nexus.trading.run_backtest", acks_late=True, reject_on_worker_lost=True, max_retries=0,
+             time_limit=int(conf.get("NEXUS_BACKTEST_TIME_LIMIT")) + 30,
+             soft_time_limit=int(conf.get("NEXUS_BACKTEST_TIME_LIMIT")))
+def run_backtest(backtest_id: str) -> dict:
+    """Replay one backtest (trading_app.backtest.service.run): claimed once, its outcome stored on its row."""
+    from trading_app.backtest import service
+
+    return {k: v for k, v in service.run(backtest_id).items() if k != "metrics"}
+
+
+@shared_task(name="nexus.trading.summarize_sweep", acks_late=True, max_retries=0, time_limit=120, soft_time_limit=100)
+def summarize_sweep(parent_id: str) -> dict:
+    """A sweep's chord callback: rank its points (trading_app.backtest.sweeps.summarize)."""
+    from trading_app.backtest import sweeps
+
+    return sweeps.summarize(parent_id)

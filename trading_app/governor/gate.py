@@ -9,8 +9,6 @@ then lets the broker place the order. A refusal raises ``RiskRejected`` (error_c
 """
 from __future__ import annotations
 
-import time
-
 from django.db import transaction
 from django.utils import timezone
 
@@ -34,19 +32,21 @@ def lock_state(account) -> RiskState:
     return RiskState.objects.select_for_update().get(account=account)
 
 
-def exchange_date():
+def exchange_date(now=None):
+    """The trading day of `now` (the broker's clock: a backtest's simulated one) in the exchange's zone."""
     from zoneinfo import ZoneInfo
 
-    return timezone.now().astimezone(ZoneInfo(str(conf.get("NEXUS_RISK_TIMEZONE")))).date()
+    return (now or timezone.now()).astimezone(ZoneInfo(str(conf.get("NEXUS_RISK_TIMEZONE")))).date()
 
 
-def observe(state: RiskState, account, reading: evaluate.Reading, execution_id: str = "") -> tuple:
+def observe(state: RiskState, account, reading: evaluate.Reading, execution_id: str = "", now=None) -> tuple:
     """Judge one reading on a locked state: roll the trading day, update peak and streaks, latch
     confirmed breaches, emit warnings. Returns (limits, usage or None, blocking breaches)."""
     lim = limits.effective(account, state)
     if reading.problems or not evaluate.sane(reading.equity):
         return lim, None, []
-    today = exchange_date()
+    now = now or timezone.now()
+    today = exchange_date(now)
     if state.day != today:  # the first valid reading of the exchange's day is its opening equity
         state.day, state.day_open_equity = today, reading.equity
     used, confirmed, unconfirmed = evaluate.judge_reading(state, lim, reading,
@@ -56,7 +56,7 @@ def observe(state: RiskState, account, reading: evaluate.Reading, execution_id: 
         records.breach(account, state, name, action, reason, execution_id)
     if new != state.state:
         name, _, reason = next(item for item in latched if item[1] == new)
-        state.state, state.since, state.breached_limit, state.reason = new, timezone.now(), name, reason[:300]
+        state.state, state.since, state.breached_limit, state.reason = new, now, name, reason[:300]
     for name, value, top in evaluate.warnings_for(lim, used, float(conf.get("NEXUS_RISK_WARN_AT"))):
         if (state.warned or {}).get(name) != today.isoformat():
             state.warned = {**(state.warned or {}), name: today.isoformat()}
@@ -72,30 +72,33 @@ def _recent(state: RiskState, now: float) -> list[float]:
     return [t for t in (state.order_times or []) if now - float(t) < 60.0]
 
 
-def decide(state: RiskState, account, reading: evaluate.Reading, req: OrderRequest) -> evaluate.Decision:
-    lim, used, blocking = observe(state, account, reading, req.execution_id)
+def decide(state: RiskState, account, reading: evaluate.Reading, req: OrderRequest,
+           at=None) -> evaluate.Decision:
+    """`at`: the broker's clock (a backtest's simulated time), else now."""
+    at = at or timezone.now()
+    lim, used, blocking = observe(state, account, reading, req.execution_id, at)
     if used is None:
         problems = "; ".join(reading.problems) or f"equity reading {reading.equity!r} is not a positive number"
         return evaluate.Decision("refused", req.qty, f"cannot judge the order: {problems}", "data")
     if not evaluate.sane(reading.price):
         return evaluate.Decision("refused", req.qty, f"cannot judge the order: no valid price for {req.symbol} "
                                                      f"({reading.price!r})", "data")
-    now = time.time()
+    now = at.timestamp()
     recent = _recent(state, now)
     decision = evaluate.order_checks(state.state, lim, reading, req, len(recent), blocking)
     action = lim[decision.limit].action if decision.limit in lim else "refuse"
     if decision.decision == "refused" and decision.limit in ("order_rate", "order_notional") and action != "refuse":
         if evaluate.STATE_RANK[action] > evaluate.STATE_RANK[state.state]:
             records.breach(account, state, decision.limit, action, decision.reason, req.execution_id)
-            state.state, state.since = action, timezone.now()
+            state.state, state.since = action, at
             state.breached_limit, state.reason = decision.limit, decision.reason[:300]
     if decision.decision != "refused":
         state.order_times = [*recent, now][-int(lim["order_rate"].value + 1):]
         notional = float(decision.qty) * reading.price
         for name, value in (("order_notional", notional), ("order_rate", len(recent) + 1)):
             if value >= float(conf.get("NEXUS_RISK_WARN_AT")) * lim[name].value \
-                    and (state.warned or {}).get(name) != exchange_date().isoformat():
-                state.warned = {**(state.warned or {}), name: exchange_date().isoformat()}
+                    and (state.warned or {}).get(name) != exchange_date(at).isoformat():
+                state.warned = {**(state.warned or {}), name: exchange_date(at).isoformat()}
                 records.announce_warning(account, state, name, value, lim[name].value, req.execution_id)
     return decision
 
@@ -107,7 +110,7 @@ def submit(broker, req: OrderRequest) -> dict:
     outcome: Exception | None = None
     with transaction.atomic():
         state = lock_state(account)
-        decision = decide(state, account, broker.risk_reading(req.symbol), req)
+        decision = decide(state, account, broker.risk_reading(req.symbol), req, broker.now())
         state.save()
         records.decision(account, state, req, decision)
         if decision.decision == "refused":

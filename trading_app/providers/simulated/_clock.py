@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from functools import lru_cache
 
@@ -12,6 +13,28 @@ import pandas as pd
 from trading_app import conf
 
 ANCHOR = pd.Timestamp("2019-01-02")
+# A backtest replays the history of its own seed (``seeded``) without changing the process's setting.
+_SEED: ContextVar[int | None] = ContextVar("nexus_sim_seed", default=None)
+
+
+def current_seed() -> int:
+    """The simulator's seed: a backtest's own (``seeded``), else NEXUS_SIM_SEED."""
+    seed = _SEED.get()
+    return int(conf.get("NEXUS_SIM_SEED")) if seed is None else seed
+
+
+class seeded:
+    """``with seeded(7): ...`` - the simulator draws from seed 7 in this context only."""
+
+    def __init__(self, seed: int | None):
+        self.seed, self.token = seed, None
+
+    def __enter__(self):
+        self.token = _SEED.set(self.seed)
+        return self
+
+    def __exit__(self, *exc):
+        _SEED.reset(self.token)
 
 
 @lru_cache(maxsize=1)
@@ -89,6 +112,6 @@ def market_clock(at: datetime | None = None) -> dict:
 
 def seed_for(*parts) -> list[int]:
     """A random seed from ``NEXUS_SIM_SEED`` and the parts (strings hashed with crc32): same parts, same stream."""
-    return [int(conf.get("NEXUS_SIM_SEED"))] + [
+    return [current_seed()] + [
         p if isinstance(p, int) else zlib.crc32(str(p).encode()) for p in parts
     ]

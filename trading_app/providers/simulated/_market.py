@@ -10,10 +10,10 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from trading_app import conf
 from trading_app.providers.simulated._clock import (
     as_ns,
     as_utc,
+    current_seed,
     market_clock,
     schedule,
     seed_for,
@@ -120,7 +120,7 @@ class SimulatedMarketData:
         return market_clock(at)
 
     def _daily_arrays(self, symbol: str, n: int, inj: Injected, apply_price: bool = True):
-        seed = int(conf.get("NEXUS_SIM_SEED"))
+        seed = current_seed()
         open_, high, low, close, volume, rets, sd = _base_daily(symbol, seed, n)
         _, opens, closes = schedule()
         starts, ends = opens[:n], closes[:n]
@@ -179,7 +179,7 @@ class SimulatedMarketData:
 
     def _minute_path(self, symbol: str, i: int, inj: Injected) -> tuple[np.ndarray, np.ndarray, float]:
         """Base minute-close path (n_minutes + 1 points, first = open) of session i, and its times."""
-        seed = int(conf.get("NEXUS_SIM_SEED"))
+        seed = current_seed()
         sd = _base_daily(symbol, seed, 1)[6]
         open_, _h, _l, close, _v = self._daily_arrays(symbol, i + 1, inj, apply_price=False)
         _, opens, closes = schedule()
@@ -252,7 +252,7 @@ class SimulatedMarketData:
         symbol = validate_simulated(symbol)
         t0 = as_utc(start)
         inj = self._inj(symbol)
-        seed = int(conf.get("NEXUS_SIM_SEED"))
+        seed = current_seed()
         sd_day = _base_daily(symbol, seed, 1)[6]
         sd_tick = sd_day / math.sqrt(23400 / max(interval, 1e-3))
         rng = np.random.default_rng(seed_for(symbol, "ticks", int(t0.timestamp())))

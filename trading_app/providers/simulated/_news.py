@@ -89,6 +89,7 @@ class SimulatedNews:
 
     name = "simulated"
     rate_per_hour = 0.5
+    with_injected = True  # a backtest replays the seeded headlines only (reproducible)
     now = staticmethod(sim_now)
 
     def generation(self) -> int:
@@ -130,7 +131,7 @@ class SimulatedNews:
                 items.extend(self._hour(sym, hour))
             hour += pd.Timedelta(hours=1)
         try:
-            injected = list(cache.get(NEWS_KEY) or [])
+            injected = list(cache.get(NEWS_KEY) or []) if self.with_injected else []
         except Exception:
             injected = []
         wanted = set(symbols)

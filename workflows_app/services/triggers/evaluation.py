@@ -52,15 +52,16 @@ def event_time(event: dict, default: float) -> float:
 class _Batch:
     """State of one evaluation batch: the buckets' blobs, what changed, what fired."""
 
-    def __init__(self, client, index: TriggerIndex, buckets: list[str]):
+    def __init__(self, client, index: TriggerIndex, buckets: list[str], blobs: dict[str, dict] | None = None):
         self.client, self.index = client, index
-        self.blobs: dict[str, dict] = {}
-        if buckets:
+        self.blobs: dict[str, dict] = {} if blobs is None else blobs
+        if buckets and blobs is None:
             for bucket, raw in zip(buckets, client.hmget(STATE_KEY, buckets), strict=True):
-                blob = json.loads(raw) if raw else {}
-                blob.setdefault("s", {})
-                blob.setdefault("t", {})
-                self.blobs[bucket] = blob
+                self.blobs[bucket] = json.loads(raw) if raw else {}
+        for bucket in buckets:
+            blob = self.blobs.setdefault(bucket, {})
+            blob.setdefault("s", {})
+            blob.setdefault("t", {})
         self.touched: set[str] = set()
         self.firings: list[dict] = []
 
@@ -145,6 +146,23 @@ def evaluate(events: list[dict], *, fire_triggers: bool = True, client=None) -> 
             fire(firing["trigger_id"], firing["event"], cooldown=firing["cooldown"], client=client)
     batch.save()
     return batch.firings
+
+
+def evaluate_held(index: TriggerIndex, events: list[dict], blobs: dict[str, dict]) -> list[dict]:
+    """The same matching, edges and cooldowns as ``evaluate`` over a state the caller holds (a
+    backtest replaying history on a simulated clock: ``blobs`` lives as long as the replay). No Redis
+    is read or written and nothing is fired: the firings are returned to the caller. Events must come
+    in time order; cooldowns run on each event's own time."""
+    firings: list[dict] = []
+    for event in events:
+        slots = index.slots(event)
+        if not slots:
+            continue
+        buckets = sorted({t.bucket for slot in slots for t in slot.plain} | {g.bucket for slot in slots for g in slot.groups})
+        batch = _Batch(None, index, buckets, blobs)
+        _match(batch, event, slots, event_time(event, 0.0))
+        firings.extend(batch.firings)
+    return firings
 
 
 def _match(batch: _Batch, event: dict, slots: list[Slot], now: float) -> None:

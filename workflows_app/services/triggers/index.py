@@ -100,10 +100,25 @@ class TriggerIndex:
 
     @classmethod
     def build(cls) -> TriggerIndex:
-        index = cls()
-        groups: dict[tuple, ThresholdGroup] = {}
         rows = Trigger.objects.filter(enabled=True, workflow__status=Workflow.Status.ACTIVE).values_list(
             "id", "workflow_id", "type", "position", "symbol", "params", "cooldown_seconds")
+        return cls.from_rows(rows)
+
+    @classmethod
+    def for_definition(cls, workflow_id: str, triggers: list[dict]) -> TriggerIndex:
+        """The index of one definition's triggers (ids are their positions), as ``build`` would make
+        it from their rows: a backtest evaluates a workflow version's triggers with the live code."""
+        rows = []
+        for position, trig in enumerate(triggers):
+            params = {k: v for k, v in trig.items() if k != "type"}
+            rows.append((position, str(workflow_id), trig["type"], position, str(params.get("symbol") or "").upper(),
+                         params, int(params.get("cooldown", 300))))
+        return cls.from_rows(rows)
+
+    @classmethod
+    def from_rows(cls, rows) -> TriggerIndex:
+        index = cls()
+        groups: dict[tuple, ThresholdGroup] = {}
         for pk, workflow_id, type_name, position, symbol, params, cooldown in rows:
             trigger_type = registry.trigger_types.get(type_name)
             if trigger_type is None or not trigger_type.event_kinds or trigger_type.evaluator is None:

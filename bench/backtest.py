@@ -1,0 +1,105 @@
+"""Backtest benchmarks (issue 15), each run on a real worker (the ``trading`` queue, one process):
+
+1. one year of daily bars x 10 symbols, the specification's first workflow on its ``0 9 * * 1-5``
+   schedule (news, technicals, signals, risk-sized orders): target <= 20 s;
+2. one month of 1-minute bars x 10 symbols with ``price_change`` triggers: target <= 60 s; bars/s and
+   trigger evaluations/s;
+3. a 16-point sweep (4 thresholds x 4 risk limits, one month of daily bars x 2 symbols) with 1 and then
+   2 worker processes: the speed-up.
+
+The time is the run's own (the row's started_at to finished_at) and the end-to-end time from the
+call to the stored results. Usage: ``python bench/backtest.py [--only daily|minute]``.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+from _harness import Worker, configure, database_kind, load_average
+
+SYMBOLS = ["AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "TSLA", "JPM", "V", "XOM"]
+SPEC_STEPS = [
+    {"name": "analyze_news", "type": "news_analysis", "params": {"symbols": SYMBOLS, "store": False}},
+    {"name": "market_analysis", "type": "technical_analysis", "params": {"indicators": ["RSI", "MACD"]}},
+    {"name": "generate_signals", "type": "signal_generation", "params": {"threshold": 0.3}},
+    {"name": "execute_trades", "type": "trade_execution", "params": {"risk_limit": 0.02}},
+]
+
+
+def run(name: str, steps: list, triggers: list, **arguments) -> dict:
+    from trading_app import operations as trading
+    from trading_app.backtest.record import Backtest
+    from workflows_app import operations
+
+    name = f"{name}-{int(time.time())}"  # the bench database outlives a run
+    operations.workflow_create(name=name, steps=steps, triggers=triggers)
+    t0 = time.monotonic()
+    started = trading.workflow_backtest(workflow_id=name, **arguments)
+    while not (bt := Backtest.objects.get(pk=started["backtest_id"])).is_final:
+        time.sleep(0.2)
+    wall = time.monotonic() - t0
+    if bt.status != "succeeded":
+        raise SystemExit(f"{name} failed: {bt.error}")
+    own = (bt.finished_at - bt.started_at).total_seconds()
+    return {"bars": bt.bars_total, "seconds": own, "end_to_end": wall, "metrics": bt.metrics}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--only", choices=["daily", "minute", "sweep"])
+    args = parser.parse_args()
+    configure()
+    print(f"database {database_kind()}, load {load_average()}")
+    if args.only == "sweep":
+        return sweep()
+    worker = Worker(concurrency=1, queues="trading", name="bench-backtest")
+    try:
+        if args.only in (None, "daily"):
+            r = run("bench-bt-daily", SPEC_STEPS,
+                    [{"type": "schedule", "cron": "0 9 * * 1-5", "timezone": "America/New_York"}],
+                    start="2024-01-01", end="2025-01-01", interval="1d", symbols=SYMBOLS)
+            print(f"daily: 1 year x 10 symbols, {r['bars']} bars, {r['metrics']['decisions']} decisions: "
+                  f"{r['seconds']:.1f} s (end to end {r['end_to_end']:.1f} s; target <= 20 s) "
+                  f"-> {r['metrics']['decisions'] / r['seconds']:.1f} decisions/s")
+        if args.only in (None, "minute"):
+            triggers = [{"type": "price_change", "symbol": s, "threshold": 0.004, "window": "15m", "cooldown": 3600}
+                        for s in SYMBOLS]
+            steps = [{"name": "buy", "type": "trade_execution", "params": {"signal": "BUY", "risk_limit": 0.01}}]
+            r = run("bench-bt-minute", steps, triggers, start="2024-03-01", end="2024-04-01", interval="1m",
+                    symbols=SYMBOLS)
+            evals = r["metrics"]["trigger_evaluations"]
+            print(f"minute: 1 month x 10 symbols, {r['bars']} bars, {evals} trigger evaluations, "
+                  f"{r['metrics']['decisions']} decisions: {r['seconds']:.1f} s (end to end {r['end_to_end']:.1f} s; "
+                  f"target <= 60 s) -> {r['bars'] / r['seconds']:.0f} bars/s, {evals / r['seconds']:.0f} evaluations/s")
+    finally:
+        worker.stop()
+    print(f"load after: {load_average()}")
+
+
+def sweep() -> None:
+    from trading_app import operations as trading
+    from trading_app.backtest.record import Backtest
+    from workflows_app import operations
+
+    grid = {"steps[2].params.threshold": [0.2, 0.3, 0.4, 0.5], "steps[3].params.risk_limit": [0.005, 0.01, 0.02, 0.03]}
+    steps = [{**SPEC_STEPS[0], "params": {"symbols": ["AAPL", "MSFT"], "store": False}}, *SPEC_STEPS[1:]]
+    took = {}
+    for processes in (1, 2):
+        name = f"bench-bt-sweep-{processes}-{int(time.time())}"
+        operations.workflow_create(name=name, steps=steps, triggers=[{"type": "schedule", "cron": "0 9 * * 1-5",
+                                                                       "timezone": "America/New_York"}])
+        worker = Worker(concurrency=processes, queues="trading", name=f"bench-sweep-{processes}")
+        try:
+            t0 = time.monotonic()
+            parent = trading.workflow_backtest(workflow_id=name, start="2024-02-01", end="2024-03-01", sweep=grid)
+            while not Backtest.objects.get(pk=parent["backtest_id"]).is_final:
+                time.sleep(0.2)
+            took[processes] = time.monotonic() - t0
+        finally:
+            worker.stop()
+        print(f"sweep: 16 points, {processes} worker process(es): {took[processes]:.1f} s (load {load_average()})")
+    print(f"sweep speed-up 1 -> 2 processes: {took[1] / took[2]:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

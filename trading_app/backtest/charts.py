@@ -1,0 +1,51 @@
+"""A finished backtest's charts, drawn with Plotly (plotly.js served from the installed package as
+``vendor/plotly/plotly.min.js``): the equity curve over its drawdown, and each symbol's candles with
+the entries and exits marked. The candles are the run's own bars again (the seeded simulator is
+deterministic); runs of more than ``MAX_CANDLES`` bars a symbol show the equity chart only."""
+from __future__ import annotations
+
+from datetime import datetime
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from trading_app.backtest.data import History
+from trading_app.providers.simulated._clock import seeded
+
+MAX_CANDLES = 3000
+
+
+def equity_figure(curve: list[dict]) -> go.Figure:
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3], vertical_spacing=0.04)
+    times = [p["t"] for p in curve]
+    fig.add_trace(go.Scatter(x=times, y=[p["equity"] for p in curve], name="equity"), row=1, col=1)
+    fig.add_trace(go.Scatter(x=times, y=[p["drawdown"] for p in curve], name="drawdown", fill="tozeroy"),
+                  row=2, col=1)
+    fig.update_layout(height=420, margin={"l": 40, "r": 10, "t": 30, "b": 30}, title="Equity and drawdown")
+    return fig
+
+
+def candle_figure(symbol: str, bars, trades: list[dict]) -> go.Figure:
+    fig = go.Figure(go.Candlestick(x=bars.index, open=bars["open"], high=bars["high"], low=bars["low"],
+                                   close=bars["close"], name=symbol))
+    for side, marker in (("buy", "triangle-up"), ("sell", "triangle-down")):
+        mine = [t for t in trades if t["symbol"] == symbol and t["side"] == side]
+        fig.add_trace(go.Scatter(x=[t["at"] for t in mine], y=[t["price"] for t in mine], mode="markers",
+                                 name=f"{side} fills", marker={"symbol": marker, "size": 11}))
+    fig.update_layout(height=380, margin={"l": 40, "r": 10, "t": 30, "b": 30}, title=f"{symbol}: fills",
+                      xaxis_rangeslider_visible=False)
+    return fig
+
+
+def charts_html(bt) -> str:
+    """The charts' HTML (divs and the scripts that draw them; plotly.js is loaded by the page)."""
+    art = bt.artefacts or {}
+    figures = [equity_figure(art.get("equity_curve") or [])]
+    a = bt.arguments
+    with seeded(int(a["seed"])):
+        history = History(a["symbols"][:5], datetime.fromisoformat(a["start"]), datetime.fromisoformat(a["end"]),
+                          a["interval"])
+    for symbol, bars in history.frames.items():
+        if 0 < len(bars) <= MAX_CANDLES:
+            figures.append(candle_figure(symbol, bars, art.get("trades") or []))
+    return "".join(f.to_html(full_html=False, include_plotlyjs=False) for f in figures)
