@@ -39,7 +39,6 @@ from workflows_app.models import Execution, StepRun
 from workflows_app.registry import ErrorInfo, StepContext, registry
 
 S = Execution.Status
-DURABLE_START_TYPES = frozenset({"subprocess"})  # need their StepRun row before the handler runs
 CLOCK_SLACK = 5  # seconds of disagreement allowed between a worker's clock and the reconciler's
 
 
@@ -130,10 +129,12 @@ def start_grace() -> float:
 
 
 def _start_may_wait(execution: Execution, group_index: int, type_name: str) -> bool:
-    """A sequential step (no siblings writing the row), not one that needs its row at start, that
-    starts within the grace of the last committed heartbeat."""
+    """A quick step (its own time is small next to a commit's) that is sequential (no siblings writing
+    the row) and starts within the grace of the last committed heartbeat. A slow step's start is
+    committed first: its running row shows in workflow_status while it runs."""
     groups = execution_groups(execution.version.definition["steps"])
-    if len(groups[group_index]) > 1 or type_name in DURABLE_START_TYPES or execution.heartbeat_at is None:
+    step_type = registry.get_step_type(type_name)
+    if len(groups[group_index]) > 1 or not (step_type and step_type.quick) or execution.heartbeat_at is None:
         return False
     return (timezone.now() - execution.heartbeat_at).total_seconds() <= start_grace()
 
