@@ -160,3 +160,13 @@ def test_a_deferred_attempt_that_fails_is_recorded_whole_in_order():
     assert list(StepRun.objects.filter(execution=execution).values_list("status", "attempt")) == [("failed", 1)]
     trail = events(execution)
     assert trail.index("step_started") < trail.index("step_failed") < trail.index("workflow_failed")
+
+
+def test_a_one_step_quick_workflow_records_when_it_started():
+    execution_id = _start(_workflow([{"name": "only", "type": "transform"}]))
+    engine.run_step(execution_id, 1, 0, 0)
+    execution = Execution.objects.get(pk=execution_id)
+    run = StepRun.objects.get(execution=execution)
+    assert execution.status == Execution.Status.SUCCEEDED and execution.started_at == run.started_at
+    assert events(execution) == ["execution_queued", "workflow_started", "step_started", "step_completed",
+                                 "workflow_completed"]

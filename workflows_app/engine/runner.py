@@ -245,6 +245,8 @@ def _complete_step(loaded: Execution, step: dict, run: StepRun, output: dict, gr
         _record_step(execution, step, run, output, skipped)
         if execution.is_final or execution.dispatch_count != loaded.dispatch_count:
             return  # cancelled or superseded while the step ran: record the step, move nothing
+        if execution.started_at is None:  # a quick single step's start, deferred (see start_grace)
+            execution.started_at = run.started_at
         _move_past(execution, group_index, groups, parallel)
 
 
@@ -284,7 +286,7 @@ def _move_past(execution: Execution, group_index: int, groups: list, parallel: b
     if not parallel:
         advance(execution, group_index, groups)
     execution.heartbeat_at = timezone.now()
-    execution.save(update_fields=["context", "cursor", "heartbeat_at", *FINAL_FIELDS])
+    execution.save(update_fields=["context", "cursor", "heartbeat_at", "started_at", *FINAL_FIELDS])
 
 
 def _adopt_result(loaded: Execution, step: dict, output: dict, group_index: int, *, skipped: bool) -> None:
