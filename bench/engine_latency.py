@@ -20,6 +20,7 @@ Database: DATABASE_URL (PostgreSQL) or the default SQLite; Redis db BENCH_REDIS_
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -39,6 +40,8 @@ class Kinds:
     """One callable per kind for a single timed call and for M queued at once."""
 
     def __init__(self, redis_url: str, concurrency: int):
+        # the caller's plain app on the same Redis as its worker (plain_celery reads it at import)
+        os.environ["BENCH_PLAIN_REDIS_URL"] = redis_url
         import plain_celery
         import redis
         from celery import chain

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from contextlib import contextmanager
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -39,8 +41,45 @@ def summarise(value: Any, limit: int = MAX_VALUE_BYTES) -> Any:
     return summary
 
 
-def record(event: str, /, *, workflow_id=None, execution_id=None, step: str = "", **data: Any) -> AuditEvent:
+def build(event: str, /, *, workflow_id=None, execution_id=None, step: str = "", **data: Any) -> AuditEvent:
+    """An audit row, scrubbed and bounded, not yet written (see record_many)."""
     clean = json.loads(json.dumps({k: summarise(v) for k, v in _scrub(data).items()}, cls=DjangoJSONEncoder))
-    return AuditEvent.objects.create(
-        event=event, workflow_id=workflow_id, execution_id=execution_id, step=step or "", data=clean
-    )
+    return AuditEvent(event=event, workflow_id=workflow_id, execution_id=execution_id, step=step or "", data=clean)
+
+
+_pending = threading.local()
+
+
+def record(event: str, /, *, workflow_id=None, execution_id=None, step: str = "", **data: Any) -> AuditEvent:
+    row = build(event, workflow_id=workflow_id, execution_id=execution_id, step=step, **data)
+    record_many([row])
+    return row
+
+
+def record_many(rows: list[AuditEvent]) -> None:
+    """Write rows built with `build` in one INSERT, in their order (the trail orders by timestamp, id);
+    inside `batched`, queue them for its one INSERT instead."""
+    queue = getattr(_pending, "rows", None)
+    if queue is not None:
+        queue.extend(rows)
+    elif len(rows) == 1:
+        rows[0].save(force_insert=True)
+    elif rows:
+        AuditEvent.objects.bulk_create(rows)
+
+
+@contextmanager
+def batched():
+    """Inside a transaction: every row recorded in the block is written in one INSERT at its end
+    (one statement per transaction instead of one per event). Nested blocks join the outer one;
+    nothing is written if the block raises (its transaction rolls back anyway)."""
+    if getattr(_pending, "rows", None) is not None:
+        yield
+        return
+    _pending.rows = []
+    try:
+        yield
+        rows = _pending.rows
+    finally:
+        _pending.rows = None
+    record_many(rows)

@@ -78,6 +78,9 @@ class StepType:
     description: str = ""
     # Usable as a named action of a `conditional` step (run with default params).
     action: bool = False
+    # Computes in milliseconds with no side effect outside the database: its start is committed with
+    # its outcome, one commit per step (engine.runner.start_grace); a slow step's start is committed first.
+    quick: bool = False
 
 
 @dataclass(frozen=True)

@@ -201,6 +201,9 @@ NEXUS_FLOWER_URL = env("NEXUS_FLOWER_URL", default="http://127.0.0.1:5555/")
 NEXUS_SYNC_WAIT_SECONDS = env.float("NEXUS_SYNC_WAIT_SECONDS", default=30.0)
 # Reconciler: a step with no progress for its timeout plus this margin is re-dispatched.
 NEXUS_RECONCILE_MARGIN_SECONDS = env.int("NEXUS_RECONCILE_MARGIN_SECONDS", default=30)
+# A sequential step starting within this many seconds of the last committed heartbeat writes its start
+# with its outcome (one commit per step); capped by the reconcile margin (engine.runner.start_grace).
+NEXUS_STEP_START_GRACE_SECONDS = env.int("NEXUS_STEP_START_GRACE_SECONDS", default=10)
 NEXUS_STEP_DEFAULT_TIMEOUT = env.int("NEXUS_STEP_DEFAULT_TIMEOUT", default=120)
 # Ceilings no definition can raise: subprocess nesting, and the size of one step's stored output.
 NEXUS_MAX_SUBPROCESS_DEPTH = env.int("NEXUS_MAX_SUBPROCESS_DEPTH", default=8)

@@ -9,7 +9,7 @@ from celery import chain, group
 
 from workflows_app.definitions import execution_groups, step_type_name
 from workflows_app.engine.messages import JOIN_GROUP, RUN_STEP, message
-from workflows_app.engine.policy import celery_priority, step_queue, step_timeout
+from workflows_app.engine.policy import HARD_LIMIT_SLACK, celery_priority, step_queue, step_timeout
 from workflows_app.models import Agent, Execution, Workflow
 
 # Step types after which the canvas stops: the execution waits (a child's end, a timer or a
@@ -40,7 +40,7 @@ def send_canvas(execution, generation: int, start_group: int, workflow: Workflow
             signatures.append(message(
                 RUN_STEP, execution_id, generation, group_index, step_index,
                 queue=step_queue(workflow.queue, step, agents), priority=priority,
-                soft_time_limit=timeout, time_limit=timeout + 10,
+                soft_time_limit=timeout, time_limit=timeout + HARD_LIMIT_SLACK,
             ))
         if len(signatures) == 1:
             parts.append(signatures[0].set(ignore_result=True))

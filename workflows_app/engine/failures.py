@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from django.db import transaction
 from django.utils import timezone
 
 from workflows_app import audit
@@ -39,6 +40,17 @@ class Failure:
     compensation: str = ""  # the compensation's step type, when a compensation failed
 
 
+def save_attempt(run: StepRun, fields: list[str]) -> None:
+    """Save an attempt's outcome. A quick step's attempt is written only with its outcome (see
+    runner.run_step): then its row is inserted whole, after the audit events of its start."""
+    if run.pk is not None:
+        run.save(update_fields=fields)
+        return
+    audit.record_many(getattr(run, "pending_audit", []))
+    run.pending_audit = []
+    run.save(force_insert=True)
+
+
 def postpone_heartbeat(execution: Execution, step_name: str, error_class: str, exc: BaseException,
                        attempt: int, delay: float, now) -> None:
     """A retry comes after `delay`: record it, and expect the next sign of life only then."""
@@ -53,14 +65,15 @@ def mark_retrying(execution: Execution, step_name: str, run: StepRun, error_clas
     now = timezone.now()
     run.status, run.finished_at = StepRun.Status.RETRYING, now
     run.error, run.error_class, run.traceback = stored_error(exc), error_class, stored_traceback(tb)
-    run.save(update_fields=["status", "finished_at", "error", "error_class", "traceback"])
-    postpone_heartbeat(execution, step_name, error_class, exc, run.attempt, delay, now)
+    with transaction.atomic(), audit.batched():
+        save_attempt(run, ["status", "finished_at", "error", "error_class", "traceback"])
+        postpone_heartbeat(execution, step_name, error_class, exc, run.attempt, delay, now)
 
 
 def mark_failed(run: StepRun, error_class: str, exc: BaseException, tb: str) -> None:
     run.status, run.finished_at = StepRun.Status.FAILED, timezone.now()
     run.error, run.error_class, run.traceback = stored_error(exc), error_class, stored_traceback(tb)
-    run.save(update_fields=["status", "finished_at", "error", "error_class", "traceback"])
+    save_attempt(run, ["status", "finished_at", "error", "error_class", "traceback"])
 
 
 def dead_letter(execution: Execution, failure: Failure) -> dict:

@@ -13,7 +13,13 @@ import traceback
 from django.db import connections, transaction
 from django.utils import timezone
 
-from workflows_app.engine.failures import Failure, postpone_heartbeat, stored_error, stored_traceback
+from workflows_app.engine.failures import (
+    Failure,
+    postpone_heartbeat,
+    save_attempt,
+    stored_error,
+    stored_traceback,
+)
 from workflows_app.engine.lifecycle import give_up
 from workflows_app.engine.outcomes import RetryStep, StepFailed
 from workflows_app.engine.policy import backoff_delay, infrastructure_policy
@@ -75,6 +81,17 @@ def _fault_step_name(execution: Execution, step: int | str | None) -> str:
     return step or ""
 
 
+def _record_deferred(exc: BaseException, status: str, tb: str, now) -> bool:
+    """The runner attaches an attempt it had not written yet (runner.start_grace) to the fault."""
+    run = exc.__dict__.pop("nexus_attempt", None)
+    if run is None:
+        return False
+    run.status, run.finished_at, run.result = status, now, None
+    run.error, run.error_class, run.traceback = stored_error(exc), INFRASTRUCTURE, stored_traceback(tb)
+    save_attempt(run, [])
+    return True
+
+
 def _note_retry(execution_id, generation, step, exc, tb: str, delay: float, attempt: int) -> None:
     execution = Execution.objects.select_related("version").filter(pk=execution_id).first()
     if execution is None or execution.dispatch_count != generation or execution.is_final:
@@ -82,7 +99,8 @@ def _note_retry(execution_id, generation, step, exc, tb: str, delay: float, atte
     name = _fault_step_name(execution, step)
     now = timezone.now()
     with transaction.atomic():
-        if name:  # the attempt that was cut short
+        # the attempt that was cut short (a quick step's, not written before the fault: written now, whole)
+        if not _record_deferred(exc, StepRun.Status.RETRYING, tb, now) and name:
             StepRun.objects.filter(execution=execution, step_name=name, status=StepRun.Status.RUNNING,
                                    is_compensation=execution.status == S.COMPENSATING).update(
                 status=StepRun.Status.RETRYING, finished_at=now, error=stored_error(exc),
@@ -98,7 +116,7 @@ def _give_up(execution_id, generation, step, exc, tb: str, attempts: int) -> Non
             return  # finished or superseded meanwhile: nothing of this message's to fail
         name = _fault_step_name(execution, step)
         compensating = execution.status == S.COMPENSATING
-        if name:
+        if not _record_deferred(exc, StepRun.Status.FAILED, tb, timezone.now()) and name:
             StepRun.objects.filter(execution=execution, step_name=name, is_compensation=compensating,
                                    status__in=[StepRun.Status.RUNNING, StepRun.Status.RETRYING]).update(
                 status=StepRun.Status.FAILED, finished_at=timezone.now(), error=stored_error(exc),

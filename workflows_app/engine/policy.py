@@ -8,6 +8,8 @@ from django.conf import settings
 from workflows_app.definitions import step_type_name
 from workflows_app.registry import RetryPolicy, registry
 
+HARD_LIMIT_SLACK = 10  # a step's hard time limit is its timeout plus this (its soft limit is the timeout)
+
 
 def celery_priority(workflow_priority: int) -> int:
     """Workflow priority 0..10 (10 most urgent) -> Redis priority 0..9 (0 consumed first)."""
