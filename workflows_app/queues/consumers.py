@@ -18,17 +18,9 @@ from workflows_app.queues.config import get_queue
 from workflows_app.queues.dead_letters import dead_letter, record_failure
 from workflows_app.queues.handlers import handler_for
 from workflows_app.queues.maintenance import compact
-from workflows_app.queues.streams import Message, ack, consumer_name, receive
+from workflows_app.queues.streams import Message, ack_and_receive, consumer_name, receive
 
 log = logging.getLogger(__name__)
-
-
-def _turns(queue: MessageQueue, messages: list[Message], client: redis.Redis) -> list[int | None]:
-    """Each message's position in its group's list (None: not tracked), in one round trip."""
-    pipe = client.pipeline(transaction=False)
-    for message in messages:
-        pipe.lpos(layout.group_list_key(queue.name, message.group_id), message.id)
-    return pipe.execute()
 
 
 def _wait_for_turn(queue: MessageQueue, message: Message, accepted: set[str], client: redis.Redis,
@@ -68,13 +60,12 @@ def _runnable(queue: MessageQueue, messages: list[Message], client: redis.Redis)
     others stay unacked and come back after the visibility timeout, behind their group's head."""
     if queue.ordering != MessageQueue.Ordering.FIFO:
         return messages
-    positions = _turns(queue, messages, client)
     accepted: set[str] = set()
     per_group: dict[str, int] = {}
     blocked: set[str] = set()
     out = []
-    for message, pos in zip(messages, positions, strict=True):
-        group = message.group_id
+    for message in messages:
+        group, pos = message.group_id, message.position
         if group in blocked:
             continue
         # Fast path: everything ahead of it in its group is already accepted in this batch.
@@ -99,17 +90,18 @@ def _fail(queue: MessageQueue, message: Message, exc: BaseException, client: red
 
 
 def _run(queue: MessageQueue, handler: Callable, runnable: list[Message], client: redis.Redis
-         ) -> tuple[list[Message], int]:
-    """Run the handler over a batch: (the messages it handled, how many failed). After a failure
-    the rest of that message's group waits (its order holds)."""
+         ) -> tuple[list[Message], int, Callable | None]:
+    """Run the handler over a batch: (the messages it handled, how many failed, the writes a batch
+    handler returned to land before their acknowledgement). After a failure the rest of that
+    message's group waits (its order holds)."""
     if getattr(handler, "batch", False):
         try:
-            handler(runnable)
-            return runnable, 0
+            writes = handler(runnable)
+            return runnable, 0, writes if callable(writes) else None
         except Exception as exc:  # noqa: BLE001 - the batch's failure, not the worker's
             for message in runnable:
                 _fail(queue, message, exc, client)
-            return [], len(runnable)
+            return [], len(runnable), None
     done: list[Message] = []
     failed = 0
     failed_groups: set[str] = set()
@@ -124,7 +116,7 @@ def _run(queue: MessageQueue, handler: Callable, runnable: list[Message], client
             failed_groups.add(message.group_id)
             continue
         done.append(message)
-    return done, failed
+    return done, failed, None
 
 
 def process(name: str, handler: Callable[[Message], object] | None = None, *, consumer: str | None = None,
@@ -134,7 +126,10 @@ def process(name: str, handler: Callable[[Message], object] | None = None, *, co
     A handler that raises leaves its message unacked: it becomes visible again after
     visibility_timeout and, once its deliveries are used up, goes to the dead-letter store.
     A ``PermanentStepError`` (any non-transient StepError) dead-letters it at once. A handler with
-    ``batch = True`` gets the whole runnable batch (a list) at once."""
+    ``batch = True`` gets the whole runnable batch (a list) at once; it may return a callable that
+    is given the Redis pipeline of the batch's acknowledgement, to queue writes (its state) that
+    must land before the ack, in the same round trip. Each batch is acknowledged in the round trip
+    that receives the next one."""
     queue = get_queue(name)
     handler = handler or handler_for(queue)
     if handler is None:
@@ -143,21 +138,21 @@ def process(name: str, handler: Callable[[Message], object] | None = None, *, co
     consumer = consumer or consumer_name()
     processed = failed = batches = deferred = 0
     started = time.monotonic()
-    while batches < max_batches and time.monotonic() - started < time_budget:
-        messages = receive(queue.name, consumer=consumer, count=queue.batch_size, client=client)
-        if not messages:
-            break
+    messages = receive(queue.name, consumer=consumer, count=queue.batch_size, client=client)
+    while messages:
         batches += 1
         runnable = _runnable(queue, messages, client)
         deferred += len(messages) - len(runnable)
-        done, batch_failed = _run(queue, handler, runnable, client)
+        done, batch_failed, writes = _run(queue, handler, runnable, client)
         failed += batch_failed
-        if done:
-            ack(queue.name, [m.id for m in done], groups={m.id: m.group_id for m in done},
-                inbox_rows={m.id: m.inbox_id for m in done if m.inbox_id}, client=client)
-            processed += len(done)
-        if len(messages) < queue.batch_size:
-            break
+        more = (len(messages) >= queue.batch_size and batches < max_batches
+                and time.monotonic() - started < time_budget)
+        if done or writes or more:
+            messages = ack_and_receive(queue.name, done, consumer=consumer, count=queue.batch_size if more else 0,
+                                       before=writes, client=client)
+        else:
+            messages = []
+        processed += len(done)
     if batches:
         compact(queue, client)
     return {"processed": processed, "failed": failed, "batches": batches, "deferred": deferred}

@@ -90,11 +90,13 @@ def ingest_many(events: list[dict], *, notify: bool = True) -> list[dict]:
     return queues.send_many(EVENTS_QUEUE, items, notify=notify)
 
 
-def handle_batch(messages: list[queues.Message]) -> None:
-    """The events queue's consumer: match the batch against triggers and fire."""
+def handle_batch(messages: list[queues.Message]):
+    """The events queue's consumer: match the batch against triggers and fire. Returns the trigger
+    states' write, which the consumer queues before the batch's acknowledgement (one round trip)."""
     events = [m.body for m in messages if isinstance(m.body, dict)]
     if events:
-        triggers.evaluate(events)
+        return triggers.evaluate_batch(events)[1]
+    return None
 
 
 handle_batch.batch = True  # type: ignore[attr-defined]

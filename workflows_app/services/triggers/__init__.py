@@ -26,6 +26,7 @@ Modules: ``schedules`` (PeriodicTasks), ``index`` (the event-trigger index, ``Sh
 from workflows_app.services.triggers.evaluation import (
     STATE_KEY,
     evaluate,
+    evaluate_batch,
     event_time,
     reset_state,
     severity_priority,
@@ -50,6 +51,6 @@ from workflows_app.services.triggers.schedules import (
 
 __all__ = [
     "FIRED_TTL", "FIRE_SCHEDULE_TASK", "INDEX_VERSION_KEY", "STATE_KEY", "IndexedTrigger", "SharedEvaluator", "Slot",
-    "ThresholdGroup", "TriggerIndex", "bump_index_version", "current_index", "evaluate", "event_time", "fire",
+    "ThresholdGroup", "TriggerIndex", "bump_index_version", "current_index", "evaluate", "evaluate_batch", "event_time", "fire",
     "on_workflow_changed", "periodic_task_prefix", "reset_state", "severity_priority", "sync_schedules",
 ]

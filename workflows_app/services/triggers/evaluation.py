@@ -13,11 +13,14 @@ from workflows_app.circuit import redis_client
 from workflows_app.registry import registry
 from workflows_app.services.triggers.firing import fire
 from workflows_app.services.triggers.index import (
+    INDEX_VERSION_KEY,
     IndexedTrigger,
     Slot,
     ThresholdGroup,
     TriggerIndex,
+    cached_index,
     current_index,
+    is_current,
 )
 
 log = logging.getLogger(__name__)
@@ -52,15 +55,14 @@ def event_time(event: dict, default: float) -> float:
 class _Batch:
     """State of one evaluation batch: the buckets' blobs, what changed, what fired."""
 
-    def __init__(self, client, index: TriggerIndex, buckets: list[str]):
+    def __init__(self, client, index: TriggerIndex, blobs: dict[str, str | None]):
         self.client, self.index = client, index
         self.blobs: dict[str, dict] = {}
-        if buckets:
-            for bucket, raw in zip(buckets, client.hmget(STATE_KEY, buckets), strict=True):
-                blob = json.loads(raw) if raw else {}
-                blob.setdefault("s", {})
-                blob.setdefault("t", {})
-                self.blobs[bucket] = blob
+        for bucket, raw in blobs.items():
+            blob = json.loads(raw) if raw else {}
+            blob.setdefault("s", {})
+            blob.setdefault("t", {})
+            self.blobs[bucket] = blob
         self.touched: set[str] = set()
         self.firings: list[dict] = []
 
@@ -106,16 +108,17 @@ class _Batch:
                        "detail": detail}
         self.firings.append({"trigger_id": trig.id, "event": fired_event, "cooldown": trig.cooldown})
 
-    def save(self) -> None:
+    def writes(self):
+        """The touched buckets' states as a write to queue on a pipeline (None: nothing changed)."""
         if not self.touched:
-            return
+            return None
         mapping = {}
         for bucket in self.touched:
             blob = self.blobs[bucket]
             alive = self.index.by_bucket.get(bucket, set())
             blob["t"] = {k: v for k, v in blob["t"].items() if k in alive}
             mapping[bucket] = json.dumps(blob, separators=(",", ":"))
-        self.client.hset(STATE_KEY, mapping=mapping)
+        return lambda pipe: pipe.hset(STATE_KEY, mapping=mapping)
 
 
 def evaluate(events: list[dict], *, fire_triggers: bool = True, client=None) -> list[dict]:
@@ -123,13 +126,26 @@ def evaluate(events: list[dict], *, fire_triggers: bool = True, client=None) -> 
 
     State lives in one Redis hash, one field per bucket (event kind + symbol) holding
     ``{"s": {shared key: shared state}, "t": {trigger id: {"h": holding, "f": last fired}}}``:
-    one HMGET and one HSET per batch, whatever the number of triggers."""
+    one round trip to read it (with the index version) and one HSET per batch, whatever the
+    number of triggers."""
     client = client or redis_client()
-    index = current_index(client)
-    per_event = [index.slots(e) if e.get("kind") != "schedule" else [] for e in events]
-    buckets = sorted({t.bucket for slots in per_event for slot in slots for t in slot.plain}
-                     | {g.bucket for slots in per_event for slot in slots for g in slot.groups})
-    batch = _Batch(client, index, buckets)
+    firings, writes = evaluate_batch(events, fire_triggers=fire_triggers, client=client)
+    if writes is not None:
+        pipe = client.pipeline(transaction=False)
+        writes(pipe)
+        pipe.execute()
+    return firings
+
+
+def evaluate_batch(events: list[dict], *, fire_triggers: bool = True, client=None):
+    """``evaluate`` without the final write: (the firings, the state write for a pipeline or None).
+
+    The queue consumer queues the write on the pipeline that acknowledges the batch: the states
+    land before the ack, in its round trip (a consumer that dies between firing and acking leaves
+    the batch unacked and the old states: it is evaluated again, see below)."""
+    client = client or redis_client()
+    index, per_event, blobs = _load(events, client)
+    batch = _Batch(client, index, blobs)
     wall = time.time()
     for event, slots in zip(events, per_event, strict=True):
         if event.get("kind") == "schedule":
@@ -141,8 +157,33 @@ def evaluate(events: list[dict], *, fire_triggers: bool = True, client=None) -> 
         # again from the old states; triggers that did fire are not started twice (see fire()).
         for firing in batch.firings:
             fire(firing["trigger_id"], firing["event"], cooldown=firing["cooldown"], client=client)
-    batch.save()
-    return batch.firings
+    return batch.firings, batch.writes()
+
+
+def _slots(index: TriggerIndex, events: list[dict]) -> tuple[list[list[Slot]], list[str]]:
+    per_event = [index.slots(e) if e.get("kind") != "schedule" else [] for e in events]
+    buckets = sorted({t.bucket for slots in per_event for slot in slots for t in slot.plain}
+                     | {g.bucket for slots in per_event for slot in slots for g in slot.groups})
+    return per_event, buckets
+
+
+def _load(events: list[dict], client) -> tuple[TriggerIndex, list[list[Slot]], dict[str, str | None]]:
+    """The index, each event's slots and the states of their buckets: the index version and the
+    states in one round trip (the process's index is checked against the version read with them;
+    when it moved, the index is rebuilt and the states read again)."""
+    index = cached_index()
+    for _ in range(3):
+        per_event, buckets = _slots(index, events) if index is not None else ([], [])
+        pipe = client.pipeline(transaction=False)
+        pipe.get(INDEX_VERSION_KEY)
+        if buckets:
+            pipe.hmget(STATE_KEY, buckets)
+        reply = pipe.execute()
+        if index is not None and is_current(index, reply[0]):
+            return index, per_event, dict(zip(buckets, reply[1] if buckets else [], strict=True))
+        index = current_index(client)
+    per_event, buckets = _slots(index, events)  # the version keeps moving: read the states on their own
+    return index, per_event, dict(zip(buckets, client.hmget(STATE_KEY, buckets) if buckets else [], strict=True))
 
 
 def _match(batch: _Batch, event: dict, slots: list[Slot], now: float) -> None:
