@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from dataclasses import dataclass
 
 import redis
 from django.core.serializers.json import DjangoJSONEncoder
@@ -123,26 +124,43 @@ def decode_body(fields: dict):
 Entry = tuple[str, dict, int, int | None]  # stream id, fields, deliveries counted, FIFO position
 
 
+@dataclass
+class Cycled:
+    acked: int  # how many of the acknowledged messages were pending
+    positions: list[int | None]  # FIFO positions of the messages asked about (None: not listed)
+    entries: list[Entry]  # the messages received
+    after: list  # the replies of the commands queued after the script
+
+
 def cycle(queue: MessageQueue, acks: list[tuple[str, str]], *, count: int = 0, consumer: str = "",
-          processed: bool = True, client: redis.Redis, before=None) -> tuple[int, list[Entry]]:
+          processed: bool = True, positions_of: list[tuple[str, str]] = (), received_positions: bool = True,
+          client: redis.Redis, before=None, after=None) -> Cycled:
     """One round trip (``scripts.CYCLE``): acknowledge ``acks`` [(message id, its group or '')] -
     XACK, and for those that were pending XDEL, drop their bookkeeping, count them when
-    ``processed`` - then receive up to ``count`` messages for ``consumer``. ``before(pipeline)``
-    queues writes Redis applies first. Returns (how many were pending, the received entries)."""
+    ``processed`` - then report the FIFO positions of ``positions_of`` (a batch about to run) and
+    receive up to ``count`` messages for ``consumer`` (with their positions when
+    ``received_positions``). ``before(pipeline)`` / ``after(pipeline)`` queue commands Redis runs
+    just before / after the script, in the same round trip."""
     fifo = queue.ordering == MessageQueue.Ordering.FIFO
     keys = [stream_key(queue.name), key(queue.name, "deliveries"), key(queue.name, "errors"),
             key(queue.name, "redrives"), rate_key(queue.name), key(queue.name, "processed")]
     args = [GROUP, consumer, int(count), int(queue.visibility_timeout * 1000),
-            group_list_key(queue.name, "") if fifo else "", RATE_WINDOW * 10, "1" if processed else "0"]
-    for message_id, group in acks:
+            group_list_key(queue.name, "") if fifo else "", RATE_WINDOW * 10, "1" if processed else "0",
+            "1" if received_positions else "0", len(acks)]
+    for message_id, group in [*acks, *positions_of]:
         args += [message_id, group or ""]
-    reply = scripts.run(client, scripts.CYCLE, keys, args, before=before)
+    if before is None and after is None:
+        reply, after_replies = scripts.run(client, scripts.CYCLE, keys, args), []
+    else:
+        reply, after_replies = scripts.run_between(client, scripts.CYCLE, keys, args, before=before, after=after)
+    asked = int(reply[1])
+    positions = [None if int(p) < 0 else int(p) for p in reply[2:2 + asked]]
     entries = []
-    for i in range(1, len(reply), 4):
+    for i in range(2 + asked, len(reply), 4):
         flat, position = reply[i + 1], int(reply[i + 3])
         entries.append((reply[i], dict(zip(flat[::2], flat[1::2], strict=True)), int(reply[i + 2]),
                         None if position < 0 else position))
-    return int(reply[0]), entries
+    return Cycled(int(reply[0]), positions, entries, after_replies)
 
 
 def ack_in_redis(queue: MessageQueue, message_ids: list[str], groups: dict[str, str] | None, *, processed: bool,
@@ -152,4 +170,4 @@ def ack_in_redis(queue: MessageQueue, message_ids: list[str], groups: dict[str, 
     if not message_ids:
         return 0
     acks = [(mid, (groups or {}).get(mid) or "") for mid in message_ids]
-    return cycle(queue, acks, processed=processed, client=client)[0]
+    return cycle(queue, acks, processed=processed, client=client).acked

@@ -53,12 +53,16 @@ return out
 
 # KEYS: stream, deliveries hash, errors hash, redrives hash, rate bucket, processed counter
 # ARGV: group, consumer, count to receive (0 = none), idle ms, group-list key prefix ('' = not FIFO),
-#       rate bucket ttl, counted ('1' = towards processing_rate), then per message to ack: id, group
-# -> acked, then per received message: id, fields (flat list), deliveries, FIFO position (-1 = none)
+#       rate bucket ttl, counted ('1' = towards processing_rate), positions of the received ('1' / '0'),
+#       number of messages to ack, then per message to ack: id, group; then per message whose
+#       FIFO position is wanted (a batch received earlier, about to run): id, group
+# -> acked, number of positions, the positions (-1 = not listed), then per received message: id,
+#    fields (flat list), deliveries, FIFO position (-1 = none or not asked)
 CYCLE = """
 local stream, group, prefix = KEYS[1], ARGV[1], ARGV[5]
+local acks_end = 10 + 2 * tonumber(ARGV[9])  -- the first ARGV after the acks
 local done = {}
-for i = 8, #ARGV - 1, 2 do
+for i = 10, acks_end - 1, 2 do
   local id = ARGV[i]
   if redis.call('XACK', stream, group, id) == 1 then done[#done + 1] = id end
   if prefix ~= '' and ARGV[i + 1] ~= '' then redis.call('LREM', prefix .. ARGV[i + 1], 1, id) end
@@ -74,7 +78,12 @@ if #done > 0 then
     redis.call('INCRBY', KEYS[6], #done)
   end
 end
-local out = {#done}
+local function position(id, grp)
+  if prefix == '' or grp == '' then return -1 end
+  return redis.call('LPOS', prefix .. grp, id) or -1
+end
+local out = {#done, (#ARGV - acks_end + 1) / 2}
+for i = acks_end, #ARGV - 1, 2 do out[#out + 1] = position(ARGV[i], ARGV[i + 1]) end
 local count = tonumber(ARGV[3])
 if count <= 0 then return out end
 local entries = {}
@@ -107,12 +116,12 @@ end
 for _, e in ipairs(entries) do
   local id, fields = e[1], e[2]
   local pos = -1
-  if prefix ~= '' then
+  if ARGV[8] == '1' then
     local grp = 'default'
     for j = 1, #fields - 1, 2 do
       if fields[j] == 'group' then grp = fields[j + 1] end
     end
-    pos = redis.call('LPOS', prefix .. grp, id) or -1
+    pos = position(id, grp)
   end
   out[#out + 1] = id; out[#out + 1] = fields
   out[#out + 1] = redis.call('HINCRBY', KEYS[2], id, 1); out[#out + 1] = pos
@@ -132,27 +141,41 @@ def _script(client: redis.Redis, source: str):
     return registered
 
 
-def run(client: redis.Redis, source: str, keys: list, args: list, *,
-        before: Callable[[redis.client.Pipeline], object] | None = None):
-    """Run a script; ``before(pipeline)`` may queue writes that Redis applies first, in the same
-    round trip (a batch handler's state, saved before its messages are acknowledged).
+def run(client: redis.Redis, source: str, keys: list, args: list):
+    """Run a script on its own (redis-py loads it when Redis does not know it)."""
+    return _script(client, source)(keys=keys, args=args, client=client)
 
-    Pipelined scripts go by ``EVALSHA`` without redis-py's ``SCRIPT EXISTS`` check (a round trip of
-    its own on every execute): when Redis does not know the script (it restarted), nothing of it
-    ran, so it is loaded and run again on its own. A failed ``before`` write is logged, not raised:
-    the acknowledgement after it has happened."""
+
+Queue = Callable[[redis.client.Pipeline], object]
+
+
+def run_between(client: redis.Redis, source: str, keys: list, args: list, *, before: Queue | None = None,
+                after: Queue | None = None) -> tuple[object, list]:
+    """Run a script in one round trip with the commands ``before(pipeline)`` queues ahead of it (a
+    batch handler's state, saved before its messages are acknowledged) and ``after(pipeline)``
+    behind it (reads for the next batch). Returns (the script's reply, the replies of ``after``).
+
+    The script goes by ``EVALSHA`` without redis-py's ``SCRIPT EXISTS`` check (a round trip of its
+    own on every execute). When Redis does not know it (it restarted), it is loaded and the whole
+    round trip runs again: the writes before are the same values, the reads after must follow the
+    script. A failed ``before`` write is logged, not raised: the acknowledgement after it happened."""
     script = _script(client, source)
-    if before is None:
-        return script(keys=keys, args=args, client=client)
-    pipe = client.pipeline(transaction=False)
-    before(pipe)
-    pipe.evalsha(script.sha, len(keys), *keys, *args)
-    results = pipe.execute(raise_on_error=False)
-    for failed in (r for r in results[:-1] if isinstance(r, Exception)):
-        log.error("queues: a write before an acknowledgement failed: %s", failed)
-    last = results[-1]
-    if isinstance(last, redis.exceptions.NoScriptError):
-        return script(keys=keys, args=args, client=client)
-    if isinstance(last, Exception):
-        raise last
-    return last
+    for attempt in (1, 2):
+        pipe = client.pipeline(transaction=False)
+        if before is not None:
+            before(pipe)
+        at = len(pipe)
+        pipe.evalsha(script.sha, len(keys), *keys, *args)
+        if after is not None:
+            after(pipe)
+        results = pipe.execute(raise_on_error=False)
+        reply = results[at]
+        if isinstance(reply, redis.exceptions.NoScriptError) and attempt == 1:
+            script.sha = client.script_load(source)
+            continue
+        for failed in (r for r in results[:at] if isinstance(r, Exception)):
+            log.error("queues: a write before an acknowledgement failed: %s", failed)
+        for failed in (r for r in [reply, *results[at + 1:]] if isinstance(r, Exception)):
+            raise failed
+        return reply, results[at + 1:]
+    raise AssertionError("unreachable")

@@ -158,22 +158,28 @@ def _retry_without_group(name: str, client: redis.Redis, call):
 def receive(name: str, *, consumer: str = "api", count: int | None = None,
             client: redis.Redis | None = None) -> list[Message]:
     """Pull up to ``count`` (default batch_size) messages; unacked ones come back after visibility_timeout."""
-    return ack_and_receive(name, [], consumer=consumer, count=count, client=client)
+    return ack_and_receive(name, [], consumer=consumer, count=count, client=client)[0]
 
 
 def ack_and_receive(name: str, done: list[Message], *, consumer: str, count: int | None = None,
-                    before=None, client: redis.Redis | None = None) -> list[Message]:
+                    ahead: list[Message] = (), received_positions: bool = True, before=None, after=None,
+                    client: redis.Redis | None = None) -> tuple[list[Message], layout.Cycled]:
     """Acknowledge a handled batch and pull the next one in one round trip (``layout.cycle``);
     ``count`` 0 pulls nothing. Inbox rows are marked acknowledged first (the database before
-    Redis). ``before(pipeline)`` queues writes that land before the acknowledgement."""
+    Redis). ``ahead``: messages received earlier, about to run, whose FIFO positions are read in
+    the same round trip (set on them). ``before`` / ``after``: see ``layout.cycle``."""
     client = client or redis_client()
     inbox.mark([m.inbox_id for m in done if m.inbox_id], "acked")
     acks = [(m.id, m.group_id) for m in done]
+    asked = [(m.id, m.group_id) for m in ahead]
 
-    def call(queue: MessageQueue) -> list[Message]:
+    def call(queue: MessageQueue) -> tuple[list[Message], layout.Cycled]:
         wanted = 0 if count == 0 else max(1, min(int(count or queue.batch_size), 1000))
-        _, entries = layout.cycle(queue, acks, count=wanted, consumer=consumer, client=client, before=before)
-        return _deliver(queue, entries, client)
+        cycled = layout.cycle(queue, acks, count=wanted, consumer=consumer, positions_of=asked,
+                              received_positions=received_positions, client=client, before=before, after=after)
+        for message, position in zip(ahead, cycled.positions, strict=True):
+            message.position = position
+        return _deliver(queue, cycled.entries, client), cycled
 
     return _retry_without_group(name, client, call)
 

@@ -28,6 +28,7 @@ from workflows_app.services.triggers.evaluation import (
     evaluate,
     evaluate_batch,
     event_time,
+    prefetch,
     reset_state,
     severity_priority,
 )
@@ -52,5 +53,5 @@ from workflows_app.services.triggers.schedules import (
 __all__ = [
     "FIRED_TTL", "FIRE_SCHEDULE_TASK", "INDEX_VERSION_KEY", "STATE_KEY", "IndexedTrigger", "SharedEvaluator", "Slot",
     "ThresholdGroup", "TriggerIndex", "bump_index_version", "current_index", "evaluate", "evaluate_batch", "event_time", "fire",
-    "on_workflow_changed", "periodic_task_prefix", "reset_state", "severity_priority", "sync_schedules",
+    "on_workflow_changed", "periodic_task_prefix", "prefetch", "reset_state", "severity_priority", "sync_schedules",
 ]

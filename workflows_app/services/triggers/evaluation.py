@@ -137,14 +137,16 @@ def evaluate(events: list[dict], *, fire_triggers: bool = True, client=None) -> 
     return firings
 
 
-def evaluate_batch(events: list[dict], *, fire_triggers: bool = True, client=None):
+def evaluate_batch(events: list[dict], *, fire_triggers: bool = True, client=None, prefetched: Prefetch | None = None):
     """``evaluate`` without the final write: (the firings, the state write for a pipeline or None).
 
     The queue consumer queues the write on the pipeline that acknowledges the batch: the states
     land before the ack, in its round trip (a consumer that dies between firing and acking leaves
-    the batch unacked and the old states: it is evaluated again, see below)."""
+    the batch unacked and the old states: it is evaluated again, see below). ``prefetched``: the
+    reads made for these events in an earlier round trip (``prefetch``), used if still current."""
     client = client or redis_client()
-    index, per_event, blobs = _load(events, client)
+    loaded = prefetched.loaded(events) if prefetched is not None else None
+    index, per_event, blobs = loaded or _load(events, client)
     batch = _Batch(client, index, blobs)
     wall = time.time()
     for event, slots in zip(events, per_event, strict=True):
@@ -184,6 +186,37 @@ def _load(events: list[dict], client) -> tuple[TriggerIndex, list[list[Slot]], d
         index = current_index(client)
     per_event, buckets = _slots(index, events)  # the version keeps moving: read the states on their own
     return index, per_event, dict(zip(buckets, client.hmget(STATE_KEY, buckets) if buckets else [], strict=True))
+
+
+class Prefetch:
+    """What evaluating a batch of events reads first - the index version and the states of the
+    buckets they touch - queued on someone else's round trip (the queue consumer's, which
+    acknowledges the batch before): ``queue(pipeline)``, then ``take(replies)``."""
+
+    def __init__(self, index: TriggerIndex, events: list[dict]):
+        self.index, self.count = index, len(events)
+        self.per_event, self.buckets = _slots(index, events)
+        self.replies: list | None = None
+
+    def queue(self, pipe) -> None:
+        pipe.get(INDEX_VERSION_KEY)
+        if self.buckets:
+            pipe.hmget(STATE_KEY, self.buckets)
+
+    def take(self, replies: list) -> None:
+        self.replies = replies
+
+    def loaded(self, events: list[dict]):
+        """(index, slots per event, states) if the reads are there and the index is still current."""
+        if self.replies is None or self.count != len(events) or not is_current(self.index, self.replies[0]):
+            return None
+        return self.index, self.per_event, dict(zip(self.buckets, self.replies[1] if self.buckets else [], strict=True))
+
+
+def prefetch(events: list[dict]) -> Prefetch | None:
+    """The reads for evaluating ``events``, to queue on a round trip before (None: no index yet)."""
+    index = cached_index()
+    return Prefetch(index, events) if index is not None else None
 
 
 def _match(batch: _Batch, event: dict, slots: list[Slot], now: float) -> None:
