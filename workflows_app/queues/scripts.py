@@ -160,22 +160,25 @@ def run_between(client: redis.Redis, source: str, keys: list, args: list, *, bef
     round trip runs again: the writes before are the same values, the reads after must follow the
     script. A failed ``before`` write is logged, not raised: the acknowledgement after it happened."""
     script = _script(client, source)
-    for attempt in (1, 2):
-        pipe = client.pipeline(transaction=False)
-        if before is not None:
-            before(pipe)
-        at = len(pipe)
-        pipe.evalsha(script.sha, len(keys), *keys, *args)
-        if after is not None:
-            after(pipe)
-        results = pipe.execute(raise_on_error=False)
-        reply = results[at]
-        if isinstance(reply, redis.exceptions.NoScriptError) and attempt == 1:
-            script.sha = client.script_load(source)
-            continue
-        for failed in (r for r in results[:at] if isinstance(r, Exception)):
-            log.error("queues: a write before an acknowledgement failed: %s", failed)
-        for failed in (r for r in [reply, *results[at + 1:]] if isinstance(r, Exception)):
-            raise failed
-        return reply, results[at + 1:]
-    raise AssertionError("unreachable")
+    results, at = _pipelined(client, script.sha, keys, args, before, after)
+    if isinstance(results[at], redis.exceptions.NoScriptError):
+        script.sha = client.script_load(source)
+        results, at = _pipelined(client, script.sha, keys, args, before, after)
+    for failed in (r for r in results[:at] if isinstance(r, Exception)):
+        log.error("queues: a write before an acknowledgement failed: %s", failed)
+    for failed in (r for r in results[at:] if isinstance(r, Exception)):
+        raise failed
+    return results[at], results[at + 1:]
+
+
+def _pipelined(client: redis.Redis, sha: str, keys: list, args: list, before: Queue | None,
+               after: Queue | None) -> tuple[list, int]:
+    """(the replies of before + EVALSHA + after, the script's place among them)."""
+    pipe = client.pipeline(transaction=False)
+    if before is not None:
+        before(pipe)
+    at = len(pipe)
+    pipe.evalsha(sha, len(keys), *keys, *args)
+    if after is not None:
+        after(pipe)
+    return pipe.execute(raise_on_error=False), at
