@@ -305,7 +305,9 @@ def main() -> None:
     if args.reactions:
         worker = Worker(concurrency=args.concurrency)
         try:
-            r = run_reactions(args.reactions, start + timedelta(days=1))
+            # event ids carry the tick time: a time of this run, so a run does not meet the durable dedup
+            # guards an earlier run left in the same database (the events queue's 5-minute window)
+            r = run_reactions(args.reactions, datetime.now(UTC).replace(microsecond=0) + timedelta(days=1))
         finally:
             worker.stop()
         both = r["ingest_many"] + r["event_ingest"]
