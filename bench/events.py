@@ -116,7 +116,7 @@ def run_raw_floor(ticks: list[dict]) -> dict:
     """The same payloads through Redis streams with nothing but the round trips (see the docstring)."""
     import json
 
-    from trading_app.triggers import tick_event
+    from trading_app.pollers import tick_event
     from workflows_app.circuit import redis_client
 
     client = redis_client()
@@ -151,7 +151,7 @@ def run_raw_floor(ticks: list[dict]) -> dict:
 def run_reactions(n: int, start: datetime) -> dict:
     """n reactions tick -> order through a worker (see the docstring); returns latencies per path."""
     from trading_app.models import Order
-    from trading_app.triggers import tick_event
+    from trading_app.pollers import tick_event
     from workflows_app import operations
     from workflows_app.models import Execution, Workflow
     from workflows_app.services import events, triggers
@@ -305,7 +305,9 @@ def main() -> None:
     if args.reactions:
         worker = Worker(concurrency=args.concurrency)
         try:
-            r = run_reactions(args.reactions, start + timedelta(days=1))
+            # event ids carry the tick time: a time of this run, so a run does not meet the durable dedup
+            # guards an earlier run left in the same database (the events queue's 5-minute window)
+            r = run_reactions(args.reactions, datetime.now(UTC).replace(microsecond=0) + timedelta(days=1))
         finally:
             worker.stop()
         both = r["ingest_many"] + r["event_ingest"]

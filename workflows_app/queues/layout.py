@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from dataclasses import dataclass
 
 import redis
 from django.core.serializers.json import DjangoJSONEncoder
@@ -17,6 +17,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from workflows_app.circuit import redis_client
 from workflows_app.errors import OperationError
 from workflows_app.models import MessageQueue
+from workflows_app.queues import scripts
 
 GROUP = "nexus"
 RATE_BUCKET = 10  # seconds per processing-rate bucket
@@ -73,16 +74,9 @@ def forget_group(name: str, client: redis.Redis) -> None:
 
 
 # --- scripts ------------------------------------------------------------------------------------
-_scripts: dict[tuple[int, int], Callable] = {}
-
-
 def script(client: redis.Redis, source: str):
     """The registered script for this client (registered once per client and source)."""
-    script_key = (id(client), hash(source))
-    registered = _scripts.get(script_key)
-    if registered is None:
-        registered = _scripts[script_key] = client.register_script(source)
-    return registered
+    return scripts._script(client, source)
 
 
 # --- encoding -----------------------------------------------------------------------------------
@@ -126,37 +120,54 @@ def decode_body(fields: dict):
         return fields.get("body")
 
 
-# --- the Redis half of an acknowledgement -------------------------------------------------------
-# KEYS: stream, deliveries hash, errors hash, rate bucket, processed counter, group list ('' = none), redrives
-_ACK = """
-local n = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-if n == 1 then
-  redis.call('XDEL', KEYS[1], ARGV[2])
-  redis.call('HDEL', KEYS[2], ARGV[2])
-  redis.call('HDEL', KEYS[3], ARGV[2])
-  redis.call('HDEL', KEYS[7], ARGV[2])
-  if ARGV[4] == '1' then
-    redis.call('INCR', KEYS[4])
-    redis.call('EXPIRE', KEYS[4], ARGV[3])
-    redis.call('INCR', KEYS[5])
-  end
-end
-if KEYS[6] ~= '' then redis.call('LREM', KEYS[6], 1, ARGV[2]) end
-return n
-"""
+# --- the Redis half of an acknowledgement, and the next receive -----------------------------------
+Entry = tuple[str, dict, int, int | None]  # stream id, fields, deliveries counted, FIFO position
+
+
+@dataclass
+class Cycled:
+    acked: int  # how many of the acknowledged messages were pending
+    positions: list[int | None]  # FIFO positions of the messages asked about (None: not listed)
+    entries: list[Entry]  # the messages received
+    after: list  # the replies of the commands queued after the script
+
+
+def cycle(queue: MessageQueue, acks: list[tuple[str, str]], *, count: int = 0, consumer: str = "",
+          processed: bool = True, positions_of: list[tuple[str, str]] = (), received_positions: bool = True,
+          client: redis.Redis, before=None, after=None) -> Cycled:
+    """One round trip (``scripts.CYCLE``): acknowledge ``acks`` [(message id, its group or '')] -
+    XACK, and for those that were pending XDEL, drop their bookkeeping, count them when
+    ``processed`` - then report the FIFO positions of ``positions_of`` (a batch about to run) and
+    receive up to ``count`` messages for ``consumer`` (with their positions when
+    ``received_positions``). ``before(pipeline)`` / ``after(pipeline)`` queue commands Redis runs
+    just before / after the script, in the same round trip."""
+    fifo = queue.ordering == MessageQueue.Ordering.FIFO
+    keys = [stream_key(queue.name), key(queue.name, "deliveries"), key(queue.name, "errors"),
+            key(queue.name, "redrives"), rate_key(queue.name), key(queue.name, "processed")]
+    args = [GROUP, consumer, int(count), int(queue.visibility_timeout * 1000),
+            group_list_key(queue.name, "") if fifo else "", RATE_WINDOW * 10, "1" if processed else "0",
+            "1" if received_positions else "0", len(acks)]
+    for message_id, group in [*acks, *positions_of]:
+        args += [message_id, group or ""]
+    if before is None and after is None:
+        reply, after_replies = scripts.run(client, scripts.CYCLE, keys, args), []
+    else:
+        reply, after_replies = scripts.run_between(client, scripts.CYCLE, keys, args, before=before, after=after)
+    asked = int(reply[1])
+    positions = [None if int(p) < 0 else int(p) for p in reply[2:2 + asked]]
+    entries = []
+    for i in range(2 + asked, len(reply), 4):
+        flat, position = reply[i + 1], int(reply[i + 3])
+        entries.append((reply[i], dict(zip(flat[::2], flat[1::2], strict=True)), int(reply[i + 2]),
+                        None if position < 0 else position))
+    return Cycled(int(reply[0]), positions, entries, after_replies)
 
 
 def ack_in_redis(queue: MessageQueue, message_ids: list[str], groups: dict[str, str] | None, *, processed: bool,
                  client: redis.Redis) -> int:
     """XACK + XDEL each message, drop its bookkeeping and its place in its FIFO group; ``processed``
     counts it towards processing_rate and messages_processed. Returns how many were pending."""
-    ack_script = script(client, _ACK)
-    pipe = client.pipeline(transaction=False)
-    fifo = queue.ordering == MessageQueue.Ordering.FIFO
-    for mid in message_ids:
-        group = (groups or {}).get(mid)
-        keys = [stream_key(queue.name), key(queue.name, "deliveries"), key(queue.name, "errors"),
-                rate_key(queue.name), key(queue.name, "processed"),
-                group_list_key(queue.name, group) if group and fifo else "", key(queue.name, "redrives")]
-        ack_script(keys=keys, args=[GROUP, mid, RATE_WINDOW * 10, "1" if processed else "0"], client=pipe)
-    return sum(int(n) for n in pipe.execute())
+    if not message_ids:
+        return 0
+    acks = [(mid, (groups or {}).get(mid) or "") for mid in message_ids]
+    return cycle(queue, acks, processed=processed, client=client).acked

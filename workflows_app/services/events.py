@@ -89,14 +89,29 @@ def ingest_many(events: list[dict], *, notify: bool = True) -> list[dict]:
     return queues.send_many(EVENTS_QUEUE, items, notify=notify)
 
 
-def handle_batch(messages: list[queues.Message]) -> None:
-    """The events queue's consumer: match the batch against triggers and fire."""
-    events = [m.body for m in messages if isinstance(m.body, dict)]
+def _events(messages: list[queues.Message]) -> list[dict]:
+    return [m.body for m in messages if isinstance(m.body, dict)]
+
+
+def handle_batch(messages: list[queues.Message], prefetched=None):
+    """The events queue's consumer: match the batch against triggers and fire. Returns the trigger
+    states' write, which the consumer queues before the batch's acknowledgement (one round trip);
+    ``prefetched``: the reads ``prefetch_batch`` queued on the consumer's previous round trip."""
+    events = _events(messages)
     if events:
-        triggers.evaluate(events)
+        return triggers.evaluate_batch(events, prefetched=prefetched)[1]
+    return None
+
+
+def prefetch_batch(messages: list[queues.Message]):
+    """What evaluating these messages will read (index version, trigger states), for the consumer
+    to read ahead in the round trip that acknowledges the batch before them."""
+    events = _events(messages)
+    return triggers.prefetch(events) if events else None
 
 
 handle_batch.batch = True  # type: ignore[attr-defined]
+handle_batch.prefetch = prefetch_batch  # type: ignore[attr-defined]
 
 
 # --- schedules ----------------------------------------------------------------------------------

@@ -27,8 +27,10 @@ Modules: ``schedules`` (PeriodicTasks), ``index`` (the event-trigger index, ``Sh
 from workflows_app.services.triggers.evaluation import (
     STATE_KEY,
     evaluate,
+    evaluate_batch,
     evaluate_held,
     event_time,
+    prefetch,
     reset_state,
     severity_priority,
 )
@@ -56,6 +58,6 @@ from workflows_app.services.triggers.schedules import (
 __all__ = [
     "FIRED_TTL", "FIRE_SCHEDULE_TASK", "INDEX_VERSION_KEY", "SCHEDULE_TYPES", "STATE_KEY", "IndexedTrigger",
     "SharedEvaluator", "Slot", "ThresholdGroup", "TriggerIndex", "bump_index_version", "current_index", "evaluate",
-    "evaluate_held", "event_time", "fire", "on_workflow_changed", "periodic_task_prefix", "reset_state",
-    "schedule_guard_key", "severity_priority", "sync_schedules", "trigger_states",
+    "evaluate_batch", "evaluate_held", "event_time", "fire", "on_workflow_changed", "periodic_task_prefix", "prefetch",
+    "reset_state", "schedule_guard_key", "severity_priority", "sync_schedules", "trigger_states",
 ]

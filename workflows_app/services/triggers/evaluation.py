@@ -13,11 +13,14 @@ from workflows_app.circuit import redis_client
 from workflows_app.registry import registry
 from workflows_app.services.triggers.firing import fire
 from workflows_app.services.triggers.index import (
+    INDEX_VERSION_KEY,
     IndexedTrigger,
     Slot,
     ThresholdGroup,
     TriggerIndex,
+    cached_index,
     current_index,
+    is_current,
 )
 from workflows_app.services.triggers.observed import STATE_KEY, remember_evaluated, remember_features, settle
 
@@ -52,18 +55,28 @@ def event_time(event: dict, default: float) -> float:
 class _Batch:
     """State of one evaluation batch: the buckets' blobs, what changed, what fired."""
 
-    def __init__(self, client, index: TriggerIndex, buckets: list[str], blobs: dict[str, dict] | None = None):
+    def __init__(self, client, index: TriggerIndex, blobs: dict[str, str | None]):
         self.client, self.index = client, index
-        self.blobs: dict[str, dict] = {} if blobs is None else blobs
-        if buckets and blobs is None:
-            for bucket, raw in zip(buckets, client.hmget(STATE_KEY, buckets), strict=True):
-                self.blobs[bucket] = json.loads(raw) if raw else {}
-        for bucket in buckets:
-            blob = self.blobs.setdefault(bucket, {})
+        self.blobs: dict[str, dict] = {}
+        for bucket, raw in blobs.items():
+            blob = json.loads(raw) if raw else {}
             blob.setdefault("s", {})
             blob.setdefault("t", {})
+            self.blobs[bucket] = blob
         self.touched: set[str] = set()
         self.firings: list[dict] = []
+
+    @classmethod
+    def over(cls, index: TriggerIndex, held: dict[str, dict], buckets: list[str]) -> _Batch:
+        """A batch over a state the caller holds (a backtest's): its blobs are changed in place and
+        never read from or written to Redis."""
+        batch = cls(None, index, {})
+        for bucket in buckets:
+            blob = held.setdefault(bucket, {})
+            blob.setdefault("s", {})
+            blob.setdefault("t", {})
+            batch.blobs[bucket] = blob
+        return batch
 
     def features(self, cache: dict, bucket: str, shared_key: str, evaluator, params, event, now: float):
         fkey = (bucket, shared_key)
@@ -108,9 +121,10 @@ class _Batch:
                        "detail": detail}
         self.firings.append({"trigger_id": trig.id, "event": fired_event, "cooldown": trig.cooldown})
 
-    def save(self) -> None:
+    def writes(self):
+        """The touched buckets' states as a write to queue on a pipeline (None: nothing changed)."""
         if not self.touched:
-            return
+            return None
         mapping = {}
         for bucket in self.touched:
             blob = self.blobs[bucket]
@@ -118,7 +132,7 @@ class _Batch:
             blob["t"] = {k: v for k, v in blob["t"].items() if k in alive}
             settle(blob)  # what the evaluation measured, for workflow_status
             mapping[bucket] = json.dumps(blob, separators=(",", ":"))
-        self.client.hset(STATE_KEY, mapping=mapping)
+        return lambda pipe: pipe.hset(STATE_KEY, mapping=mapping)
 
 
 def evaluate(events: list[dict], *, fire_triggers: bool = True, client=None) -> list[dict]:
@@ -126,13 +140,28 @@ def evaluate(events: list[dict], *, fire_triggers: bool = True, client=None) -> 
 
     State lives in one Redis hash, one field per bucket (event kind + symbol) holding
     ``{"s": {shared key: shared state}, "t": {trigger id: {"h": holding, "f": last fired}}}``:
-    one HMGET and one HSET per batch, whatever the number of triggers."""
+    one round trip to read it (with the index version) and one HSET per batch, whatever the
+    number of triggers."""
     client = client or redis_client()
-    index = current_index(client)
-    per_event = [index.slots(e) if e.get("kind") != "schedule" else [] for e in events]
-    buckets = sorted({t.bucket for slots in per_event for slot in slots for t in slot.plain}
-                     | {g.bucket for slots in per_event for slot in slots for g in slot.groups})
-    batch = _Batch(client, index, buckets)
+    firings, writes = evaluate_batch(events, fire_triggers=fire_triggers, client=client)
+    if writes is not None:
+        pipe = client.pipeline(transaction=False)
+        writes(pipe)
+        pipe.execute()
+    return firings
+
+
+def evaluate_batch(events: list[dict], *, fire_triggers: bool = True, client=None, prefetched: Prefetch | None = None):
+    """``evaluate`` without the final write: (the firings, the state write for a pipeline or None).
+
+    The queue consumer queues the write on the pipeline that acknowledges the batch: the states
+    land before the ack, in its round trip (a consumer that dies between firing and acking leaves
+    the batch unacked and the old states: it is evaluated again, see below). ``prefetched``: the
+    reads made for these events in an earlier round trip (``prefetch``), used if still current."""
+    client = client or redis_client()
+    loaded = prefetched.loaded(events) if prefetched is not None else None
+    index, per_event, blobs = loaded or _load(events, client)
+    batch = _Batch(client, index, blobs)
     wall = time.time()
     for event, slots in zip(events, per_event, strict=True):
         if event.get("kind") == "schedule":
@@ -144,8 +173,64 @@ def evaluate(events: list[dict], *, fire_triggers: bool = True, client=None) -> 
         # again from the old states; triggers that did fire are not started twice (see fire()).
         for firing in batch.firings:
             fire(firing["trigger_id"], firing["event"], cooldown=firing["cooldown"], client=client)
-    batch.save()
-    return batch.firings
+    return batch.firings, batch.writes()
+
+
+def _slots(index: TriggerIndex, events: list[dict]) -> tuple[list[list[Slot]], list[str]]:
+    per_event = [index.slots(e) if e.get("kind") != "schedule" else [] for e in events]
+    buckets = sorted({t.bucket for slots in per_event for slot in slots for t in slot.plain}
+                     | {g.bucket for slots in per_event for slot in slots for g in slot.groups})
+    return per_event, buckets
+
+
+def _load(events: list[dict], client) -> tuple[TriggerIndex, list[list[Slot]], dict[str, str | None]]:
+    """The index, each event's slots and the states of their buckets: the index version and the
+    states in one round trip (the process's index is checked against the version read with them;
+    when it moved, the index is rebuilt and the states read again)."""
+    index = cached_index()
+    for _ in range(3):
+        per_event, buckets = _slots(index, events) if index is not None else ([], [])
+        pipe = client.pipeline(transaction=False)
+        pipe.get(INDEX_VERSION_KEY)
+        if buckets:
+            pipe.hmget(STATE_KEY, buckets)
+        reply = pipe.execute()
+        if index is not None and is_current(index, reply[0]):
+            return index, per_event, dict(zip(buckets, reply[1] if buckets else [], strict=True))
+        index = current_index(client)
+    per_event, buckets = _slots(index, events)  # the version keeps moving: read the states on their own
+    return index, per_event, dict(zip(buckets, client.hmget(STATE_KEY, buckets) if buckets else [], strict=True))
+
+
+class Prefetch:
+    """What evaluating a batch of events reads first - the index version and the states of the
+    buckets they touch - queued on someone else's round trip (the queue consumer's, which
+    acknowledges the batch before): ``queue(pipeline)``, then ``take(replies)``."""
+
+    def __init__(self, index: TriggerIndex, events: list[dict]):
+        self.index, self.count = index, len(events)
+        self.per_event, self.buckets = _slots(index, events)
+        self.replies: list | None = None
+
+    def queue(self, pipe) -> None:
+        pipe.get(INDEX_VERSION_KEY)
+        if self.buckets:
+            pipe.hmget(STATE_KEY, self.buckets)
+
+    def take(self, replies: list) -> None:
+        self.replies = replies
+
+    def loaded(self, events: list[dict]):
+        """(index, slots per event, states) if the reads are there and the index is still current."""
+        if self.replies is None or self.count != len(events) or not is_current(self.index, self.replies[0]):
+            return None
+        return self.index, self.per_event, dict(zip(self.buckets, self.replies[1] if self.buckets else [], strict=True))
+
+
+def prefetch(events: list[dict]) -> Prefetch | None:
+    """The reads for evaluating ``events``, to queue on a round trip before (None: no index yet)."""
+    index = cached_index()
+    return Prefetch(index, events) if index is not None else None
 
 
 def evaluate_held(index: TriggerIndex, events: list[dict], blobs: dict[str, dict]) -> list[dict]:
@@ -159,7 +244,7 @@ def evaluate_held(index: TriggerIndex, events: list[dict], blobs: dict[str, dict
         if not slots:
             continue
         buckets = sorted({t.bucket for slot in slots for t in slot.plain} | {g.bucket for slot in slots for g in slot.groups})
-        batch = _Batch(None, index, buckets, blobs)
+        batch = _Batch.over(index, blobs, buckets)
         _match(batch, event, slots, event_time(event, 0.0))
         firings.extend(batch.firings)
     return firings

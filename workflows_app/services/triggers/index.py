@@ -184,10 +184,28 @@ _index_lock = threading.Lock()
 _index: tuple[str | None, TriggerIndex] | None = None
 
 
+def cached_index() -> TriggerIndex | None:
+    """The process's index as last built (None: not yet); ``is_current`` says whether it still is."""
+    cached = _index
+    return cached[1] if cached is not None else None
+
+
+def is_current(index: TriggerIndex, version: str | None) -> bool:
+    """Whether ``index`` is the process's index and was built at this version (read from Redis)."""
+    cached = _index
+    return cached is not None and cached[1] is index and version is not None and cached[0] == version
+
+
 def current_index(client=None) -> TriggerIndex:
-    """The process's index, rebuilt when the version in Redis moved (one GET per call)."""
+    """The process's index, rebuilt when the version in Redis moved (one GET per call). A Redis
+    with no version (it restarted empty, or was flushed) gets a fresh token, so every process
+    rebuilds its index once, not on every call."""
     global _index
-    version = (client or redis_client()).get(INDEX_VERSION_KEY)
+    client = client or redis_client()
+    version = client.get(INDEX_VERSION_KEY)
+    if version is None:
+        client.set(INDEX_VERSION_KEY, uuid.uuid4().hex, nx=True)
+        version = client.get(INDEX_VERSION_KEY)
     cached = _index
     if cached is not None and cached[0] == version and version is not None:
         return cached[1]
