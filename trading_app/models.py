@@ -340,4 +340,5 @@ class KillSwitch(models.Model):
         return obj
 
 
+from trading_app.backtest.bars import StoredBar  # noqa: E402,F401 - imported bars, a record of its own module
 from trading_app.backtest.record import Backtest  # noqa: E402,F401 - a trading record of its own module
