@@ -81,10 +81,10 @@ class BarsMarketData(ReplayMarketData):
         now = pd.Timestamp(self.clock.clamp(at))
         for interval in ("1m", "1h", "1d"):
             df = self._bars(symbol, interval)
-            started = df[df["start"] <= now]
-            if len(started):
-                last = started.iloc[-1]
-                return float(last["close"] if started.index[-1] <= now else last["open"])
+            running = df[(df["start"] < now) & (df.index > now)]
+            closed = df[df.index <= now]
+            if len(running) or len(closed):  # at an instant one bar closes and the next opens: the close
+                return float(running["open"].iloc[-1] if len(running) else closed["close"].iloc[-1])
         raise InvalidSymbol(symbol, "no bars by this time in the backtest's data source")
 
     def market_clock(self, at: datetime | None = None) -> dict:
