@@ -12,19 +12,21 @@ from datetime import datetime
 import pandas as pd
 
 from trading_app import conf
-from trading_app.backtest.bars import to_frame
+from trading_app.backtest.bars import WARMUP, to_frame
 from trading_app.providers.alpaca_adapter import AlpacaMarketData
 
 WARMUP_BARS = 3_000  # on top of the replayed bars: the indicators' history before start
 
 
 class AlpacaBars:
-    def __init__(self, market_data: AlpacaMarketData, since: datetime, until: datetime):
-        self.md, self.since, self.until = market_data, since, until
+    """Bars from ``start`` minus the interval's warm-up (``bars.WARMUP``) to ``end``."""
+
+    def __init__(self, market_data: AlpacaMarketData, start: datetime, end: datetime):
+        self.md, self.start, self.end = market_data, start, end
 
     @classmethod
-    def from_settings(cls, since: datetime, until: datetime) -> AlpacaBars:
-        return cls(AlpacaMarketData.from_settings(), since, until)
+    def from_settings(cls, start: datetime, end: datetime) -> AlpacaBars:
+        return cls(AlpacaMarketData.from_settings(), start, end)
 
     def frame(self, symbol: str, interval: str) -> pd.DataFrame:
         from alpaca.data.requests import StockBarsRequest
@@ -32,7 +34,7 @@ class AlpacaBars:
 
         unit = {"1d": TimeFrame.Day, "1h": TimeFrame.Hour, "1m": TimeFrame(1, TimeFrameUnit.Minute)}[interval]
         limit = int(conf.get("NEXUS_BACKTEST_MAX_BARS")) + WARMUP_BARS
-        req = StockBarsRequest(symbol_or_symbols=symbol, timeframe=unit, start=self.since, end=self.until,
+        req = StockBarsRequest(symbol_or_symbols=symbol, timeframe=unit, start=self.start - WARMUP[interval], end=self.end,
                                limit=limit, feed=self.md.feed, adjustment="all")
         data = self.md._call(f"alpaca bars {symbol} {interval}", lambda: self.md.client.get_stock_bars(req))
         rows = (data or {}).get(symbol) or []

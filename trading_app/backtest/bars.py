@@ -6,13 +6,15 @@ fills at the next bar's open. ``frame`` reads them back in the shape the replay 
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pandas as pd
 from django.db import models
 
 INTERVALS = {"1d": pd.Timedelta(days=1), "1h": pd.Timedelta(hours=1), "1m": pd.Timedelta(minutes=1)}
 COLUMNS = ["open", "high", "low", "close", "volume"]
+# How far before ``start`` a source loads bars for the warm-up: technical_analysis asks for at most 2000.
+WARMUP = {"1d": timedelta(days=2_900), "1h": timedelta(days=420), "1m": timedelta(days=10)}
 
 
 class StoredBar(models.Model):

@@ -11,13 +11,13 @@ Daily requests (``daily_bars``) read the symbol's ``1d`` bars whatever the run's
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pandas as pd
 
 from trading_app import conf
 from trading_app.backtest import bars as stored
-from trading_app.backtest.bars import COLUMNS
+from trading_app.backtest.bars import COLUMNS, WARMUP
 from trading_app.backtest.data import History, ReplayMarketData, SimClock
 from trading_app.providers.simulated import market_clock
 from trading_app.symbols import InvalidSymbol, normalise
@@ -44,8 +44,8 @@ class BarsMarketData(ReplayMarketData):
 
     name = "backtest"
 
-    def __init__(self, loader: Loader, clock: SimClock):
-        self.loader, self.clock, self.inner = loader, clock, self
+    def __init__(self, loader: Loader, clock: SimClock, interval: str = "1d"):
+        self.loader, self.clock, self.interval, self.inner = loader, clock, interval, self
         self.cache: dict[tuple[str, str], pd.DataFrame] = {}
 
     def _bars(self, symbol: str, interval: str) -> pd.DataFrame:
@@ -77,9 +77,10 @@ class BarsMarketData(ReplayMarketData):
         return self._closed(symbol, interval, end, limit)
 
     def latest_price(self, symbol: str, at: datetime | None = None) -> float:
-        """The last close by ``at``; while a bar is in progress, its open (known since it opened)."""
+        """The last close by ``at`` (the run's bars, else daily ones); while a bar is in progress, its
+        open (known since it opened)."""
         now = pd.Timestamp(self.clock.clamp(at))
-        for interval in ("1m", "1h", "1d"):
+        for interval in dict.fromkeys((self.interval, "1d")):
             df = self._bars(symbol, interval)
             running = df[(df["start"] < now) & (df.index > now)]
             closed = df[df.index <= now]
@@ -93,10 +94,6 @@ class BarsMarketData(ReplayMarketData):
     def vix(self, at: datetime | None = None) -> float:
         raise PermanentStepError("vix: no VIX in stored or Alpaca bars (use data_source simulated)",
                                  error_class="invalid_params")
-
-
-# How far before ``start`` the warm-up reaches: technical_analysis asks for at most 2000 bars.
-WARMUP = {"1d": timedelta(days=2_900), "1h": timedelta(days=420), "1m": timedelta(days=10)}
 
 
 def stored_loader(start: datetime, end: datetime) -> Loader:
@@ -114,8 +111,8 @@ def open_history(source: str, symbols: list[str], start: datetime, end: datetime
     else:
         from trading_app.backtest.alpaca_bars import AlpacaBars
 
-        loader = AlpacaBars.from_settings(start.astimezone(UTC) - WARMUP["1d"], end.astimezone(UTC)).frame
-    md = BarsMarketData(loader, clock)
+        loader = AlpacaBars.from_settings(start.astimezone(UTC), end.astimezone(UTC)).frame
+    md = BarsMarketData(loader, clock, interval)
     return BarsHistory(symbols, start, end, interval, md._bars), md
 
 
