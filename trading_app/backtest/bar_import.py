@@ -24,6 +24,7 @@ from trading_app.backtest.bars import COLUMNS, INTERVALS, StoredBar
 
 REQUIRED = ["timestamp", *COLUMNS]
 SHOWN = 20  # errors listed; the count says how many more
+BATCH = 2_000  # rows per INSERT
 
 
 @dataclass
@@ -143,18 +144,18 @@ def import_bars(path: str, symbol: str, interval: str = "1d", fmt: str = "csv", 
     df, first, unit = read(path, fmt)
     rows = validate(df, first, unit, zone)
     label = (source or f"import:{os.path.basename(path)}")[:100]
-    bars = [StoredBar(symbol=symbol, interval=interval, timestamp=at, source=label, **values) for at, values in rows]
+    mine = {at for at, _ in rows}
     with transaction.atomic():
         existing = StoredBar.objects.filter(symbol=symbol, interval=interval)
         deleted = existing.delete()[0] if replace else 0
         if not replace:
-            mine = {b.timestamp for b in bars}
             clash = sorted(t for t in existing.filter(timestamp__gte=min(mine), timestamp__lte=max(mine))
                            .values_list("timestamp", flat=True) if t in mine)
             if clash:
                 raise ImportProblem([f"timestamp: {len(clash)} bar(s) of {symbol} {interval} already stored "
                                      f"(first {clash[0].isoformat()}); use --replace"], 1)
-        StoredBar.objects.bulk_create(bars, batch_size=2000)
-    stamps = [b.timestamp for b in bars]
-    return {"symbol": symbol, "interval": interval, "stored": len(bars), "replaced": deleted,
-            "first": min(stamps).isoformat(), "last": max(stamps).isoformat(), "source": label}
+        for i in range(0, len(rows), BATCH):  # model objects a batch at a time: memory stays flat
+            StoredBar.objects.bulk_create([StoredBar(symbol=symbol, interval=interval, timestamp=at, source=label,
+                                                     **values) for at, values in rows[i:i + BATCH]])
+    return {"symbol": symbol, "interval": interval, "stored": len(rows), "replaced": deleted,
+            "first": min(mine).isoformat(), "last": max(mine).isoformat(), "source": label}
