@@ -23,6 +23,7 @@ from django.core.management import call_command
 
 from tests.support.waiting import wait_for
 from trading_app import operations as trading
+from trading_app.backtest.charts import charts_html
 from trading_app.backtest.record import Backtest
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -122,3 +123,5 @@ def test_nexus_and_backtrader_agree_on_a_moving_average_crossover(celery_worker,
     assert all(abs(a[3] - b[3]) <= 1e-4 for a, b in zip(ours, theirs, strict=True)), (ours, theirs)
     assert run.metrics["final_equity"] == pytest.approx(final, abs=0.05)
     assert run.metrics["fees"] == pytest.approx(sum(max(MINIMUM, PER_SHARE * t[2]) for t in theirs), abs=0.01)
+    html = charts_html(run)  # the admin's candles are the stored bars read back
+    assert '"type":"candlestick"' in html and "buy fills" in html

@@ -82,7 +82,7 @@ def test_existing_timestamps_refused_unless_replace(tmp_path):
     assert list(StoredBar.objects.values_list("close", flat=True)) == [5.0]
 
 
-def test_parquet_with_naive_timestamps_in_a_timezone(tmp_path):
+def test_parquet_with_naive_timestamps_in_a_timezone(tmp_path, settings):
     df = pd.DataFrame({"Timestamp": pd.to_datetime(["2024-01-02 09:30", "2024-01-02 10:30"]),
                        "Open": [10.0, 11.0], "High": [11.5, 12.0], "Low": [9.5, 10.5], "Close": [11.0, 11.5],
                        "Volume": [100, 200]})
@@ -91,5 +91,8 @@ def test_parquet_with_naive_timestamps_in_a_timezone(tmp_path):
     _run(str(path), "--symbol", "MSFT", "--interval", "1h", "--timezone", "America/New_York")
     stamps = list(StoredBar.objects.filter(symbol="MSFT", interval="1h").values_list("timestamp", flat=True))
     assert stamps == [datetime(2024, 1, 2, 14, 30, tzinfo=UTC), datetime(2024, 1, 2, 15, 30, tzinfo=UTC)]
+    settings.NEXUS_IMPORT_BARS_MAX_ROWS = 1
+    with pytest.raises(CommandError, match="more than NEXUS_IMPORT_BARS_MAX_ROWS=1 rows"):
+        _run(str(path), "--symbol", "MSFT", "--interval", "1h", "--replace")
     with pytest.raises(CommandError, match="timezone: 'Mars/Olympus' is not an IANA time zone"):
         _run(str(path), "--symbol", "MSFT", "--timezone", "Mars/Olympus")

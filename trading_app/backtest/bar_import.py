@@ -45,6 +45,10 @@ def read(path: str, fmt: str) -> tuple[pd.DataFrame, int, str]:
                              f"{conf.get('NEXUS_IMPORT_BARS_MAX_BYTES')}"], 1)
     limit = int(conf.get("NEXUS_IMPORT_BARS_MAX_ROWS"))
     if fmt == "parquet":
+        import pyarrow.parquet as pq  # the row count from the footer, before anything is read
+
+        if pq.ParquetFile(path).metadata.num_rows > limit:
+            raise ImportProblem([f"file: more than NEXUS_IMPORT_BARS_MAX_ROWS={limit} rows"], 1)
         df, first, unit = pd.read_parquet(path), 1, "row"
     else:  # read one row past the ceiling: enough to know it is over without reading it all
         df, first, unit = pd.read_csv(path, dtype=str, keep_default_na=False, nrows=limit + 1), 2, "line"
