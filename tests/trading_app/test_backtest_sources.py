@@ -104,3 +104,25 @@ def test_alpaca_source_opens_through_the_client(alpaca):
     assert history.bars_total() == 3 and alpaca.call_count == 2
     # 4 January 00:00 UTC: the bar dated 3 January 05:00 is in progress - its open, not its close
     assert md.latest_price("AAPL") == 184.22 and alpaca.call_count == 2  # fetched once per symbol and interval
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+def test_a_backtest_on_alpaca_bars_on_a_real_worker(celery_worker, alpaca):
+    """The worker fetches the bars when the run starts (the in-process worker sees the recorded responses)."""
+    from tests.support.waiting import wait_for
+    from trading_app.backtest.record import Backtest
+    from workflows_app import operations
+
+    operations.workflow_create(name="bt-alpaca", steps=[{"name": "risk", "type": "risk_check", "params": {}}],
+                               triggers=[{"type": "schedule", "cron": "0 0 * * 2-6", "timezone": "UTC"}])
+    started = trading.workflow_backtest(workflow_id="bt-alpaca", start="2024-01-04", end="2024-01-09",
+                                        symbols=["AAPL"], data_source="alpaca")
+    assert started["arguments"]["data_source"] == "alpaca"
+    wait_for(lambda: Backtest.objects.get(pk=started["backtest_id"]).is_final, timeout=300, interval=0.5,
+             message="the backtest to finish")
+    run = Backtest.objects.get(pk=started["backtest_id"])
+    assert run.status == "succeeded", run.error
+    assert run.bars_total == run.bars_done == 3 and alpaca.call_count == 2  # 4, 5 and 8 January; two pages
+    assert run.metrics["decisions"] == 2 and run.metrics["final_equity"] == 100_000.0  # 5 and 6 January 00:00
+    assert run.metrics["benchmark_return"] == pytest.approx(185.56 / 182.15 - 1, abs=1e-6)
