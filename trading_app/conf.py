@@ -43,6 +43,7 @@ App modules never read the environment: ``nexus_project/settings`` does, and han
 | NEXUS_MARKET_POLL_SECONDS / NEXUS_NEWS_POLL_SECONDS | 15 / 60 | beat: market-data / news pollers this often |
 | NEXUS_NEWS_WATCHLIST | AAPL,MSFT,GOOGL,AMZN,TSLA,NVDA,META,JPM | symbols the news poller asks for when a trigger names none |
 | NEXUS_DEMO | false | demo mode (trading_app/demo.py) |
+| NEXUS_IMPORT_BARS_MAX_BYTES / _MAX_ROWS | 50000000 / 250000 | `manage.py import_bars`: largest file, most rows |
 
 The NEXUS_MAX_* values are ceilings: a definition (or an account's own limits) may ask for less -
 a looser value is refused at create/update time with a field error naming the ceiling - never more;
@@ -108,6 +109,9 @@ DEFAULTS: dict[str, Any] = {
     "NEXUS_BACKTEST_MAX_DECISIONS": 5_000,
     "NEXUS_BACKTEST_MAX_SWEEP_POINTS": 64,
     "NEXUS_BACKTEST_TIME_LIMIT": 3_600,
+    # manage.py import_bars (trading_app.backtest.bar_import): the largest file and row count one import takes.
+    "NEXUS_IMPORT_BARS_MAX_BYTES": 50_000_000,
+    "NEXUS_IMPORT_BARS_MAX_ROWS": 250_000,
 }
 
 

@@ -340,5 +340,6 @@ class KillSwitch(models.Model):
         return obj
 
 
+from trading_app.backtest.bars import StoredBar  # noqa: E402,F401 - imported bars, a record of its own module
 from trading_app.backtest.record import Backtest  # noqa: E402,F401 - a trading record of its own module
 from trading_app.governor.models import RiskEvent, RiskState  # noqa: E402,F401 - the governor's records

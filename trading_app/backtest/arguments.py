@@ -38,6 +38,9 @@ class BacktestArgs(Args):
     start: Timestamp = Field(..., description="First replayed bar (ISO 8601; a date means 00:00 UTC).")
     end: Timestamp = Field(..., description="Last replayed time (exclusive upper bound).")
     interval: Literal["1d", "1h", "1m"] = "1d"
+    data_source: Literal["simulated", "stored", "alpaca"] = Field(
+        "simulated", description="simulated: the seeded simulator; stored: bars imported with manage.py "
+                                 "import_bars; alpaca: Alpaca's historical bars (needs the Alpaca keys).")
     symbols: list[str] | None = Field(None, max_length=50, description="Default: the symbols the workflow's "
                                                                       "triggers and steps name.")
     initial_cash: Number = Field(100_000.0, ge=100, le=1e10)

@@ -1,7 +1,7 @@
 """A finished backtest's charts, drawn with Plotly (plotly.js served from the installed package as
 ``vendor/plotly/plotly.min.js``): the equity curve over its drawdown, and each symbol's candles with
 the entries and exits marked. The candles are the run's own bars again (the seeded simulator is
-deterministic); runs of more than ``MAX_CANDLES`` bars a symbol show the equity chart only."""
+deterministic; stored bars are read back; Alpaca runs show no candles); runs of more than ``MAX_CANDLES`` bars a symbol show the equity chart only."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -9,7 +9,8 @@ from datetime import datetime
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from trading_app.backtest.data import History
+from trading_app.backtest.data import SimClock
+from trading_app.backtest.sources import open_history
 from trading_app.providers.simulated._clock import seeded
 
 MAX_CANDLES = 3000
@@ -42,10 +43,13 @@ def charts_html(bt) -> str:
     art = bt.artefacts or {}
     figures = [equity_figure(art.get("equity_curve") or [])]
     a = bt.arguments
-    with seeded(int(a["seed"])):
-        history = History(a["symbols"][:5], datetime.fromisoformat(a["start"]), datetime.fromisoformat(a["end"]),
-                          a["interval"])
-    for symbol, bars in history.frames.items():
+    source = a.get("data_source") or "simulated"
+    frames = {}
+    if source != "alpaca":  # Alpaca's bars are not fetched again to draw a page: the equity chart only
+        start, end = datetime.fromisoformat(a["start"]), datetime.fromisoformat(a["end"])
+        with seeded(int(a["seed"])):
+            frames = open_history(source, a["symbols"][:5], start, end, a["interval"], SimClock(start))[0].frames
+    for symbol, bars in frames.items():
         if 0 < len(bars) <= MAX_CANDLES:
             figures.append(candle_figure(symbol, bars, art.get("trades") or []))
     return "".join(f.to_html(full_html=False, include_plotlyjs=False) for f in figures)

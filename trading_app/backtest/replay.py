@@ -23,7 +23,8 @@ from django.db import transaction
 from trading_app import conf
 from trading_app.backtest import decisions, fills
 from trading_app.backtest.broker import BacktestBroker
-from trading_app.backtest.data import History, ReplayMarketData, ReplayNews, SimClock
+from trading_app.backtest.data import ReplayNews, SimClock
+from trading_app.backtest.sources import open_history
 from trading_app.pollers import news_event
 from trading_app.providers.binding import bound
 from workflows_app.services.triggers import TriggerIndex, evaluate_held
@@ -64,9 +65,9 @@ class Replay:
         self.bt, self.symbols, self.start, self.end, self.interval = backtest, symbols, start, end, interval
         self.definition = backtest.definition
         self.progress = progress
-        self.history = History(symbols, start, end, interval)
         self.clock = SimClock(start)
-        self.md = ReplayMarketData(self.history.sim, self.clock)
+        self.history, self.md = open_history(backtest.arguments.get("data_source") or "simulated", symbols, start,
+                                             end, interval, self.clock)
         self.news = ReplayNews(self.clock, float(backtest.arguments.get("news_delay_seconds") or 0))
         self.broker = BacktestBroker(self.md, backtest.account, fills.Costs.of(backtest.arguments["fill_model"]),
                                      self.clock)

@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from trading_app import conf
-from trading_app.backtest import decisions, metrics
+from trading_app.backtest import decisions, metrics, sources
 from trading_app.backtest.arguments import PERIODS_PER_YEAR, check_range
 from trading_app.backtest.broker import new_account
 from trading_app.backtest.data import check_history
@@ -51,7 +51,8 @@ def prepare(workflow, args) -> tuple[dict, list[str]]:
         raise _refuse("end", str(exc)) from None
     if args.end > datetime.now(UTC):
         raise _refuse("end", "end must not be in the future")
-    check_history(args.start)
+    if args.data_source == "simulated":
+        check_history(args.start)
     definition = dict(workflow.current_version.definition)
     if args.overrides:
         try:
@@ -72,13 +73,15 @@ def prepare(workflow, args) -> tuple[dict, list[str]]:
     ceiling = int(conf.get("NEXUS_BACKTEST_MAX_SYMBOLS"))
     if len(symbols) > ceiling:
         raise _refuse("symbols", f"symbols: {len(symbols)} symbols, over NEXUS_BACKTEST_MAX_SYMBOLS={ceiling}")
+    sources.check_source(args.data_source, symbols, args.start, args.end, args.interval)
     return definition, symbols
 
 
 def start(workflow, args, owner) -> Backtest:
     definition, symbols = prepare(workflow, args)
     arguments = {"start": args.start.isoformat(), "end": args.end.isoformat(), "interval": args.interval,
-                 "symbols": symbols, "initial_cash": args.initial_cash, "fill_model": args.fill_model,
+                 "data_source": args.data_source, "symbols": symbols, "initial_cash": args.initial_cash,
+                 "fill_model": args.fill_model,
                  "news_delay_seconds": args.news_delay_seconds,
                  "seed": args.seed if args.seed is not None else int(conf.get("NEXUS_SIM_SEED")),
                  "overrides": args.overrides}

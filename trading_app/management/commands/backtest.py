@@ -1,6 +1,7 @@
 """CLI face of the backtests (calls the catalogue's operations; a worker on the ``trading`` queue runs them).
 
     python manage.py backtest NAME --start 2024-01-02 --end 2024-12-31 [--interval 1d] [--symbols AAPL,MSFT]
+        [--data-source simulated|stored|alpaca]
         [--initial-cash 100000] [--fill-model '{"slippage_bps": 10}'] [--seed 42]
         [--overrides '{"steps[2].params.threshold": 0.8}'] [--wait] [--json]
     python manage.py backtest --status ID [--json]
@@ -23,6 +24,7 @@ class Command(OperationCommand):
         parser.add_argument("--start")
         parser.add_argument("--end")
         parser.add_argument("--interval", choices=["1d", "1h", "1m"])
+        parser.add_argument("--data-source", choices=["simulated", "stored", "alpaca"])
         parser.add_argument("--symbols", help="Comma-separated (default: those the workflow names).")
         parser.add_argument("--initial-cash", type=float)
         parser.add_argument("--fill-model", help="JSON object (or @file).")
@@ -38,7 +40,7 @@ class Command(OperationCommand):
             reply = self.call(name, backtest_id=o["status"] or o["results"])
             return self.emit(reply, self.human)
         reply = self.call("workflow_backtest", workflow_id=o["workflow"], start=o["start"], end=o["end"],
-                          interval=o["interval"], initial_cash=o["initial_cash"], seed=o["seed"],
+                          interval=o["interval"], data_source=o["data_source"], initial_cash=o["initial_cash"], seed=o["seed"],
                           symbols=[s for s in (o["symbols"] or "").split(",") if s.strip()] or None,
                           fill_model=parse_json_option(o["fill_model"], "--fill-model"),
                           overrides=parse_json_option(o["overrides"], "--overrides"))
