@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pydantic import Field, StrictBool, field_validator
 
-from trading_app import accounts, killswitch, risk
+from trading_app import accounts, killswitch, pnl, risk
 from trading_app.governor import limits, service
-from trading_app.models import Order
+from trading_app.models import BrokerAccount, Order
 from workflows_app.errors import OperationError, StepError
 from workflows_app.operations.catalogue import Permission, catalogue
 from workflows_app.operations.fields import Args, NoArgs, refuse
@@ -227,3 +227,24 @@ def risk_limit_set(args: RiskLimitArgs, user) -> dict:
         return {"success": True, **service.set_limit(acct, args.field, args.value)}
     except limits.OverrideTooLoose as exc:
         raise OperationError("INVALID_INPUT_DATA", str(exc), {"field": args.field}) from exc
+
+
+# --- money at a glance (trading_app.pnl) -------------------------------------------------------------
+class PnlArgs(Args):
+    account: str | None = Field(None, max_length=64, description="One account you may see (default: every "
+                                                                 "account you may see).")
+    workflow: str | None = Field(None, max_length=200, description="Only this workflow's (strategy's) trades; "
+                                                                   "'(manual)' for orders no execution placed.")
+    limit: int = Field(50, ge=1, le=500, description="The newest trades returned (the sums cover all).")
+
+
+@catalogue.operation(PnlArgs, description="P&L per account and per workflow (realised, unrealised, fees), the "
+                                          "newest trades (with the execution that made each) and open positions "
+                                          "with their stops and targets.")
+def pnl_summary(args: PnlArgs, user) -> dict:
+    """Exact figures (Decimals as strings) of the accounts ``user`` may see (``trading_app.pnl``)."""
+    if args.account:
+        accts = BrokerAccount.objects.filter(pk=accounts.account_for_user(user, args.account).pk)
+    else:
+        accts = accounts.visible_accounts(user)
+    return {"success": True, **pnl.summary(accts, args.workflow, args.limit)}

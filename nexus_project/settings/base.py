@@ -9,8 +9,10 @@ REDIS_URL; ``test`` is the suite's (its own Redis and database names).
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import environ
+import plotly
 from kombu import Exchange, Queue
 
 from nexus_project.runtime import BASE_DIR, VAR_DIR, local_secret
@@ -184,6 +186,8 @@ SPECTACULAR_SETTINGS = {
 # --- Static ---------------------------------------------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+# plotly.js from the plotly package's own copy (no CDN): {% static 'vendor/plotly/plotly.min.js' %}
+STATICFILES_DIRS = [("vendor/plotly", Path(plotly.__file__).parent / "package_data")]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
