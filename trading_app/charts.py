@@ -21,15 +21,15 @@ MAX_MARKERS = 200
 THEME = {"paper_bgcolor": "rgba(0,0,0,0)", "plot_bgcolor": "rgba(0,0,0,0)", "font": {"color": "#dde6ee", "size": 11},
          "margin": {"l": 60, "r": 10, "t": 10, "b": 30}, "height": 260, "showlegend": True,
          "legend": {"orientation": "h", "y": 1.12}}
-AXIS = {"gridcolor": "#2a3a4a", "zeroline": False}
+AXIS = {"gridcolor": "#2a3a4a", "zeroline": False, "automargin": True}
 
 
 def equity_figure(since) -> dict:
     """One equity line per account with snapshots in the window (the newest ``MAX_POINTS`` each)."""
-    ids = list(AccountSnapshot.objects.filter(taken_at__gte=since, account__isnull=False)
+    ids = list(AccountSnapshot.objects.filter(taken_at__gte=since, account__isnull=False).order_by("account_id")
                .values_list("account_id", flat=True).distinct()[:MAX_ACCOUNTS])
     data = []
-    for account_id in sorted(ids):
+    for account_id in ids:
         rows = list(AccountSnapshot.objects.filter(account_id=account_id, taken_at__gte=since)
                     .select_related("account").order_by("-taken_at")[:MAX_POINTS])[::-1]
         if rows:

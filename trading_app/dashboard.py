@@ -50,7 +50,7 @@ def pnl_panel(since) -> dict:
                     "rows": [[w["account"], w["workflow"], _money(w["realized_pnl"]), _money(w["unrealized_pnl"]),
                               _money(w["fees"]), _money(w["net_pnl"]), w["closed_trades"], w["open_trades"]]
                              for w in figures["workflows"]]}],
-        "charts": [{"name": "equity", "title": "Equity", "figure": charts.equity_figure(since)}],
+        "charts": [{"name": "equity", "title": "Equity", "wide": True, "figure": charts.equity_figure(since)}],
         "actions": _actions(switch, governor),
         "notes": [f"Kill switch {'ACTIVE' if switch['active'] else 'off'}"
                   + (f" ({switch['reason']})" if switch["reason"] else "")
@@ -88,7 +88,8 @@ def trades_panel(since) -> dict:
         {"text": t["execution_id"][:8], "href": t["execution_url"]} if t["execution_url"] else "-"]
         for t in figures["trades"]]
     position_rows = [[p["account"], p["symbol"], _qty(p["qty"]), _money(p["avg_entry_price"]), _money(p["last_price"]),
-                      _money(p["unrealized_pnl"]), ", ".join(p["stops"]) or "none", ", ".join(p["targets"]) or "none"]
+                      _money(p["unrealized_pnl"]), ", ".join(map(_money, p["stops"])) or "none",
+                      ", ".join(map(_money, p["targets"])) or "none"]
                      for p in figures["open_positions"]]
     return {
         "title": f"Trades ({figures['trade_count']}; the newest {MAX_TRADES}) and open positions",

@@ -31,6 +31,11 @@ AVG = Decimal("0.000001")  # the ledger's average-price precision (paper_ledger.
 MANUAL = "(manual)"
 
 
+def _s(value: Decimal) -> str:
+    """A figure of a reply: a string, at the ledger's precision (a millionth), so JSON keeps it exact."""
+    return str(value.quantize(AVG))
+
+
 def execution_url(execution_id: str | None) -> str | None:
     """The page of the execution that placed an order: the one place this link is made (the admin's
     execution page until an execution view of its own exists)."""
@@ -79,11 +84,11 @@ class Trade:
     def as_dict(self) -> dict:
         net = self.realized + self.unrealized - self.fees
         return {"account": self.account, "workflow": self.workflow, "symbol": self.symbol, "side": self.side,
-                "status": "open" if self.open_qty else "closed", "qty": str(self.qty),
-                "open_qty": str(self.open_qty), "entry_price": str(self.entry_price),
-                "exit_price": None if self.exit_price is None else str(self.exit_price),
-                "realized_pnl": str(self.realized), "unrealized_pnl": str(self.unrealized), "fees": str(self.fees),
-                "net_pnl": str(net), "entry_at": self.entry_at.isoformat(),
+                "status": "open" if self.open_qty else "closed", "qty": _s(self.qty),
+                "open_qty": _s(self.open_qty), "entry_price": _s(self.entry_price),
+                "exit_price": None if self.exit_price is None else _s(self.exit_price),
+                "realized_pnl": _s(self.realized), "unrealized_pnl": _s(self.unrealized), "fees": _s(self.fees),
+                "net_pnl": _s(net), "entry_at": self.entry_at.isoformat(),
                 "exit_at": self.exit_at.isoformat() if self.exit_at else None,
                 "execution_id": self.execution_id or None, "execution_url": execution_url(self.execution_id),
                 "executions": self.executions[:10]}
@@ -174,8 +179,8 @@ def by_workflow(all_trades: list[Trade]) -> list[dict]:
         row["unrealized"] += t.unrealized
         row["fees"] += t.fees
         row["open" if t.open_qty else "closed"] += 1
-    return [{"account": a, "workflow": w, "realized_pnl": str(r["realized"]), "unrealized_pnl": str(r["unrealized"]),
-             "fees": str(r["fees"]), "net_pnl": str(r["realized"] + r["unrealized"] - r["fees"]),
+    return [{"account": a, "workflow": w, "realized_pnl": _s(r["realized"]), "unrealized_pnl": _s(r["unrealized"]),
+             "fees": _s(r["fees"]), "net_pnl": _s(r["realized"] + r["unrealized"] - r["fees"]),
              "closed_trades": r["closed"], "open_trades": r["open"]} for (a, w), r in sorted(sums.items())]
 
 
@@ -186,10 +191,10 @@ def by_account(accounts_qs) -> list[dict]:
         positions = list(Position.objects.filter(account=acct).exclude(qty=0))
         unrealized = sum((p.unrealized_pnl for p in positions), ZERO)
         value = sum((p.market_value for p in positions), ZERO)
-        rows.append({"account": acct.name, "broker": acct.broker, "realized_pnl": str(acct.realized_pnl),
-                     "unrealized_pnl": str(unrealized), "fees": str(acct.total_commission),
-                     "net_pnl": str(acct.realized_pnl + unrealized - acct.total_commission),
-                     "equity": str(acct.cash + value), "starting_cash": str(acct.starting_cash),
+        rows.append({"account": acct.name, "broker": acct.broker, "realized_pnl": _s(acct.realized_pnl),
+                     "unrealized_pnl": _s(unrealized), "fees": _s(acct.total_commission),
+                     "net_pnl": _s(acct.realized_pnl + unrealized - acct.total_commission),
+                     "equity": _s(acct.cash + value), "starting_cash": _s(acct.starting_cash),
                      "open_positions": len(positions)})
     return rows
 
@@ -202,11 +207,11 @@ def open_positions(accounts_qs) -> list[dict]:
         exit_side = "sell" if p.qty > 0 else "buy"
         legs = Order.objects.filter(account=p.account, symbol=p.symbol, side=exit_side,
                                     status__in=Order.OPEN_STATUSES).order_by("created_at")[:20]
-        stops = [str(o.stop_price) for o in legs if o.order_type == "stop" and o.stop_price is not None]
-        targets = [str(o.limit_price) for o in legs if o.order_type == "limit" and o.limit_price is not None]
-        rows.append({"account": p.account.name, "symbol": p.symbol, "qty": str(p.qty),
-                     "avg_entry_price": str(p.avg_entry_price), "last_price": str(p.last_price),
-                     "unrealized_pnl": str(p.unrealized_pnl), "stops": stops, "targets": targets})
+        stops = [_s(o.stop_price) for o in legs if o.order_type == "stop" and o.stop_price is not None]
+        targets = [_s(o.limit_price) for o in legs if o.order_type == "limit" and o.limit_price is not None]
+        rows.append({"account": p.account.name, "symbol": p.symbol, "qty": _s(p.qty),
+                     "avg_entry_price": _s(p.avg_entry_price), "last_price": _s(p.last_price),
+                     "unrealized_pnl": _s(p.unrealized_pnl), "stops": stops, "targets": targets})
     return rows
 
 

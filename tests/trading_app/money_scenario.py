@@ -32,7 +32,12 @@ def _execution(name: str) -> Execution:
     return Execution.objects.create(workflow=wf, version=wf.current_version, test_mode=True, status="succeeded")
 
 
-def _fill(acct, execution, n: int, symbol: str, side: str, qty: str, price: str, at, **extra) -> Order:
+def _fill(acct, execution, n: int, symbol: str, side: str, qty: str, price: str, at, scale=None,
+          **extra) -> Order:
+    if scale:  # the same trades moved to the market's price level (the browser test's pictures)
+        price = str((Decimal(price) * scale[symbol]).quantize(Decimal("0.01")))
+        extra = {k: (v * scale[symbol]).quantize(Decimal("0.01")) for k, v in extra.items() if k.endswith("_price")} | {
+            k: v for k, v in extra.items() if not k.endswith("_price")}
     with transaction.atomic():
         locked = BrokerAccount.objects.select_for_update().get(pk=acct.pk)
         order = Order.objects.create(broker="paper", account=locked, client_order_id=f"pnl-test-{n}", symbol=symbol,
@@ -42,17 +47,29 @@ def _fill(acct, execution, n: int, symbol: str, side: str, qty: str, price: str,
     return order
 
 
-def build() -> dict:
-    acct = BrokerAccount.objects.create(name="pnl-test", starting_cash=Decimal("100000"), cash=Decimal("100000"),
+BASE = {"AAPL": Decimal(100), "MSFT": Decimal(50), "TSLA": Decimal(200)}
+
+
+def build(at_market: bool = False) -> dict:
+    """The scenario (hand-computed figures above); ``at_market``: every price scaled so each symbol's
+    entry sits at the simulated market's price (the figures then differ: only for pictures)."""
+    scale = None
+    if at_market:
+        from trading_app.providers import get_market_data
+
+        market = get_market_data()
+        scale = {s: Decimal(str(market.latest_price(s))) / base for s, base in BASE.items()}
+    cash = Decimal("1000000" if at_market else "100000")  # MSFT's 400 shares at the market's price
+    acct = BrokerAccount.objects.create(name="pnl-test", starting_cash=cash, cash=cash,
                                         slippage_bps=Decimal("0"), commission_per_share=Decimal("0.005"),
                                         commission_min=Decimal("1"))
     momentum, meanrev = _execution("momentum"), _execution("meanrev")
     t0 = timezone.now() - timedelta(hours=2)
-    _fill(acct, momentum, 1, "AAPL", "buy", "10", "100", t0)
-    _fill(acct, momentum, 2, "AAPL", "buy", "10", "110", t0 + timedelta(minutes=10))
-    _fill(acct, meanrev, 3, "MSFT", "buy", "400", "50", t0 + timedelta(minutes=20))
-    _fill(acct, meanrev, 4, "MSFT", "sell", "400", "49.50", t0 + timedelta(minutes=30))
-    _fill(acct, momentum, 5, "AAPL", "sell", "5", "120", t0 + timedelta(minutes=40))
-    _fill(acct, None, 6, "TSLA", "buy", "10", "200", t0 + timedelta(minutes=50), order_class="bracket",
+    _fill(acct, momentum, 1, "AAPL", "buy", "10", "100", t0, scale)
+    _fill(acct, momentum, 2, "AAPL", "buy", "10", "110", t0 + timedelta(minutes=10), scale)
+    _fill(acct, meanrev, 3, "MSFT", "buy", "400", "50", t0 + timedelta(minutes=20), scale)
+    _fill(acct, meanrev, 4, "MSFT", "sell", "400", "49.50", t0 + timedelta(minutes=30), scale)
+    _fill(acct, momentum, 5, "AAPL", "sell", "5", "120", t0 + timedelta(minutes=40), scale)
+    _fill(acct, None, 6, "TSLA", "buy", "10", "200", t0 + timedelta(minutes=50), scale, order_class="bracket",
           stop_loss_price=Decimal("190"), take_profit_price=Decimal("220"))
     return {"account": acct, "momentum": momentum, "meanrev": meanrev}
