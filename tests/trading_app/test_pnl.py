@@ -175,3 +175,31 @@ def get_superuser():
     from django.contrib.auth import get_user_model
 
     return get_user_model().objects.create_superuser("boss", password="pw-boss", email="")
+
+
+def test_kill_switch_admin_opens_the_switch_even_without_its_row():
+    KillSwitch.objects.all().delete()
+    client = Client()
+    client.force_login(get_superuser())
+    assert client.get("/admin/trading_app/killswitch/1/change/").status_code == 200
+    assert list(KillSwitch.objects.values_list("pk", "active")) == [(1, False)]
+
+
+def test_a_halted_governor_is_shown_with_a_reset_that_needs_a_reason(scenario):
+    from trading_app.models import RiskState
+
+    RiskState.objects.create(account=scenario["account"], state="halted", reason="daily_loss at 0.03 above 0.02",
+                             breached_limit="daily_loss")
+    client = Client()
+    root = make_user("root", staff=True)
+    client.force_login(root)
+    money = next(p for p in client.get("/dashboard/data.json").json()["panels"] if p["name"] == "trading")
+    assert "Risk governor of pnl-test: halted (daily_loss at 0.03 above 0.02)" in money["notes"]
+    reset = next(a for a in money["actions"] if a["name"] == "risk-reset-pnl-test")
+    assert reset["reason_required"] and reset["url"] == "/api/v1/trading/risk/reset/"
+    api = client_for(root)
+    assert_error(api.post(reset["url"], {**reset["body"], "reason": ""}, format="json"), 400)
+    done = api.post(reset["url"], {**reset["body"], "reason": "reviewed"}, format="json")
+    assert done.status_code == 200 and done.json()["state"] == "active"
+    money = next(p for p in client.get("/dashboard/data.json").json()["panels"] if p["name"] == "trading")
+    assert [a["name"] for a in money["actions"]] == ["kill-switch-on"]
