@@ -14,6 +14,16 @@ from trading_app.governor import service
 from trading_app.models import BrokerAccount
 
 MAX_TRADES = 50
+_last: list = [(None, None)]  # (since, figures) of the last poll: both panels get the same ``since``
+
+
+def _figures(since) -> dict:
+    """pnl.summary of the paper accounts, computed once per poll (the ledger replayed once, not twice)."""
+    seen, figures = _last[0]  # one tuple, swapped whole: safe across threads
+    if seen != since or figures is None:
+        figures = pnl.summary(BrokerAccount.objects.filter(broker="paper"), limit=MAX_TRADES)
+        _last[0] = (since, figures)
+    return figures
 
 
 def _money(value) -> str:
@@ -29,7 +39,7 @@ def pnl_panel(since) -> dict:
     """P&L per account (the ledger's) and per workflow, the equity curve; the kill switch and governor."""
     accounts.house_account()  # shown from the first look, as the trading faces create it
     accts = BrokerAccount.objects.filter(broker="paper")
-    figures = pnl.summary(accts, limit=MAX_TRADES)
+    figures = _figures(since)
     governor = {a.name: service.brief(a) for a in accts}
     rows = [[r["account"], _money(r["equity"]), _money(r["realized_pnl"]), _money(r["unrealized_pnl"]),
              _money(r["fees"]), _money(r["net_pnl"]), r["open_positions"], governor[r["account"]]["state"]]
@@ -79,8 +89,7 @@ def _actions(switch: dict, governor: dict) -> list[dict]:
 
 def trades_panel(since) -> dict:
     """The newest trades (with the execution that made each), open positions and candles with fills."""
-    accts = BrokerAccount.objects.filter(broker="paper")
-    figures = pnl.summary(accts, limit=MAX_TRADES)
+    figures = _figures(since)
     trade_rows = [[t["account"], t["workflow"], t["symbol"], t["side"], t["status"], t["entry_at"][:19].replace(
         "T", " "), _money(t["entry_price"]), None if t["exit_price"] is None else _money(t["exit_price"]),
         _qty(t["qty"]), _money(t["realized_pnl"]) if t["status"] == "closed" else _money(t["unrealized_pnl"]),
