@@ -1,8 +1,10 @@
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.helpers import ActionForm
+from django.shortcuts import redirect
+from django.urls import reverse
 
-from trading_app import models, operations
+from trading_app import killswitch, models, operations
 from workflows_app.admin import ReadOnlyAdmin, report  # trading records are written by the engine only
 from workflows_app.admin.common import apply_to_each
 
@@ -81,21 +83,29 @@ class NotificationAdmin(ReadOnlyAdmin):
 
 @admin.register(models.KillSwitch)
 class KillSwitchAdmin(admin.ModelAdmin):
-    """The one editable trading record: switching it on refuses every new order at once."""
+    """The one editable trading record, a singleton (its row is created by migration 0004): no add, no
+    delete, the list opens the switch itself. Switching it on refuses every new order at once; the
+    change goes through ``killswitch.set_kill_switch`` (audited with who and why)."""
 
-    list_display = ["__str__", "active", "reason", "updated_by", "updated_at"]
     fields = ["active", "reason", "updated_by", "updated_at"]
     readonly_fields = ["updated_by", "updated_at"]
 
     def has_add_permission(self, request):
-        return not models.KillSwitch.objects.exists()
+        return False
 
     def has_delete_permission(self, request, obj=None):
         return False
 
+    def changelist_view(self, request, extra_context=None):
+        return redirect(reverse("admin:trading_app_killswitch_change", args=[1]))
+
+    def get_object(self, request, object_id, from_field=None):
+        if str(object_id) == "1":
+            models.KillSwitch.load()  # the row is migrated; a flushed (test) database may lack it
+        return super().get_object(request, object_id, from_field)
+
     def save_model(self, request, obj, form, change):
-        obj.updated_by = getattr(request.user, "username", "") or ""
-        super().save_model(request, obj, form, change)
+        killswitch.set_kill_switch(obj.active, obj.reason, by=getattr(request.user, "username", "") or "")
 
 
 class RiskResetForm(ActionForm):

@@ -5,8 +5,11 @@ Every order path calls ``ensure_trading_allowed`` before an order leaves. ``trad
 """
 from __future__ import annotations
 
+from django.db import transaction
+
 from trading_app import conf
 from trading_app.models import BrokerAccount, KillSwitch
+from workflows_app import audit
 from workflows_app.errors import PermanentStepError
 
 
@@ -25,11 +28,15 @@ def kill_switch_state() -> dict:
 
 
 def set_kill_switch(active: bool, reason: str = "", by: str = "") -> dict:
-    ks = KillSwitch.load()
-    ks.active = bool(active)
-    ks.reason = reason
-    ks.updated_by = by
-    ks.save()
+    """Switch the global kill switch, audited (who, why, from what to what) in the system-wide trail."""
+    with transaction.atomic():
+        ks = KillSwitch.objects.select_for_update().filter(pk=1).first() or KillSwitch.load()
+        was = ks.active
+        ks.active = bool(active)
+        ks.reason = reason[:300]
+        ks.updated_by = by[:150]
+        ks.save()
+        audit.record("kill_switch_set", active=ks.active, was_active=was, reason=ks.reason, by=ks.updated_by)
     return kill_switch_state()
 
 

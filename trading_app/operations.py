@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from pydantic import Field, StrictBool, field_validator
 
-from trading_app import accounts, killswitch, risk
+from trading_app import accounts, killswitch, pnl, risk
 from trading_app.backtest import service as backtests
 from trading_app.backtest.arguments import BacktestArgs
 from trading_app.backtest.record import Backtest
 from trading_app.governor import limits, service
-from trading_app.models import Order
+from trading_app.models import BrokerAccount, Order
 from workflows_app.errors import OperationError, StepError
 from workflows_app.operations.access import can_see, owner, workflow_for
 from workflows_app.operations.catalogue import Permission, catalogue
@@ -301,3 +301,24 @@ def backtest_results(args: BacktestResultsArgs, user) -> dict:
             "trades": art.get("trades", [])[:n], "equity_curve": art.get("equity_curve", [])[:n],
             "decisions_made": art.get("decisions", [])[:n], "truncated": art.get("truncated", {}),
             "counts": {k: len(art.get(k, [])) for k in ("trades", "equity_curve", "decisions")}}
+
+
+# --- money at a glance (trading_app.pnl) -------------------------------------------------------------
+class PnlArgs(Args):
+    account: str | None = Field(None, max_length=64, description="One account you may see (default: every "
+                                                                 "account you may see).")
+    workflow: str | None = Field(None, max_length=200, description="Only this workflow's (strategy's) trades; "
+                                                                   "'(manual)' for orders no execution placed.")
+    limit: int = Field(50, ge=1, le=500, description="The newest trades returned (the sums cover all).")
+
+
+@catalogue.operation(PnlArgs, description="P&L per account and per workflow (realised, unrealised, fees), the "
+                                          "newest trades (with the execution that made each) and open positions "
+                                          "with their stops and targets.")
+def pnl_summary(args: PnlArgs, user) -> dict:
+    """Exact figures (Decimals as strings) of the accounts ``user`` may see (``trading_app.pnl``)."""
+    if args.account:
+        accts = BrokerAccount.objects.filter(pk=accounts.account_for_user(user, args.account).pk)
+    else:
+        accts = accounts.visible_accounts(user)
+    return {"success": True, **pnl.summary(accts, args.workflow, args.limit)}

@@ -53,7 +53,7 @@ PLUGIN = Plugin(
     counters={"trades_executed": trades_executed, "provider_cache_hits": provider_cache.cache_hits,
               "provider_cache_misses": provider_cache.cache_misses},
     health_checks={"trading": trading_health},
-    dashboard_panels={"trading": dashboard.pnl_panel},
+    dashboard_panels={"trading": dashboard.pnl_panel, "trades": dashboard.trades_panel},
     beat_jobs=(
         *pollers.BEAT_JOBS,
         BeatJob("nexus-trading-process-open-orders", "nexus.trading.process_open_orders",

@@ -265,8 +265,13 @@ class Registry:
         self.health_checks[name] = fn
 
     def register_dashboard_panel(self, name: str, fn: Callable[[Any], dict], *, owner: str = AD_HOC) -> None:
-        """fn(since: datetime) -> {"title", "metrics": {label: number}, "columns": [...], "rows": [[...]],
-        "series": [{"t": iso, "value": number}]} (every key but title optional); a dashboard panel."""
+        """fn(since: datetime) -> {"title", "metrics": {label: number or text}, "columns": [...], "rows": [[...]],
+        "series": [{"t": iso, "value": number}], "wide": bool, "notes": [text],
+        "tables": [{"name", "title", "columns", "rows"}] (a cell {"text", "href"} is a link),
+        "charts": [{"name", "title", "wide", "figure": {"data", "layout"}}] (Plotly figures),
+        "actions": [{"name", "label", "url", "body", "confirm", "danger", "reason_required"}] (a button: a
+        reason, a confirmation, then a JSON POST of body + reason with the page's CSRF token)}
+        (every key but title optional); a dashboard panel."""
         self._claim("dashboard panel", name, owner)
         self.dashboard_panels[name] = fn
 

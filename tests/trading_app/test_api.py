@@ -114,8 +114,8 @@ def test_admin_read_only_records_and_editable_kill_switch(filled_order):
     order = Order.objects.get(client_order_id="api-1")
     change = c.post(f"/admin/trading_app/order/{order.pk}/change/", {"qty": 999})
     assert change.status_code == 403
-    assert c.get("/admin/trading_app/killswitch/add/").status_code == 200
-    resp = c.post("/admin/trading_app/killswitch/add/", {"active": "on", "reason": "admin drill"})
+    assert c.get("/admin/trading_app/killswitch/add/").status_code == 403  # a singleton: its row is migrated
+    resp = c.post("/admin/trading_app/killswitch/1/change/", {"active": "on", "reason": "admin drill"})
     assert resp.status_code == 302
     ks = KillSwitch.objects.get(pk=1)
     assert ks.active and ks.updated_by == "admin"

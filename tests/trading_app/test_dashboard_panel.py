@@ -14,7 +14,7 @@ def test_panel_is_registered_and_reports_the_paper_account():
 
     panel = pnl_panel(timezone.now() - timezone.timedelta(hours=1))
     account = PaperBroker().get_account()
-    assert panel["metrics"]["equity"] == round(account["equity"], 2)
-    assert panel["metrics"]["cash"] == round(account["cash"], 2)
+    assert panel["metrics"]["equity"] == f"{account['equity']:,.2f}" == "100,000.00"
+    assert panel["metrics"]["net_pnl"] == "0.00" and panel["metrics"]["kill_switch"] == "off"
     assert panel["columns"][0] == "account"
-    assert [r[0] for r in panel["rows"]] == ["default"] and panel["rows"][0][7] == 0  # no positions yet
+    assert [r[0] for r in panel["rows"]] == ["default"] and panel["rows"][0][6] == 0  # no positions yet
