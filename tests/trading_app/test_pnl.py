@@ -59,7 +59,7 @@ def test_trades_carry_entry_exit_fees_and_the_execution_that_made_them(scenario)
     assert (aapl["status"], aapl["side"], D(aapl["qty"]), D(aapl["open_qty"])) == ("open", "long", D(20), D(15))
     assert (D(aapl["entry_price"]), D(aapl["exit_price"]), D(aapl["realized_pnl"])) == (D(105), D(120), D(75))
     assert aapl["execution_id"] == str(scenario["momentum"].pk)
-    assert aapl["execution_url"] == f"/admin/workflows_app/execution/{scenario['momentum'].pk}/change/"
+    assert aapl["execution_url"] == f"/ui/executions/{scenario['momentum'].pk}/"
     msft = _one(figures["trades"], symbol="MSFT")
     assert (msft["status"], D(msft["entry_price"]), D(msft["exit_price"])) == ("closed", D(50), D("49.5"))
     assert (D(msft["realized_pnl"]), D(msft["fees"]), D(msft["net_pnl"])) == (D(-200), D(4), D(-204))
@@ -128,7 +128,7 @@ def test_dashboard_data_carries_the_money_panels_for_staff_only(scenario):
     assert workflows["momentum"][5] == "297.00"
     trade_rows = trades["tables"][0]["rows"]
     link = next(r[-1] for r in trade_rows if r[2] == "AAPL")
-    assert link["href"] == f"/admin/workflows_app/execution/{scenario['momentum'].pk}/change/"
+    assert link["href"] == f"/ui/executions/{scenario['momentum'].pk}/"
     positions = {r[1]: r for r in trades["tables"][1]["rows"]}
     assert positions["TSLA"][6:] == ["190.00", "220.00"]
     candles = {c["name"]: c["figure"] for c in trades["charts"]}
