@@ -58,7 +58,7 @@ def test_money_panels_draw_with_plotly_and_the_kill_switch_is_pressed_from_the_p
     assert len(candles.find_elements(By.CSS_SELECTOR, ".scatterlayer .points path.point")) == 3  # 2 buys, 1 sell
     assert "AAPL" in browser.find_element(By.ID, "panel-trades").text
     link = browser.find_element(By.XPATH, '//div[@data-table="trades"]//tr[td[3]="AAPL"]//a')
-    assert link.get_attribute("href").endswith(f"/admin/workflows_app/execution/{scenario['momentum'].pk}/change/")
+    assert link.get_attribute("href").endswith(f"/ui/executions/{scenario['momentum'].pk}/")
     stop, target = [td.text for td in browser.find_elements(
         By.XPATH, '//div[@data-table="positions"]//tr[td[2]="TSLA"]/td')][6:]
     assert stop != "none" and target != "none"  # the bracket's legs
