@@ -140,12 +140,12 @@ def test_dashboard_data_carries_the_money_panels_for_staff_only(scenario):
 
 
 def test_kill_switch_row_comes_from_the_migrations():
-    assert ("trading_app", "0004_kill_switch_row") in MigrationRecorder(connection).applied_migrations()
+    assert ("trading_app", "0006_kill_switch_row") in MigrationRecorder(connection).applied_migrations()
     KillSwitch.objects.all().delete()  # (a transactional test's flush may have removed it: rolled back here)
-    state = MigrationExecutor(connection).loader.project_state(("trading_app", "0004_kill_switch_row")).apps
+    state = MigrationExecutor(connection).loader.project_state(("trading_app", "0006_kill_switch_row")).apps
     from importlib import import_module
 
-    import_module("trading_app.migrations.0004_kill_switch_row").create_row(state, None)
+    import_module("trading_app.migrations.0006_kill_switch_row").create_row(state, None)
     assert list(KillSwitch.objects.values_list("pk", "active")) == [(1, False)]
 
 
