@@ -306,7 +306,7 @@ def backtest_results(args: BacktestResultsArgs, user) -> dict:
 # --- money at a glance (trading_app.pnl) -------------------------------------------------------------
 class PnlArgs(Args):
     account: str | None = Field(None, max_length=64, description="One account you may see (default: every "
-                                                                 "account you may see).")
+                                                                 "account you may see but backtests' own).")
     workflow: str | None = Field(None, max_length=200, description="Only this workflow's (strategy's) trades; "
                                                                    "'(manual)' for orders no execution placed.")
     limit: int = Field(50, ge=1, le=500, description="The newest trades returned (the sums cover all).")
@@ -319,6 +319,6 @@ def pnl_summary(args: PnlArgs, user) -> dict:
     """Exact figures (Decimals as strings) of the accounts ``user`` may see (``trading_app.pnl``)."""
     if args.account:
         accts = BrokerAccount.objects.filter(pk=accounts.account_for_user(user, args.account).pk)
-    else:
-        accts = accounts.visible_accounts(user)
+    else:  # a backtest's throw-away account reports through backtest_results
+        accts = accounts.visible_accounts(user).exclude(kind=BrokerAccount.Kind.BACKTEST)
     return {"success": True, **pnl.summary(accts, args.workflow, args.limit)}

@@ -107,6 +107,12 @@ def test_pnl_summary_operation_filters_and_bounds(scenario):
     rest = client_for(staff).post("/api/v1/operations/pnl_summary/", {"account": "pnl-test", "limit": 5},
                                   format="json")
     assert rest.status_code == 200 and rest.json()["trade_count"] == 3
+    BrokerAccount.objects.create(name="backtest-pnl", broker="backtest", kind=BrokerAccount.Kind.BACKTEST,
+                                 starting_cash=Decimal("1000"), cash=Decimal("1000"))
+    listed = {a["account"] for a in operations.pnl_summary(user=staff)["accounts"]}
+    assert "pnl-test" in listed and "backtest-pnl" not in listed  # a backtest reports through backtest_results
+    assert [a["account"] for a in operations.pnl_summary(account="backtest-pnl", user=staff)["accounts"]] == \
+        ["backtest-pnl"]
 
 
 def test_dashboard_data_carries_the_money_panels_for_staff_only(scenario):
