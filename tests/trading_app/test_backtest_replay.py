@@ -120,3 +120,14 @@ def test_schedules_fire_by_cron_in_their_timezone_on_the_simulated_clock():
     assert times == [datetime(2024, 3, 7, 14, tzinfo=UTC), datetime(2024, 3, 8, 14, tzinfo=UTC),
                      datetime(2024, 3, 11, 13, tzinfo=UTC), datetime(2024, 3, 12, 13, tzinfo=UTC)]
     assert fills.BPS == 10_000.0
+
+
+@pytest.mark.django_db
+def test_replayed_news_is_not_stored_in_the_live_news_table():
+    """news_analysis stores articles by default; a backtest's replayed ones never reach NewsItem."""
+    from trading_app.models import NewsItem
+
+    clock = SimClock(NOW)
+    with bound(market_data=ReplayMarketData(clean_simulator(), clock), news=ReplayNews(clock)):
+        out = run_step("news_analysis", {"symbols": ["AAPL"], "lookback_hours": 24 * 30})
+    assert out["article_count"] > 0 and NewsItem.objects.count() == 0

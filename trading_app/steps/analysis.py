@@ -13,7 +13,7 @@ from pydantic import Field, field_validator
 
 from trading_app import indicators, sentiment
 from trading_app.models import NewsItem
-from trading_app.providers import get_market_data, get_news_provider
+from trading_app.providers import binding, get_market_data, get_news_provider
 from trading_app.signals import score_signal
 from trading_app.steps.common import SymbolsParams, data_step, empty_scope, find_in_context, step_scope
 from workflows_app.registry import StepContext
@@ -61,7 +61,7 @@ def news_analysis(ctx: StepContext) -> dict:
         }
     all_scores = [a["sentiment"] for a in articles]
     overall = round(sum(all_scores) / len(all_scores), 4) if all_scores else 0.0
-    if p.store and articles:
+    if p.store and articles and binding.current() is None:  # a backtest's replayed news stays out of the live table
         _store_news(articles)
     return {
         "sentiment": overall,
