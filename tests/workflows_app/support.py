@@ -62,6 +62,12 @@ def side_effect(ctx: StepContext) -> dict:
     return {"effects": int(r.get(f"test:effects:{ctx.params.tag}") or 0)}
 
 
+def sleeper(ctx: StepContext) -> dict:
+    """Holds its worker slot for `sleep` s and touches nothing (a `wait` no longer holds one)."""
+    time.sleep(ctx.params.sleep)
+    return {"slept": ctx.params.sleep}
+
+
 def record(ctx: StepContext) -> dict:
     client().rpush(f"test:order:{ctx.params.tag}", ctx.step_name)
     time.sleep(ctx.params.sleep)
@@ -135,6 +141,6 @@ def redis_probe(ctx: StepContext) -> dict:
 
 FAST = RetryPolicy(max_retries=3, backoff=0.05, backoff_max=0.5, jitter=True)
 for name, handler in [("test_noop", noop), ("test_echo", echo), ("test_flaky", flaky), ("test_fail", fail),
-                      ("test_side_effect", side_effect), ("test_record", record), ("test_hold", hold), ("test_undo", undo),
+                      ("test_side_effect", side_effect), ("test_record", record), ("test_sleep", sleeper), ("test_hold", hold), ("test_undo", undo),
                       ("test_pg_victim", pg_victim), ("test_pg_suicide", pg_suicide), ("test_redis_probe", redis_probe)]:
     registry.register_step_type(name, handler, params_model=Params, retry=FAST, action=True)

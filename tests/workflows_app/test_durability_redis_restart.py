@@ -75,7 +75,8 @@ print(json.dumps({{"event": ev["deduplicated"], "message": msg["deduplicated"]}}
 
 def test_redis_restarted_empty_loses_nothing_accepted_and_runs_nothing_twice(tmp_path):
     tag = f"dur-{uuid.uuid4().hex[:6]}"
-    in_flight = create(f"{tag}-a", [{"name": "slow", "type": "wait", "params": {"seconds": 1.5}, "timeout": 4},
+    # A slow step that holds its worker slot (a `wait` frees it: all 20 would wake and end together)
+    in_flight = create(f"{tag}-a", [{"name": "slow", "type": "test_sleep", "params": {"sleep": 1.5}, "timeout": 4},
                                     {"name": "after", "type": "test_noop", "timeout": 4}])
     by_event = create(f"{tag}-b", [{"name": "s", "type": "test_noop", "timeout": 4}],
                       triggers=[{"type": "event", "name": tag, "cooldown": 0}])
