@@ -23,7 +23,8 @@ from functools import lru_cache
 import pandas as pd
 from croniter import croniter
 
-AT_PATTERN = re.compile(r"^(?:(?:next_)?(open|close)(?:([+-])(\d{1,3})([mh]))?|([01]\d|2[0-3]):([0-5]\d))$")
+# offsets of up to 4 digits: a 24-hour session (the 24/7 calendar) has 1,440 minutes
+AT_PATTERN = re.compile(r"^(?:(?:next_)?(open|close)(?:([+-])(\d{1,4})([mh]))?|([01]\d|2[0-3]):([0-5]\d))$")
 SCAN_DAYS = 400  # how far ahead a next firing is looked for (a calendar covers about a year ahead)
 SCAN_CANDIDATES = 20_000  # cron candidates examined at most (a per-minute cron over a long weekend)
 

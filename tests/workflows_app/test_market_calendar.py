@@ -72,3 +72,12 @@ def test_is_firing_to_the_minute():
     assert mc.is_firing(params, ny(2026, 11, 26, 15, 45)) == "XNYS holiday"
     assert mc.is_early_close("XNYS", date(2026, 11, 27)) and not mc.is_early_close("XNYS", date(2026, 11, 25))
     assert mc.wall_clock(params, datetime(2026, 11, 27, 17, 45, tzinfo=UTC)) == "2026-11-27T12:45"
+
+
+def test_an_offset_of_four_digits_reaches_late_in_a_long_session():
+    """The 24/7 calendar's session is 1,440 minutes: open+1013m (16:53 UTC) is a valid moment."""
+    from datetime import UTC
+
+    mc.validate_in_session("24/7", "open+1013m")
+    assert mc.next_market_moment("24/7", "open+1013m", datetime(2026, 12, 1, 12, 0, tzinfo=UTC)) == \
+        datetime(2026, 12, 1, 16, 53, tzinfo=UTC)
