@@ -63,19 +63,28 @@ def candle_figures(since, market_data=None) -> list[dict]:
 
 
 def _candles(symbol: str, bars, since) -> dict:
+    fills = list(Fill.objects.filter(symbol=symbol, timestamp__gte=since).select_related("account")
+                 .order_by("-timestamp")[:MAX_MARKERS])
+    marks = [{"at": f.timestamp.isoformat(), "side": f.side, "price": float(f.price),
+              "text": f"{f.account.name if f.account else ''} {f.side} {f.qty.normalize()} @ {f.price}"}
+             for f in fills]
+    return candles_with_fills(symbol, bars, marks)
+
+
+def candles_with_fills(symbol: str, bars, marks: list[dict]) -> dict:
+    """A candle chart of ``bars`` (open/high/low/close columns, a time index) with each fill marked:
+    ``marks`` are ``{"at", "side": "buy"|"sell", "price", "text"?}``. Shared by the dashboard and the
+    backtest charts."""
     data = [{"type": "candlestick", "name": symbol, "x": [t.isoformat() for t in bars.index],
              "open": bars["open"].round(4).tolist(), "high": bars["high"].round(4).tolist(),
              "low": bars["low"].round(4).tolist(), "close": bars["close"].round(4).tolist(),
              "increasing": {"line": {"color": "#3fb950"}}, "decreasing": {"line": {"color": "#f85149"}}}]
-    fills = list(Fill.objects.filter(symbol=symbol, timestamp__gte=since).select_related("account")
-                 .order_by("-timestamp")[:MAX_MARKERS])
     for side, symbol_shape, color in (("buy", "triangle-up", "#58a6ff"), ("sell", "triangle-down", "#f0883e")):
-        rows = [f for f in fills if f.side == side]
+        rows = [m for m in marks if m["side"] == side]
         if rows:
             data.append({"type": "scatter", "mode": "markers", "name": f"{side} fills",
-                         "x": [f.timestamp.isoformat() for f in rows], "y": [float(f.price) for f in rows],
-                         "text": [f"{f.account.name if f.account else ''} {side} {f.qty.normalize()} @ {f.price}"
-                                  for f in rows],
+                         "x": [m["at"] for m in rows], "y": [m["price"] for m in rows],
+                         "text": [m.get("text") or f"{side} @ {m['price']}" for m in rows],
                          "hoverinfo": "text+x", "marker": {"symbol": symbol_shape, "size": 11, "color": color,
                                                            "line": {"width": 1, "color": "#0f1720"}}})
     layout = {**THEME, "xaxis": {**AXIS, "type": "date", "rangeslider": {"visible": False}},

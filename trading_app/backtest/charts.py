@@ -11,6 +11,7 @@ from plotly.subplots import make_subplots
 
 from trading_app.backtest.data import SimClock
 from trading_app.backtest.sources import open_history
+from trading_app.charts import candles_with_fills
 from trading_app.providers.simulated._clock import seeded
 
 MAX_CANDLES = 3000
@@ -27,14 +28,9 @@ def equity_figure(curve: list[dict]) -> go.Figure:
 
 
 def candle_figure(symbol: str, bars, trades: list[dict]) -> go.Figure:
-    fig = go.Figure(go.Candlestick(x=bars.index, open=bars["open"], high=bars["high"], low=bars["low"],
-                                   close=bars["close"], name=symbol))
-    for side, marker in (("buy", "triangle-up"), ("sell", "triangle-down")):
-        mine = [t for t in trades if t["symbol"] == symbol and t["side"] == side]
-        fig.add_trace(go.Scatter(x=[t["at"] for t in mine], y=[t["price"] for t in mine], mode="markers",
-                                 name=f"{side} fills", marker={"symbol": marker, "size": 11}))
-    fig.update_layout(height=380, margin={"l": 40, "r": 10, "t": 30, "b": 30}, title=f"{symbol}: fills",
-                      xaxis_rangeslider_visible=False)
+    marks = [t for t in trades if t["symbol"] == symbol]
+    fig = go.Figure(candles_with_fills(symbol, bars, marks))  # the dashboard's candle chart, on the run's bars
+    fig.update_layout(height=380, margin={"l": 40, "r": 10, "t": 30, "b": 30}, title=f"{symbol}: fills")
     return fig
 
 
