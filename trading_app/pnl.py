@@ -21,8 +21,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from django.urls import reverse
-
 from trading_app.models import BrokerAccount, Fill, Order, Position
 from workflows_app.models import Execution
 from workflows_app.operations import links
@@ -41,7 +39,7 @@ def execution_url(execution_id: str | None) -> str | None:
     """The page of the execution that placed an order (its execution view): the one place this link is made."""
     if not _is_uuid(execution_id):
         return None
-    return links.execution_url(execution_id) or reverse("admin:workflows_app_execution_change", args=[execution_id])
+    return links.execution_url(execution_id)
 
 
 def _is_uuid(value) -> bool:

@@ -9,7 +9,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
 
 from workflows_app.errors import OperationError
-from workflows_app.operations.links import execution_url as view_url
+from workflows_app.operations.links import execution_url
 
 JSON_WIDGET = {dj_models.JSONField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 48})}}
 
@@ -22,12 +22,6 @@ def admin_link(obj, label=None):
     except NoReverseMatch:
         return str(label or obj)
     return format_html('<a href="{}">{}</a>', url, label or obj)
-
-
-def execution_url(execution_id) -> str:
-    """Where every admin message naming an execution links to: the execution view (timeline, steps,
-    actions), else the admin's change page on a site without the UI routes."""
-    return view_url(execution_id) or reverse("admin:workflows_app_execution_change", args=[execution_id])
 
 
 def execution_link(execution_id, text: str | None = None) -> str:

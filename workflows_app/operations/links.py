@@ -6,10 +6,13 @@ from django.urls import NoReverseMatch, reverse
 
 
 def execution_url(execution_id) -> str | None:
-    try:
-        return reverse("execution-view", args=[str(execution_id)])
-    except NoReverseMatch:  # a site without the UI routes
-        return None
+    """The execution view; on a site without the UI routes the admin's page of it; else None."""
+    for name in ("execution-view", "admin:workflows_app_execution_change"):
+        try:
+            return reverse(name, args=[str(execution_id)])
+        except NoReverseMatch:
+            continue
+    return None
 
 
 def with_execution_url(reply: dict, key: str = "execution_id") -> dict:
