@@ -155,21 +155,25 @@ def broker_for(ctx):
 
 
 # --- visibility (selectors for the faces) ---------------------------------------------------------------
-def visible_accounts(user):
-    """Accounts ``user`` may see: their own (created on first look), all for staff and the CLI (None)."""
+def visible_accounts(user, backtests: bool = False):
+    """Accounts ``user`` may see: their own (created on first look), all for staff and the CLI (None).
+    A backtest's private account only when asked for (``backtests``, e.g. by name): it is simulated
+    history, read through its backtest, and one per run would crowd out the live accounts."""
     if user is None or getattr(user, "is_staff", False):
-        return BrokerAccount.objects.all()
-    if getattr(user, "pk", None) is None:
+        rows = BrokerAccount.objects.all()
+    elif getattr(user, "pk", None) is None:
         return BrokerAccount.objects.none()
-    user_account(user.pk)
-    return BrokerAccount.objects.filter(Q(owners=user) | Q(default_for=user)).distinct()
+    else:
+        user_account(user.pk)
+        rows = BrokerAccount.objects.filter(Q(owners=user) | Q(default_for=user)).distinct()
+    return rows if backtests else rows.exclude(kind=BrokerAccount.Kind.BACKTEST)
 
 
 def account_for_user(user, name: str | None = None) -> BrokerAccount:
     """The account a face shows: the named one if visible (else not found), else the user's own
     (staff and the CLI: the house account)."""
     if name:
-        acct = visible_accounts(user).filter(name=str(name)[:64]).first()
+        acct = visible_accounts(user, backtests=True).filter(name=str(name)[:64]).first()
         if acct is None:
             raise OperationError("ACCOUNT_NOT_FOUND", f"no account {name!r} visible to you", {"field": "account"})
         return acct

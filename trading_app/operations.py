@@ -116,6 +116,8 @@ def trading_orders(args: OrdersArgs, user) -> dict:
         qs = qs.filter(account=accounts.account_for_user(user, account))
     elif user is not None and not getattr(user, "is_staff", False):
         qs = qs.filter(account__in=accounts.visible_accounts(user))
+    else:
+        qs = qs.exclude(account__kind=BrokerAccount.Kind.BACKTEST)  # staff and the CLI: not backtests' orders
     if status:
         if status == "open":
             qs = qs.filter(status__in=Order.OPEN_STATUSES)
@@ -320,5 +322,5 @@ def pnl_summary(args: PnlArgs, user) -> dict:
     if args.account:
         accts = BrokerAccount.objects.filter(pk=accounts.account_for_user(user, args.account).pk)
     else:  # a backtest's throw-away account reports through backtest_results
-        accts = accounts.visible_accounts(user).exclude(kind=BrokerAccount.Kind.BACKTEST)
+        accts = accounts.visible_accounts(user)
     return {"success": True, **pnl.summary(accts, args.workflow, args.limit)}

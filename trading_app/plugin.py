@@ -9,9 +9,9 @@ its error classifier, counters, /health/ part, dashboard panel and beat jobs.
 """
 from __future__ import annotations
 
-from trading_app import adaptive, conf, dashboard, demo, errors, killswitch, pollers, triggers
+from trading_app import accounts, adaptive, conf, dashboard, demo, errors, killswitch, pollers, triggers
 from trading_app.governor import service
-from trading_app.models import BrokerAccount, Order
+from trading_app.models import Order
 from trading_app.providers import cache as provider_cache
 from trading_app.steps import actions, analysis, notifications, orders, protection, saga
 from workflows_app.registry import BeatJob, Plugin
@@ -29,7 +29,7 @@ def trading_health() -> dict:
     each account's risk governor state (from the database: no broker call)."""
     governor = {}
     try:
-        for acct in BrokerAccount.objects.order_by("name")[:100]:
+        for acct in accounts.visible_accounts(None).order_by("name")[:100]:
             row = service.brief(acct)
             governor[acct.name] = {"state": row["state"], "reason": row["reason"] or None}
     except Exception:  # noqa: BLE001 - database not ready (migrate): the database check reports it

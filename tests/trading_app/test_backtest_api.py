@@ -116,6 +116,16 @@ def test_backtest_tools_and_cli(celery_worker, settings):
     reply = json.loads(out.getvalue())
     assert reply["status"] == "succeeded" and reply["metrics"]["decisions"] == 10, reply
 
+    # the run's account and orders are read through the backtest only: the live faces (here as the
+    # CLI, which sees every account) neither list them nor let them crowd out the live accounts
+    bt = Backtest.objects.get(pk=reply["backtest_id"])
+    assert Order.objects.filter(account=bt.account).exists()
+    assert bt.account.name not in {a["name"] for a in operations.trading_accounts()["accounts"]}
+    assert not {o["account"] for o in operations.trading_orders(limit=100)["orders"]} & {bt.account.name}
+    assert bt.account.name not in {a["name"] for a in operations.risk_status()["accounts"]}
+    from trading_app.plugin import trading_health
+    assert bt.account.name not in trading_health()["risk_governor"]
+
 
 def test_admin_charts_and_action(celery_worker):
     """The Backtest admin draws the equity/drawdown and candle charts with Plotly (served from the
