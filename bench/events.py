@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import statistics
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -92,24 +93,49 @@ def tick_stream(n: int, start: datetime) -> list[dict]:
     return out
 
 
+def redis_cpu() -> float:
+    """CPU seconds the Redis server has used so far (INFO cpu: user + sys, main thread and children)."""
+    from workflows_app.circuit import redis_client
+
+    info = redis_client().info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+class CPU:
+    """CPU seconds of this process (process_time) and of Redis over a block, per tick: a figure the
+    machine's load barely moves, unlike the rates."""
+
+    def __enter__(self):
+        self.p0, self.r0 = time.process_time(), redis_cpu()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.process, self.redis = time.process_time() - self.p0, redis_cpu() - self.r0
+
+    def per_tick(self, n: int) -> dict:
+        return {"cpu_process_us": self.process / n * 1e6, "cpu_redis_us": self.redis / n * 1e6}
+
+
 def run_ticks(ticks: list[dict]) -> dict:
     from trading_app.pollers import tick_event
     from workflows_app import queues
     from workflows_app.services import events
 
-    t0 = time.perf_counter()
-    for i in range(0, len(ticks), 100):  # pollers ingest a batch per poll
-        chunk = ticks[i:i + 100]
-        vix = chunk[0]["vix"]
-        events.ingest_many([tick_event(t, vix=vix) for t in chunk], notify=False)
-    t1 = time.perf_counter()
-    result = queues.process("events", consumer="bench", max_batches=10**9, time_budget=10**9)
-    t2 = time.perf_counter()
+    with CPU() as cpu:
+        t0 = time.perf_counter()
+        for i in range(0, len(ticks), 100):  # pollers ingest a batch per poll
+            chunk = ticks[i:i + 100]
+            vix = chunk[0]["vix"]
+            events.ingest_many([tick_event(t, vix=vix) for t in chunk], notify=False)
+        t1 = time.perf_counter()
+        result = queues.process("events", consumer="bench", max_batches=10**9, time_budget=10**9)
+        t2 = time.perf_counter()
     assert result["processed"] == len(ticks), result
     # the same ticks again: all deduplicated at ingestion
     dup = events.ingest_many([tick_event(t, vix=t["vix"]) for t in ticks[:1000]], notify=False)
     assert all(r["deduplicated"] for r in dup)
-    return {"ingest": t1 - t0, "match": t2 - t1, "total": t2 - t0, "rate": len(ticks) / (t2 - t0)}
+    return {"ingest": t1 - t0, "match": t2 - t1, "total": t2 - t0, "rate": len(ticks) / (t2 - t0),
+            **cpu.per_tick(len(ticks))}
 
 
 def run_raw_floor(ticks: list[dict]) -> dict:
@@ -122,30 +148,32 @@ def run_raw_floor(ticks: list[dict]) -> dict:
     client = redis_client()
     stream, group = f"bench:raw-floor:{uuid.uuid4().hex[:8]}", "floor"
     client.xgroup_create(stream, group, id="0", mkstream=True)
-    t0 = time.perf_counter()
-    for i in range(0, len(ticks), 100):
-        chunk = ticks[i:i + 100]
-        pipe = client.pipeline(transaction=False)
-        for event in (tick_event(t, vix=chunk[0]["vix"]) for t in chunk):
-            pipe.xadd(stream, {"body": json.dumps(event), "group": event["symbol"], "dedup": event["id"]})
-        pipe.execute()
-    t1 = time.perf_counter()
-    seen = 0
-    while True:
-        reply = client.xreadgroup(group, "bench", {stream: ">"}, count=10)
-        entries = reply[0][1] if reply else []
-        if not entries:
-            break
-        ids = [mid for mid, fields in entries if json.loads(fields["body"])]
-        pipe = client.pipeline(transaction=False)
-        pipe.xack(stream, group, *ids)
-        pipe.xdel(stream, *ids)
-        pipe.execute()
-        seen += len(ids)
-    t2 = time.perf_counter()
+    with CPU() as cpu:
+        t0 = time.perf_counter()
+        for i in range(0, len(ticks), 100):
+            chunk = ticks[i:i + 100]
+            pipe = client.pipeline(transaction=False)
+            for event in (tick_event(t, vix=chunk[0]["vix"]) for t in chunk):
+                pipe.xadd(stream, {"body": json.dumps(event), "group": event["symbol"], "dedup": event["id"]})
+            pipe.execute()
+        t1 = time.perf_counter()
+        seen = 0
+        while True:
+            reply = client.xreadgroup(group, "bench", {stream: ">"}, count=10)
+            entries = reply[0][1] if reply else []
+            if not entries:
+                break
+            ids = [mid for mid, fields in entries if json.loads(fields["body"])]
+            pipe = client.pipeline(transaction=False)
+            pipe.xack(stream, group, *ids)
+            pipe.xdel(stream, *ids)
+            pipe.execute()
+            seen += len(ids)
+        t2 = time.perf_counter()
     client.delete(stream)
     assert seen == len(ticks), seen
-    return {"ingest": t1 - t0, "match": t2 - t1, "total": t2 - t0, "rate": len(ticks) / (t2 - t0)}
+    return {"ingest": t1 - t0, "match": t2 - t1, "total": t2 - t0, "rate": len(ticks) / (t2 - t0),
+            **cpu.per_tick(len(ticks))}
 
 
 def run_reactions(n: int, start: datetime) -> dict:
@@ -278,6 +306,8 @@ def main() -> None:
     best: dict[int, dict] = {}
     floor: dict | None = None
     indexed: dict[int, int] = {}
+    runs: dict[object, list[dict]] = {"floor": []}  # every run, for CPU per tick and per-round ratios
+    ratios: dict[int, list[float]] = {}
     for _round in range(args.repeat):  # interleaved, so load from elsewhere hits every configuration alike
         for count in counts:
             indexed[count] = activate(count)
@@ -290,12 +320,22 @@ def main() -> None:
             raw = run_raw_floor(tick_stream(args.ticks, start))  # the floor, beside every configuration
             if floor is None or raw["rate"] > floor["rate"]:
                 floor = raw
+            runs.setdefault(count, []).append(result)
+            runs["floor"].append(raw)
+            ratios.setdefault(count, []).append(result["rate"] / raw["rate"])
     print(f"  raw-Redis floor (pipelined XADD x100, XREADGROUP x10, decode, XACK+XDEL): {floor['rate']:8.0f} ticks/s "
           f"(write {floor['ingest']:.2f} s, read {floor['match']:.2f} s)")
     for count in counts:
         print(f"  {count:>6} triggers ({indexed[count]} indexed): {best[count]['rate']:8.0f} ticks/s "
               f"(ingest {best[count]['ingest']:.2f} s, match {best[count]['match']:.2f} s)  "
               f"{best[count]['rate'] / floor['rate']:.2f}x of the raw floor")
+    print("  CPU per tick (least of the runs; this process's process_time + Redis INFO cpu), and the median "
+          "of each round's ratio to the floor run beside it:")
+    for label, key in [("raw-Redis floor", "floor"), *((f"{c:,} triggers", c) for c in counts)]:
+        proc = min(r["cpu_process_us"] for r in runs[key])
+        red = min(r["cpu_redis_us"] for r in runs[key])
+        extra = "" if key == "floor" else f"  per-round ratio median {statistics.median(ratios[key]):.2f}x"
+        print(f"    {label:16} {proc:6.1f} + {red:5.1f} = {proc + red:6.1f} us{extra}")
     if 1_000 in best:
         base = best[1_000]["rate"]
         print(f"  1,000 triggers >= 10,000 ticks/s: {'met' if base >= 10_000 else 'NOT met'} ({base:.0f})")
