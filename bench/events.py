@@ -185,13 +185,16 @@ def run_reactions(n: int, start: datetime) -> dict:
     from workflows_app.services import events, triggers
 
     # Two workflows: an up move buys, a down move sells what was bought (a long position that only
-    # grew would soon be capped by max_position_pct and the step would skip the order).
+    # grew would soon be capped by max_position_pct and the step would skip the order). Shorting is
+    # allowed, so a SELL that finds no long position (its bracket's stop filled on the paper broker's
+    # simulated prices) opens a short instead of skipping: every reaction ends in an order.
     flows = [operations.workflow_create(
         name=f"bench-reaction-{side.lower()}-{uuid.uuid4().hex[:6]}",
         triggers=[{"type": "price_change", "symbol": "AAPL", "threshold": 0.02, "direction": direction, "window": 1,
                    "cooldown": 0}],
         steps=[{"name": "trade", "type": "trade_execution",
-                "params": {"signal": side, "stop_loss_pct": 0.01, "risk_limit": 0.001}}])["workflow_id"]
+                "params": {"signal": side, "stop_loss_pct": 0.01, "risk_limit": 0.001,
+                           "allow_short": True}}])["workflow_id"]
         for side, direction in (("BUY", "up"), ("SELL", "down"))]
     Workflow.objects.exclude(pk__in=flows).update(status=Workflow.Status.PAUSED)
     triggers.bump_index_version()

@@ -7,13 +7,12 @@ deliveries hash, a last-error hash, per-group lists (FIFO), dedup keys, rate buc
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from dataclasses import dataclass
 
 import redis
-from django.core.serializers.json import DjangoJSONEncoder
 
+from workflows_app import codec
 from workflows_app.circuit import redis_client
 from workflows_app.errors import OperationError
 from workflows_app.models import MessageQueue
@@ -81,7 +80,11 @@ def script(client: redis.Redis, source: str):
 
 # --- encoding -----------------------------------------------------------------------------------
 def dumps(value) -> str:
-    return json.dumps(value, cls=DjangoJSONEncoder, separators=(",", ":"))
+    return codec.dumps(value)
+
+
+def loads(text):
+    return codec.loads(text)
 
 
 def content_dedup_id(body) -> str:
@@ -115,7 +118,7 @@ def prepare(queue: MessageQueue, body, group_id, dedup_id) -> tuple[str, str, st
 def decode_body(fields: dict):
     """A stream entry's body (the raw text if it is not JSON)."""
     try:
-        return json.loads(fields.get("body", "null"))
+        return codec.loads(fields.get("body", "null"))
     except ValueError:
         return fields.get("body")
 

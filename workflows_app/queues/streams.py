@@ -16,7 +16,6 @@ reclaiming idle messages, delivery counting, XACK - each one Lua script per batc
 """
 from __future__ import annotations
 
-import json
 import os
 import threading
 from dataclasses import dataclass
@@ -136,7 +135,7 @@ def _deliver(queue: MessageQueue, entries: list[layout.Entry], client: redis.Red
         if count > queue.max_retries + 1:
             dead_letter(queue, mid, fields, deliveries=count - 1, client=client)
             continue
-        out.append(Message(queue.name, mid, json.loads(fields["body"]), fields.get("group", "default"),
+        out.append(Message(queue.name, mid, layout.loads(fields["body"]), fields.get("group", "default"),
                            fields.get("dedup", ""), count, inbox_id, position))
     return out
 
