@@ -2,12 +2,14 @@
 every tick.
 
 orjson (a C library; JSON of floats was most of the event path's evaluation CPU: 14x faster
-dumps, 3.6x faster loads on a symbol's state blob) writes byte-for-byte what the stdlib's compact
-``json.dumps`` writes for plain data, so stored messages, content dedup ids and state blobs read
-the same either way. What it does not take itself goes through ``DjangoJSONEncoder`` as before
-(datetimes, Decimals, lazy strings); a value it refuses outright (an int beyond 64 bits) falls back
-to the stdlib encoder, and text it cannot read (``NaN``, written by the stdlib encoder) to
-``json.loads``. One difference: orjson writes NaN and infinities as ``null``.
+dumps, 3.6x faster loads on a symbol's state blob) writes the same JSON values as the stdlib's
+compact ``json.dumps``, and the same bytes for ASCII text and plain-notation numbers (prices,
+volumes, timestamps); it writes other text as UTF-8 rather than ``\\u`` escapes and exponents as
+``1e-7`` rather than ``1e-07``, so a content dedup id (a hash of the encoded body) of such a body
+differs from the one the stdlib encoder gave. What orjson does not take itself goes through
+``DjangoJSONEncoder`` as before (datetimes, Decimals, lazy strings); a value it refuses outright
+(an int beyond 64 bits) falls back to the stdlib encoder, and text it cannot read (``NaN``, written
+by the stdlib encoder) to ``json.loads``. NaN and infinities are written as ``null``.
 """
 from __future__ import annotations
 
