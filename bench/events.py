@@ -6,7 +6,8 @@
    COUNT=batch_size), FIFO gating, index lookup by symbol, every matching trigger's evaluator with
    its state loaded from / saved to Redis, ack. Producer and consumer run in this process, one
    after the other (the consumer is the code the worker runs), so the figure is conservative.
-   The raw-Redis floor runs in the same rounds: the same tick events, JSON-encoded, XADDed in
+   The raw-Redis floor runs in the same rounds: the same tick events, JSON-encoded (orjson, as the
+   event path), XADDed in
    pipelines of 100 (the pollers' batch) and read back with XREADGROUP COUNT 10 (the events queue's
    batch_size), each decoded, each batch acked with XACK + XDEL in one pipeline; nothing else.
 2. Reaction time (issue 14, item 5): a `price_change` trigger on AAPL starts a one-step
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import statistics
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -92,29 +94,56 @@ def tick_stream(n: int, start: datetime) -> list[dict]:
     return out
 
 
+def redis_cpu() -> float:
+    """CPU seconds the Redis server has used so far (INFO cpu: user + sys, main thread and children)."""
+    from workflows_app.circuit import redis_client
+
+    info = redis_client().info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+class CPU:
+    """CPU seconds of this process (process_time) and of Redis over a block, per tick: a figure the
+    machine's load barely moves, unlike the rates."""
+
+    def __enter__(self):
+        self.p0, self.r0 = time.process_time(), redis_cpu()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.process, self.redis = time.process_time() - self.p0, redis_cpu() - self.r0
+
+    def per_tick(self, n: int) -> dict:
+        return {"cpu_process_us": self.process / n * 1e6, "cpu_redis_us": self.redis / n * 1e6}
+
+
 def run_ticks(ticks: list[dict]) -> dict:
     from trading_app.pollers import tick_event
     from workflows_app import queues
     from workflows_app.services import events
 
-    t0 = time.perf_counter()
-    for i in range(0, len(ticks), 100):  # pollers ingest a batch per poll
-        chunk = ticks[i:i + 100]
-        vix = chunk[0]["vix"]
-        events.ingest_many([tick_event(t, vix=vix) for t in chunk], notify=False)
-    t1 = time.perf_counter()
-    result = queues.process("events", consumer="bench", max_batches=10**9, time_budget=10**9)
-    t2 = time.perf_counter()
+    with CPU() as cpu:
+        t0 = time.perf_counter()
+        for i in range(0, len(ticks), 100):  # pollers ingest a batch per poll
+            chunk = ticks[i:i + 100]
+            vix = chunk[0]["vix"]
+            events.ingest_many([tick_event(t, vix=vix) for t in chunk], notify=False)
+        t1 = time.perf_counter()
+        result = queues.process("events", consumer="bench", max_batches=10**9, time_budget=10**9)
+        t2 = time.perf_counter()
     assert result["processed"] == len(ticks), result
     # the same ticks again: all deduplicated at ingestion
     dup = events.ingest_many([tick_event(t, vix=t["vix"]) for t in ticks[:1000]], notify=False)
     assert all(r["deduplicated"] for r in dup)
-    return {"ingest": t1 - t0, "match": t2 - t1, "total": t2 - t0, "rate": len(ticks) / (t2 - t0)}
+    return {"ingest": t1 - t0, "match": t2 - t1, "total": t2 - t0, "rate": len(ticks) / (t2 - t0),
+            **cpu.per_tick(len(ticks))}
 
 
 def run_raw_floor(ticks: list[dict]) -> dict:
-    """The same payloads through Redis streams with nothing but the round trips (see the docstring)."""
-    import json
+    """The same payloads through Redis streams with nothing but the round trips (see the docstring).
+    Encoded and decoded with orjson, as the event path does (the stdlib's json would slow the floor
+    and flatter the ratio)."""
+    import orjson
 
     from trading_app.pollers import tick_event
     from workflows_app.circuit import redis_client
@@ -122,30 +151,32 @@ def run_raw_floor(ticks: list[dict]) -> dict:
     client = redis_client()
     stream, group = f"bench:raw-floor:{uuid.uuid4().hex[:8]}", "floor"
     client.xgroup_create(stream, group, id="0", mkstream=True)
-    t0 = time.perf_counter()
-    for i in range(0, len(ticks), 100):
-        chunk = ticks[i:i + 100]
-        pipe = client.pipeline(transaction=False)
-        for event in (tick_event(t, vix=chunk[0]["vix"]) for t in chunk):
-            pipe.xadd(stream, {"body": json.dumps(event), "group": event["symbol"], "dedup": event["id"]})
-        pipe.execute()
-    t1 = time.perf_counter()
-    seen = 0
-    while True:
-        reply = client.xreadgroup(group, "bench", {stream: ">"}, count=10)
-        entries = reply[0][1] if reply else []
-        if not entries:
-            break
-        ids = [mid for mid, fields in entries if json.loads(fields["body"])]
-        pipe = client.pipeline(transaction=False)
-        pipe.xack(stream, group, *ids)
-        pipe.xdel(stream, *ids)
-        pipe.execute()
-        seen += len(ids)
-    t2 = time.perf_counter()
+    with CPU() as cpu:
+        t0 = time.perf_counter()
+        for i in range(0, len(ticks), 100):
+            chunk = ticks[i:i + 100]
+            pipe = client.pipeline(transaction=False)
+            for event in (tick_event(t, vix=chunk[0]["vix"]) for t in chunk):
+                pipe.xadd(stream, {"body": orjson.dumps(event), "group": event["symbol"], "dedup": event["id"]})
+            pipe.execute()
+        t1 = time.perf_counter()
+        seen = 0
+        while True:
+            reply = client.xreadgroup(group, "bench", {stream: ">"}, count=10)
+            entries = reply[0][1] if reply else []
+            if not entries:
+                break
+            ids = [mid for mid, fields in entries if orjson.loads(fields["body"])]
+            pipe = client.pipeline(transaction=False)
+            pipe.xack(stream, group, *ids)
+            pipe.xdel(stream, *ids)
+            pipe.execute()
+            seen += len(ids)
+        t2 = time.perf_counter()
     client.delete(stream)
     assert seen == len(ticks), seen
-    return {"ingest": t1 - t0, "match": t2 - t1, "total": t2 - t0, "rate": len(ticks) / (t2 - t0)}
+    return {"ingest": t1 - t0, "match": t2 - t1, "total": t2 - t0, "rate": len(ticks) / (t2 - t0),
+            **cpu.per_tick(len(ticks))}
 
 
 def run_reactions(n: int, start: datetime) -> dict:
@@ -153,7 +184,7 @@ def run_reactions(n: int, start: datetime) -> dict:
     from trading_app.models import Order
     from trading_app.pollers import tick_event
     from workflows_app import operations
-    from workflows_app.models import Execution, Workflow
+    from workflows_app.models import Execution, StepRun, Workflow
     from workflows_app.services import events, triggers
 
     # Two workflows: an up move buys, a down move sells what was bought (a long position that only
@@ -169,7 +200,8 @@ def run_reactions(n: int, start: datetime) -> dict:
     triggers.bump_index_version()
     triggers.reset_state()
     price, when = 100.0, start
-    out: dict[str, list] = {"ingest_many": [], "event_ingest": [], "to_execution": []}
+    out: dict[str, list] = {"ingest_many": [], "event_ingest": [], "to_execution": [], "to_step": [],
+                            "step_to_order": []}
     failures = 0
 
     def send(path: str, tick: dict) -> None:
@@ -207,6 +239,15 @@ def run_reactions(n: int, start: datetime) -> dict:
         if k >= 4:
             out[path].append(order.created_at.timestamp() - t0)
             out["to_execution"].append(execution.queued_at.timestamp() - t0)
+            step = None
+            until = time.monotonic() + 2  # the StepRun row commits with the step's completion, after the order
+            while step is None and time.monotonic() < until:
+                step = StepRun.objects.filter(execution_id=execution.id).order_by("started_at").first()
+                if step is None:
+                    time.sleep(0.005)
+            if step is not None:  # execution row -> step picked up by a worker -> order submitted
+                out["to_step"].append(step.started_at.timestamp() - execution.queued_at.timestamp())
+                out["step_to_order"].append(order.created_at.timestamp() - step.started_at.timestamp())
     Workflow.objects.filter(pk__in=flows).update(status=Workflow.Status.PAUSED)
     out["failures"] = failures
     return out
@@ -278,6 +319,8 @@ def main() -> None:
     best: dict[int, dict] = {}
     floor: dict | None = None
     indexed: dict[int, int] = {}
+    runs: dict[object, list[dict]] = {"floor": []}  # every run, for CPU per tick and per-round ratios
+    ratios: dict[int, list[float]] = {}
     for _round in range(args.repeat):  # interleaved, so load from elsewhere hits every configuration alike
         for count in counts:
             indexed[count] = activate(count)
@@ -290,12 +333,22 @@ def main() -> None:
             raw = run_raw_floor(tick_stream(args.ticks, start))  # the floor, beside every configuration
             if floor is None or raw["rate"] > floor["rate"]:
                 floor = raw
+            runs.setdefault(count, []).append(result)
+            runs["floor"].append(raw)
+            ratios.setdefault(count, []).append(result["rate"] / raw["rate"])
     print(f"  raw-Redis floor (pipelined XADD x100, XREADGROUP x10, decode, XACK+XDEL): {floor['rate']:8.0f} ticks/s "
           f"(write {floor['ingest']:.2f} s, read {floor['match']:.2f} s)")
     for count in counts:
         print(f"  {count:>6} triggers ({indexed[count]} indexed): {best[count]['rate']:8.0f} ticks/s "
               f"(ingest {best[count]['ingest']:.2f} s, match {best[count]['match']:.2f} s)  "
               f"{best[count]['rate'] / floor['rate']:.2f}x of the raw floor")
+    print("  CPU per tick (least of the runs; this process's process_time + Redis INFO cpu), and the median "
+          "of each round's ratio to the floor run beside it:")
+    for label, key in [("raw-Redis floor", "floor"), *((f"{c:,} triggers", c) for c in counts)]:
+        proc = min(r["cpu_process_us"] for r in runs[key])
+        red = min(r["cpu_redis_us"] for r in runs[key])
+        extra = "" if key == "floor" else f"  per-round ratio median {statistics.median(ratios[key]):.2f}x"
+        print(f"    {label:16} {proc:6.1f} + {red:5.1f} = {proc + red:6.1f} us{extra}")
     if 1_000 in best:
         base = best[1_000]["rate"]
         print(f"  1,000 triggers >= 10,000 ticks/s: {'met' if base >= 10_000 else 'NOT met'} ({base:.0f})")
@@ -303,6 +356,10 @@ def main() -> None:
             print(f"  10,000 triggers at {best[10_000]['rate'] / base:.2f}x of 1,000 (target >= 0.8x): "
                   f"{'met' if best[10_000]['rate'] >= 0.8 * base else 'NOT met'}")
     if args.reactions:
+        # The bench places about two orders a second: the risk governor's default ceiling of 30 orders
+        # a minute refused them after ~15 s (and a SELL then found no position to close), which earlier
+        # runs counted as 10 s reactions. The worker gets a ceiling the bench stays under.
+        os.environ.setdefault("NEXUS_RISK_MAX_ORDERS_PER_MINUTE", "600")
         worker = Worker(concurrency=args.concurrency)
         try:
             # event ids carry the tick time: a time of this run, so a run does not meet the durable dedup
@@ -314,9 +371,11 @@ def main() -> None:
         print(f"reaction tick -> order submitted ({len(both)} reactions, worker concurrency {args.concurrency}, "
               f"{r['failures']} without an order in 10 s, counted as 10 s):")
         for label, values in (("ingest_many (pollers)", r["ingest_many"]), ("event_ingest (durable)", r["event_ingest"]),
-                              ("both", both), ("tick -> execution row", r["to_execution"])):
+                              ("both", both), ("tick -> execution row", r["to_execution"]),
+                              ("execution row -> step start", r["to_step"]),
+                              ("step start -> order", r["step_to_order"])):
             if values:
-                print(f"  {label:24} p50 {ms(percentile(values, 0.5)):>9}  p99 {ms(percentile(values, 0.99)):>9}  "
+                print(f"  {label:28} p50 {ms(percentile(values, 0.5)):>9}  p99 {ms(percentile(values, 0.99)):>9}  "
                       f"max {ms(max(values))}")
         if both:
             p50, p99 = percentile(both, 0.5), percentile(both, 0.99)

@@ -61,6 +61,27 @@ def round_trips(monkeypatch):
     return taken
 
 
+@pytest.fixture
+def script_arguments(monkeypatch):
+    """The number of values redis-py packs for each EVALSHA this process sends: ``script_arguments()``."""
+    seen: list[int] = []
+    pack = redis.connection.PythonRespSerializer.pack
+
+    def counting(self, *args):
+        if args and str(args[0]).upper() == "EVALSHA":
+            seen.append(len(args))
+        return pack(self, *args)
+
+    monkeypatch.setattr(redis.connection.PythonRespSerializer, "pack", counting)
+
+    def taken() -> list[int]:
+        value = list(seen)
+        seen.clear()
+        return value
+
+    return taken
+
+
 def ticks(prices: dict[str, list[float]], start: datetime) -> list[dict]:
     """Tick events, the symbols interleaved (one tick of each, then the next of each, ...)."""
     out = []
@@ -102,6 +123,23 @@ def test_ticks_cost_one_round_trip_per_batch_and_no_sql(own_redis, round_trips):
     assert len(queries.captured_queries) == 0
     assert own_redis.xlen(layout.stream_key("events")) == 0
     assert all(r["deduplicated"] for r in events.ingest_many(batch[:100], notify=False))
+
+
+def test_a_batch_costs_the_same_few_script_arguments_whatever_its_size(own_redis, script_arguments):
+    """A batch's per-message values travel as one JSON argument (and come back as one JSON string):
+    what redis-py packs for a script does not grow with the number of messages in it."""
+    price_triggers(SYMBOLS, threshold=0.5)
+    start = datetime(2026, 11, 22, 15, 0, tzinfo=UTC)
+    events.ingest_many(ticks({s: [100.0] for s in SYMBOLS}, start), notify=False)
+    queues.process("events", consumer="t")
+    script_arguments()
+    for n in (1, 100):
+        events.ingest_many(ticks({s: [101.0] * n for s in SYMBOLS[:1]}, start + timedelta(hours=n)), notify=False)
+        assert script_arguments() == [10]  # EVALSHA, sha, key count, 1 key, 6 arguments
+    events.ingest_many(ticks({s: [102.0] * 4 for s in SYMBOLS[:10]}, start + timedelta(hours=3)), notify=False)
+    script_arguments()
+    assert queues.process("events", consumer="t", max_batches=100)["processed"] == 141  # 1 + 100 + 40
+    assert set(script_arguments()) == {19}  # EVALSHA, sha, key count, 6 keys, 10 arguments: 0 or 10 messages alike
 
 
 def _recording_handler(client: redis.Redis, key: str, seen: list):

@@ -7,13 +7,12 @@ deliveries hash, a last-error hash, per-group lists (FIFO), dedup keys, rate buc
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from dataclasses import dataclass
 
 import redis
-from django.core.serializers.json import DjangoJSONEncoder
 
+from workflows_app import codec
 from workflows_app.circuit import redis_client
 from workflows_app.errors import OperationError
 from workflows_app.models import MessageQueue
@@ -81,7 +80,11 @@ def script(client: redis.Redis, source: str):
 
 # --- encoding -----------------------------------------------------------------------------------
 def dumps(value) -> str:
-    return json.dumps(value, cls=DjangoJSONEncoder, separators=(",", ":"))
+    return codec.dumps(value)
+
+
+def loads(text):
+    return codec.loads(text)
 
 
 def content_dedup_id(body) -> str:
@@ -115,7 +118,7 @@ def prepare(queue: MessageQueue, body, group_id, dedup_id) -> tuple[str, str, st
 def decode_body(fields: dict):
     """A stream entry's body (the raw text if it is not JSON)."""
     try:
-        return json.loads(fields.get("body", "null"))
+        return codec.loads(fields.get("body", "null"))
     except ValueError:
         return fields.get("body")
 
@@ -146,21 +149,18 @@ def cycle(queue: MessageQueue, acks: list[tuple[str, str]], *, count: int = 0, c
             key(queue.name, "redrives"), rate_key(queue.name), key(queue.name, "processed")]
     args = [GROUP, consumer, int(count), int(queue.visibility_timeout * 1000),
             group_list_key(queue.name, "") if fifo else "", RATE_WINDOW * 10, "1" if processed else "0",
-            "1" if received_positions else "0", len(acks)]
-    for message_id, group in [*acks, *positions_of]:
-        args += [message_id, group or ""]
+            "1" if received_positions else "0", codec.dumps([[m, g or ""] for m, g in acks]),
+            codec.dumps([[m, g or ""] for m, g in positions_of])]
     if before is None and after is None:
         reply, after_replies = scripts.run(client, scripts.CYCLE, keys, args), []
     else:
         reply, after_replies = scripts.run_between(client, scripts.CYCLE, keys, args, before=before, after=after)
-    asked = int(reply[1])
-    positions = [None if int(p) < 0 else int(p) for p in reply[2:2 + asked]]
-    entries = []
-    for i in range(2 + asked, len(reply), 4):
-        flat, position = reply[i + 1], int(reply[i + 3])
-        entries.append((reply[i], dict(zip(flat[::2], flat[1::2], strict=True)), int(reply[i + 2]),
-                        None if position < 0 else position))
-    return Cycled(int(reply[0]), positions, entries, after_replies)
+    acked, asked, received = codec.loads(reply)
+    # (Lua's cjson writes an empty list as {})
+    positions = [None if p < 0 else p for p in asked or ()]
+    entries = [(mid, dict(zip(flat[::2], flat[1::2], strict=True)), deliveries, None if position < 0 else position)
+               for mid, flat, deliveries, position in received or ()]
+    return Cycled(acked, positions, entries, after_replies)
 
 
 def ack_in_redis(queue: MessageQueue, message_ids: list[str], groups: dict[str, str] | None, *, processed: bool,

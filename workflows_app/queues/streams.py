@@ -16,13 +16,13 @@ reclaiming idle messages, delivery counting, XACK - each one Lua script per batc
 """
 from __future__ import annotations
 
-import json
 import os
 import threading
 from dataclasses import dataclass
 
 import redis
 
+from workflows_app import codec
 from workflows_app.circuit import redis_client
 from workflows_app.errors import OperationError
 from workflows_app.models import MessageQueue
@@ -37,18 +37,13 @@ def _redis_send(queue: MessageQueue, items: list[dict], client: redis.Redis) -> 
     """XADD a batch from one script (``scripts.SEND_MANY``); a reply per item, in order."""
     layout.ensure_group(queue.name, client)
     fifo = queue.ordering == MessageQueue.Ordering.FIFO
-    keys, args, groups = [layout.stream_key(queue.name)], [], []
-    for item in items:
-        encoded, group, dedup = layout.prepare(queue, item["body"], item.get("group_id"), item.get("dedup_id"))
-        keys += [layout.key(queue.name, f"dedup:{dedup}") if dedup else "",
-                 layout.group_list_key(queue.name, group) if fifo else ""]
-        args += [encoded, group, dedup]
-        groups.append((group, dedup))
-    reply = scripts.run(client, scripts.SEND_MANY, keys,
-                        [queue.max_messages, queue.deduplication_window, layout.retention_cutoff(queue), *args])
+    prepared = [layout.prepare(queue, item["body"], item.get("group_id"), item.get("dedup_id")) for item in items]
+    reply = codec.loads(scripts.run(client, scripts.SEND_MANY, [layout.stream_key(queue.name)], [
+        queue.max_messages, queue.deduplication_window, layout.retention_cutoff(queue), layout.key(queue.name, ""),
+        "1" if fifo else "0", codec.dumps(prepared)]))
     return [{"queue": queue.name, "message_id": reply[2 * i + 1] or None, "deduplicated": reply[2 * i] == 0,
              "full": reply[2 * i] == -1, "group_id": group, "deduplication_id": dedup or None}
-            for i, (group, dedup) in enumerate(groups)]
+            for i, (_body, group, dedup) in enumerate(prepared)]
 
 
 def send(name: str, body, *, group_id=None, dedup_id=None, delay: float | None = None,
@@ -136,7 +131,7 @@ def _deliver(queue: MessageQueue, entries: list[layout.Entry], client: redis.Red
         if count > queue.max_retries + 1:
             dead_letter(queue, mid, fields, deliveries=count - 1, client=client)
             continue
-        out.append(Message(queue.name, mid, json.loads(fields["body"]), fields.get("group", "default"),
+        out.append(Message(queue.name, mid, layout.loads(fields["body"]), fields.get("group", "default"),
                            fields.get("dedup", ""), count, inbox_id, position))
     return out
 

@@ -4,11 +4,11 @@ such as ticks, on every match for discrete events such as news, and never twice 
 from __future__ import annotations
 
 import bisect
-import json
 import logging
 import time
 from datetime import datetime
 
+from workflows_app import codec
 from workflows_app.circuit import redis_client
 from workflows_app.registry import registry
 from workflows_app.services.triggers.firing import fire
@@ -59,7 +59,7 @@ class _Batch:
         self.client, self.index = client, index
         self.blobs: dict[str, dict] = {}
         for bucket, raw in blobs.items():
-            blob = json.loads(raw) if raw else {}
+            blob = codec.loads(raw) if raw else {}
             blob.setdefault("s", {})
             blob.setdefault("t", {})
             self.blobs[bucket] = blob
@@ -131,7 +131,7 @@ class _Batch:
             alive = self.index.by_bucket.get(bucket, set())
             blob["t"] = {k: v for k, v in blob["t"].items() if k in alive}
             settle(blob)  # what the evaluation measured, for workflow_status
-            mapping[bucket] = json.dumps(blob, separators=(",", ":"))
+            mapping[bucket] = codec.dumps(blob)
         return lambda pipe: pipe.hset(STATE_KEY, mapping=mapping)
 
 

@@ -10,11 +10,11 @@ measure and whether it holds are computed there, from the recorded features, by 
 own evaluator - not per tick."""
 from __future__ import annotations
 
-import json
 import logging
 import time
 from datetime import UTC, datetime
 
+from workflows_app import codec
 from workflows_app.circuit import redis_client
 from workflows_app.models import Trigger
 from workflows_app.registry import registry
@@ -110,7 +110,7 @@ def trigger_states(triggers: list[Trigger], now: float | None = None) -> dict[in
     out = {}
     for trigger, trigger_type, bucket in wanted:
         try:
-            out[trigger.pk] = _one(trigger, trigger_type, json.loads(blobs[bucket]) if blobs[bucket] else {}, now)
+            out[trigger.pk] = _one(trigger, trigger_type, codec.loads(blobs[bucket]) if blobs[bucket] else {}, now)
         except Exception as exc:  # noqa: BLE001 - one stale definition must not hide the others
             log.warning("trigger %s state unreadable: %s", trigger.pk, exc)
             out[trigger.pk] = {"error": f"state unreadable: {type(exc).__name__}"}
