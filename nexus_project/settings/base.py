@@ -210,6 +210,10 @@ NEXUS_RECONCILE_MARGIN_SECONDS = env.int("NEXUS_RECONCILE_MARGIN_SECONDS", defau
 # A sequential step starting within this many seconds of the last committed heartbeat writes its start
 # with its outcome (one commit per step); capped by the reconcile margin (engine.runner.start_grace).
 NEXUS_STEP_START_GRACE_SECONDS = env.int("NEXUS_STEP_START_GRACE_SECONDS", default=10)
+# PostgreSQL: a sequential step's completion, when it is not the last, commits without waiting for the
+# WAL flush (SET LOCAL synchronous_commit = off); a database crash may lose it, and the reconciler
+# re-runs that step (engine.runner.async_commit says why that is safe). False: every commit waits.
+NEXUS_ASYNC_STEP_COMMIT = env.bool("NEXUS_ASYNC_STEP_COMMIT", default=True)
 NEXUS_STEP_DEFAULT_TIMEOUT = env.int("NEXUS_STEP_DEFAULT_TIMEOUT", default=120)
 # Ceilings no definition can raise: subprocess nesting, and the size of one step's stored output.
 NEXUS_MAX_SUBPROCESS_DEPTH = env.int("NEXUS_MAX_SUBPROCESS_DEPTH", default=8)
