@@ -1,7 +1,9 @@
 """Loading a step's message: one query for the execution, its version and workflow, and what the
-step's earlier attempts left (the redelivery check), instead of a load and a second SELECT."""
+step's earlier attempts left (the redelivery check), instead of a load and a second SELECT. On
+PostgreSQL that query is also the connection's health check of the task."""
 from __future__ import annotations
 
+from django.db import InterfaceError, OperationalError, connection
 from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 
@@ -12,6 +14,23 @@ S = Execution.Status
 
 
 def load_step(execution_id, generation: int, step_index: int) -> Execution:
+    """The step's load, first query of its task. A worker's connection lives across tasks and Django
+    checks it at each task's first query (CONN_HEALTH_CHECKS: a ``SELECT 1`` round trip before it,
+    nexus_project/task_connections.py). Here the load itself is the check: it is a read, so when a
+    reused connection turns out dead (backend killed, database restarted) it is closed and the load
+    runs once more on a new one, as Django's check would have done; a second failure is an
+    infrastructure fault (retried by the task)."""
+    if connection.vendor != "postgresql" or connection.connection is None or connection.in_atomic_block:
+        return _load(execution_id, generation, step_index)  # SQLite's check is free; a new connection is fresh
+    connection.health_check_done = True  # Django's ping is replaced by this load
+    try:
+        return _load(execution_id, generation, step_index)
+    except (OperationalError, InterfaceError):
+        connection.close()
+        return _load(execution_id, generation, step_index)
+
+
+def _load(execution_id, generation: int, step_index: int) -> Execution:
     """The execution with its version and workflow, and what earlier attempts of this step left, in
     one query: ``prior_status`` (the latest attempt that succeeded, was skipped or is waiting for its
     child) and ``prior_attempts`` (how many attempts there were). Within an execution a step's index
