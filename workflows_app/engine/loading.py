@@ -4,8 +4,7 @@ PostgreSQL that query is also the connection's health check of the task."""
 from __future__ import annotations
 
 from django.db import InterfaceError, OperationalError, connection
-from django.db.models import Count, OuterRef, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models.expressions import RawSQL
 
 from workflows_app.engine.outcomes import StaleMessage
 from workflows_app.models import Execution, StepRun
@@ -30,18 +29,29 @@ def load_step(execution_id, generation: int, step_index: int) -> Execution:
         return _load(execution_id, generation, step_index)
 
 
+def _earlier(sql: str) -> str:
+    """A scalar subquery over this step's earlier attempts (``r``), correlated with the loaded row."""
+    run, execution = (connection.ops.quote_name(m._meta.db_table) for m in (StepRun, Execution))
+    return (f"SELECT {sql} FROM {run} r WHERE r.execution_id = {execution}.id AND r.step_index = %s "
+            f"AND r.is_compensation = %s")
+
+
+# Written as SQL, not Subquery(): Django spent more CPU building the two subqueries than the rest of the
+# load (measured in-process: 3.8 ms against 6.7 ms per load at load ~8). Portable SQL (SQLite, PostgreSQL).
+SETTLED = tuple(s.value for s in (StepRun.Status.SUCCEEDED, StepRun.Status.SKIPPED, StepRun.Status.WAITING))
+PRIOR_STATUS = _earlier("r.status") + " AND r.status IN (%s, %s, %s) ORDER BY r.id DESC LIMIT 1"
+PRIOR_ATTEMPTS = _earlier("COUNT(*)")
+
+
 def _load(execution_id, generation: int, step_index: int) -> Execution:
     """The execution with its version and workflow, and what earlier attempts of this step left, in
     one query: ``prior_status`` (the latest attempt that succeeded, was skipped or is waiting for its
     child) and ``prior_attempts`` (how many attempts there were). Within an execution a step's index
     names it (its version is fixed), and every attempt of a step records it."""
-    runs = StepRun.objects.filter(execution=OuterRef("pk"), step_index=step_index, is_compensation=False)
-    settled = runs.filter(status__in=(StepRun.Status.SUCCEEDED, StepRun.Status.SKIPPED, StepRun.Status.WAITING))
-    counted = runs.order_by().values("execution").annotate(n=Count("pk")).values("n")
     try:
         execution = (Execution.objects.select_related("version", "workflow")
-                     .annotate(prior_status=Subquery(settled.order_by("-id").values("status")[:1]),
-                               prior_attempts=Coalesce(Subquery(counted), 0))
+                     .annotate(prior_status=RawSQL(PRIOR_STATUS, (step_index, False, *SETTLED)),
+                               prior_attempts=RawSQL(PRIOR_ATTEMPTS, (step_index, False)))
                      .get(pk=execution_id))
     except Execution.DoesNotExist:
         raise StaleMessage("execution deleted") from None
