@@ -26,7 +26,7 @@ from _harness import ROOT, configure, load_average
 MARKERS = [
     ("task total (Celery tracer)", ("celery/app/trace.py", "trace_task")),
     ("engine.run_step", ("workflows_app/engine/runner.py", "run_step")),
-    ("  _load", ("workflows_app/engine/runner.py", "_load")),
+    ("  load_step (load + earlier attempts)", ("workflows_app/engine/loading.py", "load_step")),
     ("  _start_may_wait", ("workflows_app/engine/runner.py", "_start_may_wait")),
     ("  _step_context (params validation)", ("workflows_app/engine/runner.py", "_step_context")),
     ("  _complete_step", ("workflows_app/engine/runner.py", "_complete_step")),
