@@ -89,9 +89,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;",
     }
-else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Persistent connections (both databases): a worker's connection lives across tasks, checked at each
+# task's first query (nexus_project/task_connections.py); on PostgreSQL a new one costs a server process.
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis (each environment sets REDIS_URL, CELERY_BROKER_URL and the cache's LOCATION) -------
@@ -117,6 +118,10 @@ NEXUS_QUEUES = env.list("NEXUS_QUEUES", default=["workflows", "events", "trading
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_CACHE_BACKEND = "default"
+# Celery's Django fix-up closes the database connection around every task unless this is set; it
+# then closes it every 2 x this many tasks. Connections are recycled by Django's rules instead
+# (CONN_MAX_AGE, health checks: nexus_project/task_connections.py); the count is only a backstop.
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=100_000)
 CELERY_RESULT_EXTENDED = True
 CELERY_RESULT_EXPIRES = env.int("CELERY_RESULT_EXPIRES", default=3 * 24 * 3600)
 CELERY_TASK_SERIALIZER = "json"
@@ -205,6 +210,10 @@ NEXUS_RECONCILE_MARGIN_SECONDS = env.int("NEXUS_RECONCILE_MARGIN_SECONDS", defau
 # A sequential step starting within this many seconds of the last committed heartbeat writes its start
 # with its outcome (one commit per step); capped by the reconcile margin (engine.runner.start_grace).
 NEXUS_STEP_START_GRACE_SECONDS = env.int("NEXUS_STEP_START_GRACE_SECONDS", default=10)
+# PostgreSQL: a sequential step's completion, when it is not the last, commits without waiting for the
+# WAL flush (SET LOCAL synchronous_commit = off); a database crash may lose it, and the reconciler
+# re-runs that step (engine.runner.async_commit says why that is safe). False: every commit waits.
+NEXUS_ASYNC_STEP_COMMIT = env.bool("NEXUS_ASYNC_STEP_COMMIT", default=True)
 NEXUS_STEP_DEFAULT_TIMEOUT = env.int("NEXUS_STEP_DEFAULT_TIMEOUT", default=120)
 # Ceilings no definition can raise: subprocess nesting, and the size of one step's stored output.
 NEXUS_MAX_SUBPROCESS_DEPTH = env.int("NEXUS_MAX_SUBPROCESS_DEPTH", default=8)

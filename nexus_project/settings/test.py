@@ -56,7 +56,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{TEST_ID}.sqlite3")}
 else:
     DATABASES["default"]["TEST"] = {"NAME": f"test_nexus_{TEST_ID}"}
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
+# Connections close after each request and task, as before persistent connections: the test database
+# is dropped at the end. A test of connection reuse starts its worker with NEXUS_TEST_CONN_MAX_AGE.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("NEXUS_TEST_CONN_MAX_AGE", default=0)
 
 if env.bool("NEXUS_USE_TEST_DB", default=False):
     # A worker subprocess started by the tests connects straight to the test database.

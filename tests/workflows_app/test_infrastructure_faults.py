@@ -157,3 +157,28 @@ def test_redelivered_step_after_a_committed_success_returns_the_stored_result(ce
     Execution.objects.filter(pk=execution.pk).update(status="running")  # as if the final commit were redelivered
     assert run_step(str(execution.id), execution.dispatch_count, 0, 0) == stored
     assert client().llen(f"test:attempts:{tag}") == 1
+
+
+@postgres_only
+def test_a_step_whose_reused_connection_died_between_tasks_reconnects_without_a_retry():
+    """A worker's connection lives across tasks; its backend killed between two steps (a database
+    restart), the next step's load finds it dead, reconnects and runs: no infrastructure retry."""
+    import psycopg
+
+    from workflows_app import engine
+
+    wf = create("pg-between", [{"name": "a", "type": "test_noop"}, {"name": "b", "type": "test_noop"}],
+                queue="nobody-consumes-this-between")
+    execution_id = operations.workflow_execute(workflow_id=wf)["execution_id"]
+    engine.run_step(execution_id, 1, 0, 0)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    params = connection.get_connection_params()
+    with psycopg.connect(**params, autocommit=True) as other:
+        assert other.execute("SELECT pg_terminate_backend(%s)", [pid]).fetchone()[0] is True
+    time.sleep(0.2)
+    engine.run_step(execution_id, 1, 1, 1)  # the first query meets the dead connection
+    execution = Execution.objects.get(pk=execution_id)
+    assert execution.status == "succeeded", execution.error
+    assert not infra_retries(execution)

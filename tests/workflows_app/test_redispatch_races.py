@@ -89,3 +89,44 @@ def test_a_redelivered_success_whose_result_was_applied_is_not_applied_twice():
     execution.refresh_from_db()
     assert execution.cursor == 1  # not advanced again
     assert not AuditEvent.objects.filter(execution=execution, event="step_result_adopted").exists()
+
+
+def test_a_step_whose_predecessor_completion_was_lost_does_not_run_and_the_reconciler_resumes():
+    """An asynchronous commit (runner.async_commit) lost in a database crash: the database is back
+    at step `a`, whole, while the message of step `b` was already sent. `b` must not run (the final
+    step would then finish the execution without `a`'s result); the reconciler re-runs from `a`."""
+    execution = _execution(_steps("a", "b", "c"))
+    engine.run_step(str(execution.pk), 1, 0, 0)
+    lost = timezone.now() - timezone.timedelta(hours=1)  # `a`'s completion gone: cursor, heartbeat
+    StepRun.objects.filter(execution=execution).delete()
+    Execution.objects.filter(pk=execution.pk).update(cursor=0, heartbeat_at=lost, context={"x": 1})
+    with pytest.raises(engine.StaleMessage):
+        engine.run_step(str(execution.pk), 1, 1, 1)
+    with pytest.raises(engine.StaleMessage):
+        engine.run_step(str(execution.pk), 1, 2, 2)
+    execution.refresh_from_db()
+    assert (execution.cursor, execution.status) == (0, Execution.Status.RUNNING)
+    assert not StepRun.objects.filter(execution=execution).exists()  # nothing ran past the cursor
+
+    assert str(execution.pk) in engine.reconcile(waiting={})
+    for i in range(3):
+        engine.run_step(str(execution.pk), 2, i, i)
+    execution.refresh_from_db()
+    assert execution.status == Execution.Status.SUCCEEDED
+    assert [execution.context[n]["value"] for n in "abc"] == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_only_an_intermediate_steps_completion_commits_asynchronously(settings, enabled):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    settings.NEXUS_ASYNC_STEP_COMMIT = enabled
+    execution = _execution(_steps("a", "b"))
+    seen = []
+    for i in range(2):
+        with CaptureQueriesContext(connection) as captured:
+            engine.run_step(str(execution.pk), 1, i, i)
+        seen.append(sum("synchronous_commit" in q["sql"] for q in captured.captured_queries))
+    expected = 1 if enabled and connection.vendor == "postgresql" else 0
+    assert seen == [expected, 0]  # the final step's commit waits for the flush: `succeeded` is durable

@@ -29,9 +29,10 @@ from workflows_app.engine.lifecycle import (
     finalize,
     give_up,
 )
+from workflows_app.engine.loading import load_step
 from workflows_app.engine.outcomes import RetryStep, StaleMessage, StepFailed
 from workflows_app.engine.outputs import mergeable, output_problem
-from workflows_app.engine.policy import HARD_LIMIT_SLACK, backoff_delay, retry_policy
+from workflows_app.engine.policy import HARD_LIMIT_SLACK, async_commit, backoff_delay, retry_policy
 from workflows_app.engine.saga import compensations_pending
 from workflows_app.engine.subprocess import start_child
 from workflows_app.engine.suspend import Suspension, suspend
@@ -41,16 +42,6 @@ from workflows_app.registry import ErrorInfo, StepContext, registry
 
 S = Execution.Status
 CLOCK_SLACK = 5  # seconds of disagreement allowed between a worker's clock and the reconciler's
-
-
-def _load(execution_id, generation: int) -> Execution:
-    try:
-        execution = Execution.objects.select_related("version", "workflow").get(pk=execution_id)
-    except Execution.DoesNotExist:
-        raise StaleMessage("execution deleted") from None
-    if execution.dispatch_count != generation or execution.status not in (S.QUEUED, S.RUNNING):
-        raise StaleMessage(f"execution {execution_id} is {execution.status}, generation {execution.dispatch_count}")
-    return execution
 
 
 def _step_context(execution: Execution, step: dict, attempt: int, *, params=None, compensating=None,
@@ -77,22 +68,27 @@ def _step_context(execution: Execution, step: dict, attempt: int, *, params=None
 # --- a step -------------------------------------------------------------------------------------
 def run_step(execution_id, generation: int, group_index: int, step_index: int, *, retries: int = 0,
              task_id: str = "", queue: str = "") -> dict:
-    execution = _load(execution_id, generation)
+    execution = load_step(execution_id, generation, step_index)
     step = execution.version.definition["steps"][step_index]
-    earlier = list(StepRun.objects.filter(execution=execution, step_name=step["name"], is_compensation=False)
-                   .order_by("-id").values_list("status", "result"))
-    for status, result in earlier:
-        if status in (StepRun.Status.SUCCEEDED, StepRun.Status.SKIPPED):
-            # redelivered after success: the stored result, nothing re-run
-            _adopt_result(execution, step, result or {}, group_index, skipped=status == StepRun.Status.SKIPPED)
-            return result or {}
-        if status == StepRun.Status.WAITING:
-            return {}  # a subprocess step already started its child
+    if execution.prior_status in (StepRun.Status.SUCCEEDED, StepRun.Status.SKIPPED):
+        # redelivered after success: the stored result, nothing re-run
+        result = (StepRun.objects.filter(execution=execution, step_index=step_index, is_compensation=False,
+                                         status=execution.prior_status).order_by("-id")
+                  .values_list("result", flat=True).first()) or {}
+        _adopt_result(execution, step, result, group_index, skipped=execution.prior_status == StepRun.Status.SKIPPED)
+        return result
+    if execution.prior_status == StepRun.Status.WAITING:
+        return {}  # a subprocess step already started its child
+    if execution.cursor < group_index:
+        # The previous group's completion is not in the database (an asynchronous commit lost in a
+        # database crash, see policy.async_commit): never run past it; the reconciler resumes from the cursor.
+        raise StaleMessage(f"execution {execution_id} is at group {execution.cursor}, not {group_index}")
+    attempt = execution.prior_attempts + 1
     type_name = step_type_name(step)
     if _start_may_wait(execution, group_index, type_name):
-        run = _deferred_attempt(execution, step, step_index, len(earlier) + 1, type_name, task_id, queue)
+        run = _deferred_attempt(execution, step, step_index, attempt, type_name, task_id, queue)
     else:
-        run = _start_attempt(execution, step, step_index, len(earlier) + 1, type_name, task_id, queue)
+        run = _start_attempt(execution, step, step_index, attempt, type_name, task_id, queue)
     try:
         return _attempt(execution, step, run, type_name, group_index, retries)
     except Exception as exc:
@@ -232,6 +228,7 @@ def _complete_step(loaded: Execution, step: dict, run: StepRun, output: dict, gr
     run.result = output
     with transaction.atomic(), audit.batched():
         if not parallel and group_index + 1 < len(groups):
+            async_commit()
             _merge(loaded, step, output, skipped)
             _move_on(loaded, run, group_index, groups)  # the row lock first, as every writer takes it
             _record_step(loaded, step, run, output, skipped)
