@@ -11,7 +11,7 @@ their simulated creation time, so no paper-broker housekeeping ever touches them
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import transaction
 
@@ -39,6 +39,39 @@ class BacktestBroker(PaperBroker):
         # can fill none of them costs no query (minute bars x held brackets would otherwise query each bar).
         self.book: dict[str, list[Order]] = {}
         self.fills: list[dict] = []
+        # The account row and the client order ids on it, read once and kept until this broker writes
+        # (it is the only writer: the account is the run's own). A decision looks an order up per symbol
+        # and reads the row's limits several times per order; that was a query each.
+        self._row: BrokerAccount | None = None
+        self._coids: set[str] | None = None
+
+    def _written(self) -> None:
+        self._row = self._coids = None
+
+    @property
+    def account_row(self) -> BrokerAccount:
+        if self._row is None:
+            self._row = BrokerAccount.objects.get(pk=self._bound.pk)
+        return self._row
+
+    def get_order_by_client_id(self, client_order_id: str) -> dict | None:
+        if self._coids is None:
+            self._coids = set(Order.objects.filter(account_id=self._bound.pk).values_list("client_order_id", flat=True))
+        if client_order_id not in self._coids:
+            return None  # the run's client order ids embed its own id: none is on another account
+        return super().get_order_by_client_id(client_order_id)
+
+    def existing_order(self, client_order_id: str) -> dict | None:
+        return super().existing_order(client_order_id) if self.get_order_by_client_id(client_order_id) else None
+
+    def mark_to_market(self) -> None:
+        """The paper broker's, in one UPDATE (bulk_update) instead of one per position."""
+        held = list(Position.objects.filter(account_id=self._bound.pk).exclude(qty=0).only("id", "symbol"))
+        for pos in held:
+            pos.last_price = D(self.market_data.latest_price(pos.symbol)).quantize(paper_ledger.Q_PRICE,
+                                                                                  ROUND_HALF_UP)
+        if held:
+            Position.objects.bulk_update(held, ["last_price"])
 
     def _can_fill_now(self) -> bool:
         return False  # the next bar fills it (fills.py): never the price that produced the signal
@@ -47,7 +80,11 @@ class BacktestBroker(PaperBroker):
         return self.clock.now  # the governor judges a backtest's day and order rate on the simulated clock
 
     def _place(self, req: OrderRequest) -> dict:
-        order = super()._place(req)
+        self._written()
+        try:
+            order = super()._place(req)
+        finally:
+            self._written()
         Order.objects.filter(client_order_id=req.client_order_id).update(created_at=self.clock.now)
         self.book.pop(order["symbol"], None)
         return order
@@ -93,6 +130,7 @@ class BacktestBroker(PaperBroker):
                         booked.append(fill)
         self.fills.extend(booked)
         self.book.pop(symbol, None)
+        self._written()
         return booked
 
     def _fill_one(self, acct: BrokerAccount, order: Order, bar: fills.Bar, opened: datetime) -> dict | None:
