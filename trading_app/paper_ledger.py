@@ -63,7 +63,11 @@ def commission(acct: PaperAccount, qty: Decimal) -> Decimal:
 
 def totals(acct: PaperAccount) -> tuple[Decimal, Decimal, Decimal]:
     """(positions value, gross exposure value, equity) of the account at its positions' last prices."""
-    positions = list(Position.objects.filter(account=acct).exclude(qty=0))
+    return _totals_of(acct, list(Position.objects.filter(account=acct).exclude(qty=0)))
+
+
+def _totals_of(acct: PaperAccount, positions: list[Position]) -> tuple[Decimal, Decimal, Decimal]:
+    positions = [p for p in positions if p.qty != 0]
     value = sum((p.qty * p.last_price for p in positions), ZERO)
     gross = sum((abs(p.qty * p.last_price) for p in positions), ZERO)
     return value, gross, acct.cash + value
@@ -105,17 +109,18 @@ def fill(acct: PaperAccount, order: Order, market: Decimal, *, price: Decimal | 
     acct.save(update_fields=["cash", "realized_pnl", "total_commission", "updated_at"])
     now = at or timezone.now()
     _move_order(order, qty, price, now)
-    value, gross, equity = totals(acct)
+    positions = list(Position.objects.filter(account=acct))  # read once for the totals, identity and snapshot
+    value, gross, equity = _totals_of(acct, positions)
     booked = Fill.objects.create(
         order=order, account=acct, symbol=order.symbol, side=order.side, qty=qty, price=price,
         market_price=market, commission=fee, realized_pnl=realized, cash_after=acct.cash,
         positions_value_after=value, equity_after=equity, timestamp=now,
     )
-    check_identity(acct, equity)
+    check_identity(acct, equity, positions)
     AccountSnapshot.objects.create(
         broker=order.broker, account=acct, cash=acct.cash, positions_value=value, equity=equity,
         gross_exposure=gross, net_exposure=value, reason=f"fill {order.side} {order.symbol}",
-        execution_id=order.execution_id, taken_at=now, positions=open_positions(acct),
+        execution_id=order.execution_id, taken_at=now, positions=[p.as_dict() for p in positions if p.qty != 0],
     )
     if order.status == Order.Status.FILLED:
         if order.stop_loss_price or order.take_profit_price:
@@ -161,8 +166,8 @@ def _move_order(order: Order, qty: Decimal, price: Decimal, now: datetime) -> No
     order.save()
 
 
-def check_identity(acct: PaperAccount, equity: Decimal) -> None:
-    positions = Position.objects.filter(account=acct)
+def check_identity(acct: PaperAccount, equity: Decimal, positions: list[Position] | None = None) -> None:
+    positions = Position.objects.filter(account=acct) if positions is None else positions
     unrealized = sum((p.qty * (p.last_price - p.avg_entry_price) for p in positions), ZERO)
     expected = acct.starting_cash + acct.realized_pnl + unrealized - acct.total_commission
     if abs(expected - equity) > Decimal("0.01"):

@@ -44,9 +44,17 @@ class BacktestBroker(PaperBroker):
         # and reads the row's limits several times per order; that was a query each.
         self._row: BrokerAccount | None = None
         self._coids: set[str] | None = None
+        self._held: set[str] | None = None
 
     def _written(self) -> None:
         self._row = self._coids = None
+
+    def _holds(self, symbol: str) -> bool:
+        """Whether the account holds ``symbol`` (positions read once per fill: only fills move them)."""
+        if self._held is None:
+            self._held = set(Position.objects.filter(account_id=self._bound.pk).exclude(qty=0)
+                             .values_list("symbol", flat=True))
+        return symbol in self._held
 
     @property
     def account_row(self) -> BrokerAccount:
@@ -101,6 +109,8 @@ class BacktestBroker(PaperBroker):
         for o in self._resting(symbol):
             if o.created_at > until or (o.order_type == "market") != market:
                 continue
+            if o.leg and not self._holds(symbol):
+                continue  # an exit leg fills at most the position held (``_fill_one``): none, nothing
             if market or fills.resting_price(o.order_type, o.side, float(o.limit_price if o.order_type == "limit"
                                                                            else o.stop_price), bar, self.costs):
                 return True
@@ -123,7 +133,8 @@ class BacktestBroker(PaperBroker):
                 account=acct, symbol=symbol, status__in=OPEN, created_at__lte=opened if market else _at(bar.end)))
             orders = sorted((o for o in orders if (o.order_type == "market") == market), key=lambda o: o.created_at)
             for _, order in fills.leg_order([(o.leg, o) for o in orders]):
-                order.refresh_from_db()
+                if booked:  # a fill may have cancelled this one (its sibling leg): read it again
+                    order.refresh_from_db()
                 if order.is_open:
                     fill = self._fill_one(acct, order, bar, opened)
                     if fill:
@@ -131,6 +142,7 @@ class BacktestBroker(PaperBroker):
         self.fills.extend(booked)
         self.book.pop(symbol, None)
         self._written()
+        self._held = None
         return booked
 
     def _fill_one(self, acct: BrokerAccount, order: Order, bar: fills.Bar, opened: datetime) -> dict | None:
