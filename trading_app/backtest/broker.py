@@ -18,6 +18,7 @@ from django.db import transaction
 from trading_app import paper_ledger
 from trading_app.backtest import fills
 from trading_app.brokers import OrderRequest
+from trading_app.governor import readings
 from trading_app.models import BrokerAccount, Order, Position
 from trading_app.paper import PaperBroker
 from trading_app.paper_ledger import D
@@ -45,6 +46,7 @@ class BacktestBroker(PaperBroker):
         self._row: BrokerAccount | None = None
         self._coids: set[str] | None = None
         self._held: set[str] | None = None
+        self._ledger: tuple[BrokerAccount, list[Position]] | None = None
 
     def _written(self) -> None:
         self._row = self._coids = None
@@ -72,6 +74,42 @@ class BacktestBroker(PaperBroker):
     def existing_order(self, client_order_id: str) -> dict | None:
         return super().existing_order(client_order_id) if self.get_order_by_client_id(client_order_id) else None
 
+    # --- the ledger as the steps read it: cash and positions, read once per step -------------------
+    # Within a step only fills (``_process``, never during a decision: nothing fills at submission) and
+    # marks move them; ``forget`` is called before every step (another step type may write the account,
+    # e.g. reserve_funds), so each step reads the ledger once instead of once per order.
+    def forget(self) -> None:
+        self._ledger = None
+
+    def _ledger_now(self) -> tuple[BrokerAccount, list[Position]]:
+        if self._ledger is None:
+            acct = BrokerAccount.objects.get(pk=self._bound.pk)
+            self._ledger = (acct, list(Position.objects.filter(account=acct).exclude(qty=0)))
+        return self._ledger
+
+    def get_account(self, mark: bool = False) -> dict:
+        if mark:
+            self.mark_to_market()
+        acct, positions = self._ledger_now()
+        value, gross, equity = paper_ledger._totals_of(acct, positions)
+        return {
+            "broker": "paper", "account": acct.name, "cash": float(acct.cash), "equity": float(equity),
+            "positions_value": float(value), "gross_exposure_value": float(gross),
+            "reserved_cash": float(acct.reserved_cash), "buying_power": float(acct.cash - acct.reserved_cash),
+            "starting_cash": float(acct.starting_cash), "realized_pnl": float(acct.realized_pnl),
+            "total_commission": float(acct.total_commission), "slippage_bps": float(acct.slippage_bps),
+            "commission_per_share": float(acct.commission_per_share), "commission_min": float(acct.commission_min),
+            "allow_short": acct.allow_short,
+        }
+
+    def get_positions(self) -> list[dict]:
+        return [p.as_dict() for p in self._ledger_now()[1]]
+
+    def risk_reading(self, symbol: str):
+        acct, positions = self._ledger_now()
+        return readings.paper_reading(self.market_data, float(acct.cash), {p.symbol: float(p.qty) for p in positions},
+                                      symbol)
+
     def mark_to_market(self) -> None:
         """The paper broker's, in one UPDATE (bulk_update) instead of one per position."""
         held = list(Position.objects.filter(account_id=self._bound.pk).exclude(qty=0).only("id", "symbol"))
@@ -80,6 +118,7 @@ class BacktestBroker(PaperBroker):
                                                                                   ROUND_HALF_UP)
         if held:
             Position.objects.bulk_update(held, ["last_price"])
+        self._ledger = None
 
     def _can_fill_now(self) -> bool:
         return False  # the next bar fills it (fills.py): never the price that produced the signal
@@ -142,7 +181,7 @@ class BacktestBroker(PaperBroker):
         self.fills.extend(booked)
         self.book.pop(symbol, None)
         self._written()
-        self._held = None
+        self._held = self._ledger = None
         return booked
 
     def _fill_one(self, acct: BrokerAccount, order: Order, bar: fills.Bar, opened: datetime) -> dict | None:
