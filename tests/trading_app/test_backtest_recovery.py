@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from tests.support.processes import OwnRedis, django_shell, subprocess_env
 from tests.support.waiting import wait_for
 from trading_app import conf
 from trading_app import operations as trading
@@ -36,8 +37,28 @@ def _stale_later():
     return timezone.now() + timedelta(seconds=float(conf.get("NEXUS_BACKTEST_STALE_SECONDS")) + 1)
 
 
+@pytest.fixture
+def own_redis(tmp_path):
+    """A Redis of this test's own: the suite's in-process worker (other tests') never takes its tasks."""
+    server = OwnRedis(tmp_path, db=0, socket_timeout=5).start()
+    yield server
+    server.kill()
+
+
+def _sender(url: str):
+    """Send the run task to ``url``'s Redis, from a Django process of its own (this one's Celery app
+    talks to the suite's Redis)."""
+    env = subprocess_env(REDIS_URL=url)
+    return lambda pk: django_shell(f"from trading_app.backtest.service import _send; _send({str(pk)!r})", env, 120)
+
+
 @pytest.mark.slow
-def test_a_worker_sigkilled_mid_backtest_is_rerun_from_scratch_with_the_same_result(worker_process):
+def test_a_worker_sigkilled_mid_backtest_is_rerun_from_scratch_with_the_same_result(
+        worker_process, own_redis, monkeypatch):
+    monkeypatch.setenv("REDIS_URL", own_redis.url)  # the worker below consumes our Redis
+    send = _sender(own_redis.url)
+    monkeypatch.setattr(service, "_send", send)
+    monkeypatch.setattr(recovery, "_send", send)
     wf = _workflow("bt-recover")
     args = {"workflow_id": wf, "start": "2024-01-01", "end": "2024-07-01", "interval": "1d", "symbols": SYMBOLS}
     lost = trading.workflow_backtest(**args)["backtest_id"]
@@ -69,6 +90,13 @@ def test_a_worker_sigkilled_mid_backtest_is_rerun_from_scratch_with_the_same_res
     assert trading.backtest_status(backtest_id=lost)["attempt"] == 2
 
 
+@pytest.fixture
+def unsent(monkeypatch):
+    """Nothing reaches a worker: these tests run the task body themselves."""
+    monkeypatch.setattr(service, "_send", lambda pk: None)
+    monkeypatch.setattr(sweeps, "send", lambda parent, children: None)
+
+
 def _running(wf: str, **changes) -> Backtest:
     """A backtest row as a lost worker leaves it (claimed, progress, then silence)."""
     bt = Backtest.objects.get(pk=trading.workflow_backtest(workflow_id=wf, start="2024-01-01", end="2024-02-01",
@@ -78,7 +106,7 @@ def _running(wf: str, **changes) -> Backtest:
     return Backtest.objects.get(pk=bt.pk)
 
 
-def test_after_the_last_attempt_a_lost_backtest_is_failed_with_the_reason(settings):
+def test_after_the_last_attempt_a_lost_backtest_is_failed_with_the_reason(settings, unsent):
     settings.NEXUS_BACKTEST_MAX_ATTEMPTS = 2
     bt = _running(_workflow("bt-recover-fail"), attempt=2)
     assert recovery.reconcile(now=_stale_later()) == {"rerun": [], "failed": [str(bt.pk)], "summarised": []}
@@ -87,7 +115,7 @@ def test_after_the_last_attempt_a_lost_backtest_is_failed_with_the_reason(settin
     assert bt.error.startswith("worker lost: no heartbeat since") and "2 attempt(s) lost" in bt.error
 
 
-def test_a_replay_given_up_for_lost_stops_at_its_next_heartbeat_and_stores_nothing(monkeypatch):
+def test_a_replay_given_up_for_lost_stops_at_its_next_heartbeat_and_stores_nothing(monkeypatch, unsent):
     bt = Backtest.objects.get(pk=trading.workflow_backtest(
         workflow_id=_workflow("bt-superseded"), start="2024-01-01", end="2024-03-01", symbols=["AAPL"])["backtest_id"])
     from trading_app.backtest import replay
@@ -104,7 +132,7 @@ def test_a_replay_given_up_for_lost_stops_at_its_next_heartbeat_and_stores_nothi
     assert (bt.status, bt.attempt, bt.metrics, bt.finished_at) == ("queued", 2, {}, None)
 
 
-def test_a_sweep_is_summarised_once_its_last_point_is_final(settings):
+def test_a_sweep_is_summarised_once_its_last_point_is_final(unsent):
     wf = _workflow("bt-recover-sweep")
     parent = Backtest.objects.get(pk=trading.workflow_backtest(
         workflow_id=wf, start="2024-01-01", end="2024-02-01", symbols=["AAPL"],
