@@ -191,16 +191,8 @@ class PaperBroker(Broker):
                 if fill_price is None:
                     continue
                 qty = order.qty - order.filled_qty
-                if order.leg:  # an exit never flips the position
-                    pos = Position.objects.filter(account=acct, symbol=symbol).first()
-                    held = abs(pos.qty) if pos else ZERO
-                    qty = min(qty, held)
-                    if qty <= 0:
-                        order.status = Order.Status.CANCELED
-                        order.canceled_at = timezone.now()
-                        order.reject_reason = "position already closed"
-                        order.save()
-                        continue
+                if order.leg and not (qty := paper_ledger.exit_qty(acct, order, qty, at)):
+                    continue  # cancelled: its position is already closed
                 booked = paper_ledger.fill(acct, order, market, price=fill_price, qty=qty, at=at)
                 fills.append({"order_id": str(order.id), "leg": order.leg or None, "side": order.side,
                               "qty": float(booked.qty), "price": float(booked.price)})

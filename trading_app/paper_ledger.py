@@ -8,6 +8,7 @@ and an ``AccountSnapshot``, checks the accounting identity
     equity = cash + sum(qty x last_price) = starting_cash + realized P&L + unrealized P&L - commissions
 
 and, for a filled bracket entry, creates its exit legs (a filled leg cancels its sibling: OCO).
+``exit_qty`` is the rule for an exit leg that comes due (the paper and the backtest broker both call it).
 """
 from __future__ import annotations
 
@@ -173,6 +174,22 @@ def check_identity(acct: PaperAccount, equity: Decimal, positions: list[Position
     if abs(expected - equity) > Decimal("0.01"):
         logger.error("paper accounting drift: equity %s vs %s", equity, expected)
         raise AssertionError(f"paper accounting drift: equity {equity} != {expected}")
+
+
+def exit_qty(acct: PaperAccount, order: Order, qty: Decimal, at: datetime | None = None) -> Decimal:
+    """How much of exit leg ``order`` may fill now that its price is reached: at most the position
+    held, so an exit never flips it. When that position is already closed (by a sell signal, another
+    order, another bracket's leg) the leg is cancelled, "position already closed", and 0 returned: left
+    open, it would fill against the next position opened in the symbol."""
+    pos = Position.objects.filter(account=acct, symbol=order.symbol).first()
+    qty = min(qty, abs(pos.qty) if pos else ZERO)
+    if qty <= 0:
+        order.status = Order.Status.CANCELED
+        order.canceled_at = at or timezone.now()
+        order.reject_reason = "position already closed"
+        order.save()
+        return ZERO
+    return qty
 
 
 def create_legs(parent: Order) -> None:

@@ -5,8 +5,11 @@ with the pessimistic fill model of ``fills`` instead of filling at the current p
 the operator's caps with the account row locked); nothing fills at submission. The replay then
 calls ``on_open(symbol, bar)`` (market orders at the open, volume-capped) and ``on_close(symbol,
 bar)`` (limit, stop and bracket legs against the bar's high/low), which book fills through
-``paper_ledger.fill`` at the simulated time. Orders are recorded with ``broker="backtest"`` and
-their simulated creation time, so no paper-broker housekeeping ever touches them.
+``paper_ledger.fill`` at the simulated time. Exit legs follow the paper broker's rules at the same
+moments: a filled leg cancels its sibling (OCO, in ``paper_ledger.fill``), and a leg that comes due
+after its position was closed is cancelled, "position already closed" (``paper_ledger.exit_qty``).
+Orders are recorded with ``broker="backtest"`` and their simulated creation time, so no paper-broker
+housekeeping ever touches them.
 """
 from __future__ import annotations
 
@@ -45,18 +48,10 @@ class BacktestBroker(PaperBroker):
         # and reads the row's limits several times per order; that was a query each.
         self._row: BrokerAccount | None = None
         self._coids: set[str] | None = None
-        self._held: set[str] | None = None
         self._ledger: tuple[BrokerAccount, list[Position]] | None = None
 
     def _written(self) -> None:
         self._row = self._coids = None
-
-    def _holds(self, symbol: str) -> bool:
-        """Whether the account holds ``symbol`` (positions read once per fill: only fills move them)."""
-        if self._held is None:
-            self._held = set(Position.objects.filter(account_id=self._bound.pk).exclude(qty=0)
-                             .values_list("symbol", flat=True))
-        return symbol in self._held
 
     @property
     def account_row(self) -> BrokerAccount:
@@ -143,13 +138,12 @@ class BacktestBroker(PaperBroker):
 
     def _may_fill(self, symbol: str, bar: fills.Bar, market: bool) -> bool:
         """Whether any open order of ``symbol`` could fill on ``bar`` (decided in memory, exactly
-        as ``_fill_one`` prices it; the volume cap and the legs' held quantity are checked there)."""
+        as ``_fill_one`` prices it; the volume cap and the legs' held quantity are checked there: a leg
+        due while its position is closed is cancelled there, as paper cancels it)."""
         until = _at(bar.start if market else bar.end)
         for o in self._resting(symbol):
             if o.created_at > until or (o.order_type == "market") != market:
                 continue
-            if o.leg and not self._holds(symbol):
-                continue  # an exit leg fills at most the position held (``_fill_one``): none, nothing
             if market or fills.resting_price(o.order_type, o.side, float(o.limit_price if o.order_type == "limit"
                                                                            else o.stop_price), bar, self.costs):
                 return True
@@ -181,7 +175,7 @@ class BacktestBroker(PaperBroker):
         self.fills.extend(booked)
         self.book.pop(symbol, None)
         self._written()
-        self._held = self._ledger = None
+        self._ledger = None
         return booked
 
     def _fill_one(self, acct: BrokerAccount, order: Order, bar: fills.Bar, opened: datetime) -> dict | None:
@@ -194,13 +188,13 @@ class BacktestBroker(PaperBroker):
             price = fills.resting_price(order.order_type, order.side, float(level), bar, self.costs)
         if price is None:
             return None
-        qty = fills.capped(float(order.qty - order.filled_qty), bar, self.costs)
-        if order.leg:  # an exit never flips the position
-            pos = Position.objects.filter(account=acct, symbol=order.symbol).first()
-            qty = min(qty, float(abs(pos.qty)) if pos else 0.0)
+        at = opened if order.order_type == "market" else _at(bar.end)
+        remaining = order.qty - order.filled_qty
+        if order.leg:  # the paper broker's rule: at most the position held; none held, the leg is cancelled
+            remaining = paper_ledger.exit_qty(acct, order, remaining, at)
+        qty = fills.capped(float(remaining), bar, self.costs)
         if qty <= 0:
             return None
-        at = opened if order.order_type == "market" else _at(bar.end)
         booked = paper_ledger.fill(acct, order, D(bar.open if order.order_type == "market" else bar.close),
                                    price=D(price).quantize(paper_ledger.Q_PRICE), qty=D(qty), at=at)
         Order.objects.filter(parent=order, created_at__gt=opened).update(created_at=opened)  # legs: simulated time
