@@ -42,7 +42,11 @@ def run(worker: Worker, name: str, steps: list, triggers: list, **arguments) -> 
     if bt.status != "succeeded":
         raise SystemExit(f"{name} failed: {bt.error}")
     own = (bt.finished_at - bt.started_at).total_seconds()
-    return {"bars": bt.bars_total, "seconds": own, "end_to_end": wall, "cpu": cpu, "metrics": bt.metrics}
+    from trading_app.models import Order
+
+    orphans = Order.objects.filter(account=bt.account, reject_reason="position already closed").count()
+    return {"bars": bt.bars_total, "seconds": own, "end_to_end": wall, "cpu": cpu, "metrics": bt.metrics,
+            "orphans_canceled": orphans}
 
 
 def main() -> None:
@@ -65,6 +69,10 @@ def main() -> None:
             print(f"daily: 1 year x 10 symbols, {r['bars']} bars, {r['metrics']['decisions']} decisions: "
                   f"{r['seconds']:.1f} s (end to end {r['end_to_end']:.1f} s, worker CPU {r['cpu']:.1f} s; target <= 20 s) "
                   f"-> {r['metrics']['decisions'] / r['seconds']:.1f} decisions/s")
+            m = r["metrics"]
+            print(f"daily results: {m['fills']} fills, final equity {m['final_equity']:,.2f}, "
+                  f"Sharpe {m['sharpe']}, max drawdown {m['max_drawdown']}, "
+                  f"{r['orphans_canceled']} exit legs cancelled (position already closed)")
         if args.only in (None, "minute"):
             triggers = [{"type": "price_change", "symbol": s, "threshold": 0.004, "window": "15m", "cooldown": 3600}
                         for s in SYMBOLS]
