@@ -55,6 +55,21 @@ class Worker:
                 raise RuntimeError(self.log.read_text()[-2000:])
             time.sleep(0.2)
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds used so far by the worker and its pool processes (from /proc):
+        the load-independent figure beside the wall time on a shared machine."""
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue  # gone meanwhile
+            pid, ppid = int(stat.parent.name), int(fields[1])
+            if pid == self.process.pid or ppid == self.process.pid:
+                total += (int(fields[11]) + int(fields[12])) / tick
+        return total
+
     def stop(self) -> None:
         os.killpg(self.process.pid, signal.SIGTERM)
         try:

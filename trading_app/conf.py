@@ -109,6 +109,12 @@ DEFAULTS: dict[str, Any] = {
     "NEXUS_BACKTEST_MAX_DECISIONS": 5_000,
     "NEXUS_BACKTEST_MAX_SWEEP_POINTS": 64,
     "NEXUS_BACKTEST_TIME_LIMIT": 3_600,
+    # A running backtest with no heartbeat for this long lost its worker: it is re-run from scratch on a
+    # fresh account (up to NEXUS_BACKTEST_MAX_ATTEMPTS runs in all), then marked failed. Checked every
+    # NEXUS_BACKTEST_RECONCILE_SECONDS by a beat job on the maintenance queue.
+    "NEXUS_BACKTEST_STALE_SECONDS": 120.0,
+    "NEXUS_BACKTEST_MAX_ATTEMPTS": 3,
+    "NEXUS_BACKTEST_RECONCILE_SECONDS": 30.0,
     # manage.py import_bars (trading_app.backtest.bar_import): the largest file and row count one import takes.
     "NEXUS_IMPORT_BARS_MAX_BYTES": 50_000_000,
     "NEXUS_IMPORT_BARS_MAX_ROWS": 250_000,

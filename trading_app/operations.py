@@ -270,6 +270,7 @@ def _progress(bt: Backtest) -> dict:
             "arguments": bt.arguments, "account": bt.account.name if bt.account_id else None,
             "created_at": bt.created_at.isoformat(),
             "started_at": bt.started_at.isoformat() if bt.started_at else None,
+            "heartbeat_at": bt.heartbeat_at.isoformat() if bt.heartbeat_at else None, "attempt": bt.attempt,
             "finished_at": bt.finished_at.isoformat() if bt.finished_at else None}
 
 

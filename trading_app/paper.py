@@ -10,8 +10,10 @@ pays ``max(commission_min, commission_per_share x qty)``. A limit order fills wh
 no worse than its limit; a stop order becomes a market order when the price crosses its stop.
 Bracket exits (stop-loss and take-profit legs, OCO) are created when the entry fills and are
 triggered by ``on_price(symbol, price)``; a trailing stop (``trail_percent``) ratchets up with the
-high-water mark. Every change runs in one ``transaction.atomic()`` block with the account row
-locked (``select_for_update``); a duplicate ``client_order_id`` returns the existing order.
+high-water mark; a leg that comes due after its position was closed is cancelled ("position already
+closed", ``paper_ledger.exit_qty``, the backtest broker's rule too). Every change runs in one
+``transaction.atomic()`` block with the account row locked (``select_for_update``); a duplicate
+``client_order_id`` returns the existing order.
 Every new order first checks the kill switch. Outside regular market hours (XNYS calendar) orders
 fill at the last price when ``NEXUS_PAPER_FILL_OUTSIDE_HOURS`` is true (the default); set it false
 and they stay ``accepted`` until the open (``process_open_orders`` / ``on_price`` fills them then).
@@ -191,16 +193,8 @@ class PaperBroker(Broker):
                 if fill_price is None:
                     continue
                 qty = order.qty - order.filled_qty
-                if order.leg:  # an exit never flips the position
-                    pos = Position.objects.filter(account=acct, symbol=symbol).first()
-                    held = abs(pos.qty) if pos else ZERO
-                    qty = min(qty, held)
-                    if qty <= 0:
-                        order.status = Order.Status.CANCELED
-                        order.canceled_at = timezone.now()
-                        order.reject_reason = "position already closed"
-                        order.save()
-                        continue
+                if order.leg and not (qty := paper_ledger.exit_qty(acct, order, qty, at)):
+                    continue  # cancelled: its position is already closed
                 booked = paper_ledger.fill(acct, order, market, price=fill_price, qty=qty, at=at)
                 fills.append({"order_id": str(order.id), "leg": order.leg or None, "side": order.side,
                               "qty": float(booked.qty), "price": float(booked.price)})

@@ -8,6 +8,7 @@ and an ``AccountSnapshot``, checks the accounting identity
     equity = cash + sum(qty x last_price) = starting_cash + realized P&L + unrealized P&L - commissions
 
 and, for a filled bracket entry, creates its exit legs (a filled leg cancels its sibling: OCO).
+``exit_qty`` is the rule for an exit leg that comes due (the paper and the backtest broker both call it).
 """
 from __future__ import annotations
 
@@ -63,7 +64,11 @@ def commission(acct: PaperAccount, qty: Decimal) -> Decimal:
 
 def totals(acct: PaperAccount) -> tuple[Decimal, Decimal, Decimal]:
     """(positions value, gross exposure value, equity) of the account at its positions' last prices."""
-    positions = list(Position.objects.filter(account=acct).exclude(qty=0))
+    return _totals_of(acct, list(Position.objects.filter(account=acct).exclude(qty=0)))
+
+
+def _totals_of(acct: PaperAccount, positions: list[Position]) -> tuple[Decimal, Decimal, Decimal]:
+    positions = [p for p in positions if p.qty != 0]
     value = sum((p.qty * p.last_price for p in positions), ZERO)
     gross = sum((abs(p.qty * p.last_price) for p in positions), ZERO)
     return value, gross, acct.cash + value
@@ -105,17 +110,18 @@ def fill(acct: PaperAccount, order: Order, market: Decimal, *, price: Decimal | 
     acct.save(update_fields=["cash", "realized_pnl", "total_commission", "updated_at"])
     now = at or timezone.now()
     _move_order(order, qty, price, now)
-    value, gross, equity = totals(acct)
+    positions = list(Position.objects.filter(account=acct))  # read once for the totals, identity and snapshot
+    value, gross, equity = _totals_of(acct, positions)
     booked = Fill.objects.create(
         order=order, account=acct, symbol=order.symbol, side=order.side, qty=qty, price=price,
         market_price=market, commission=fee, realized_pnl=realized, cash_after=acct.cash,
         positions_value_after=value, equity_after=equity, timestamp=now,
     )
-    check_identity(acct, equity)
+    check_identity(acct, equity, positions)
     AccountSnapshot.objects.create(
         broker=order.broker, account=acct, cash=acct.cash, positions_value=value, equity=equity,
         gross_exposure=gross, net_exposure=value, reason=f"fill {order.side} {order.symbol}",
-        execution_id=order.execution_id, taken_at=now, positions=open_positions(acct),
+        execution_id=order.execution_id, taken_at=now, positions=[p.as_dict() for p in positions if p.qty != 0],
     )
     if order.status == Order.Status.FILLED:
         if order.stop_loss_price or order.take_profit_price:
@@ -161,13 +167,29 @@ def _move_order(order: Order, qty: Decimal, price: Decimal, now: datetime) -> No
     order.save()
 
 
-def check_identity(acct: PaperAccount, equity: Decimal) -> None:
-    positions = Position.objects.filter(account=acct)
+def check_identity(acct: PaperAccount, equity: Decimal, positions: list[Position] | None = None) -> None:
+    positions = Position.objects.filter(account=acct) if positions is None else positions
     unrealized = sum((p.qty * (p.last_price - p.avg_entry_price) for p in positions), ZERO)
     expected = acct.starting_cash + acct.realized_pnl + unrealized - acct.total_commission
     if abs(expected - equity) > Decimal("0.01"):
         logger.error("paper accounting drift: equity %s vs %s", equity, expected)
         raise AssertionError(f"paper accounting drift: equity {equity} != {expected}")
+
+
+def exit_qty(acct: PaperAccount, order: Order, qty: Decimal, at: datetime | None = None) -> Decimal:
+    """How much of exit leg ``order`` may fill now that its price is reached: at most the position
+    held, so an exit never flips it. When that position is already closed (by a sell signal, another
+    order, another bracket's leg) the leg is cancelled, "position already closed", and 0 returned: left
+    open, it would fill against the next position opened in the symbol."""
+    pos = Position.objects.filter(account=acct, symbol=order.symbol).first()
+    qty = min(qty, abs(pos.qty) if pos else ZERO)
+    if qty <= 0:
+        order.status = Order.Status.CANCELED
+        order.canceled_at = at or timezone.now()
+        order.reject_reason = "position already closed"
+        order.save()
+        return ZERO
+    return qty
 
 
 def create_legs(parent: Order) -> None:

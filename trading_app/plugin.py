@@ -64,5 +64,7 @@ PLUGIN = Plugin(
                 every=lambda: conf.get("NEXUS_RISK_SWEEP_SECONDS")),
         BeatJob("nexus-trading-snapshot-account", "nexus.trading.snapshot_account",
                 every=lambda: conf.get("NEXUS_ACCOUNT_SNAPSHOT_SECONDS")),
+        BeatJob("nexus-trading-reconcile-backtests", "nexus.maintenance.reconcile_backtests",
+                every=lambda: conf.get("NEXUS_BACKTEST_RECONCILE_SECONDS")),
     ),
 )

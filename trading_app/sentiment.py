@@ -61,6 +61,11 @@ def score(text: str, extended: bool = True) -> float:
     """VADER compound score of ``text`` in [-1, 1] (0 for empty text)."""
     if not text:
         return 0.0
+    return _score(text, extended)
+
+
+@lru_cache(maxsize=20_000)  # a pure function of the text: headlines repeat (templates, replays, sweeps)
+def _score(text: str, extended: bool) -> float:
     return float(analyzer(extended).polarity_scores(text)["compound"])
 
 

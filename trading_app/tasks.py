@@ -68,6 +68,16 @@ def run_backtest(backtest_id: str) -> dict:
     return {k: v for k, v in service.run(backtest_id).items() if k != "metrics"}
 
 
+@shared_task(name="nexus.maintenance.reconcile_backtests", acks_late=True, max_retries=0, time_limit=120,
+             soft_time_limit=100)
+def reconcile_backtests() -> dict:
+    """Backtests whose worker was lost: re-run or failed (trading_app.backtest.recovery). On the
+    maintenance queue (its name): never waiting behind the backtests it recovers."""
+    from trading_app.backtest import recovery
+
+    return recovery.reconcile()
+
+
 @shared_task(name="nexus.trading.summarize_sweep", acks_late=True, max_retries=0, time_limit=120, soft_time_limit=100)
 def summarize_sweep(parent_id: str) -> dict:
     """A sweep's chord callback: rank its points (trading_app.backtest.sweeps.summarize)."""

@@ -114,6 +114,8 @@ class ReplayMarketData:
     def __init__(self, sim: SimulatedMarketData, clock: SimClock):
         self.sim, self.clock = sim, clock
         self.inner = self
+        self._prices_at: datetime | None = None
+        self._prices: dict[str, float] = {}
 
     def now(self) -> datetime:
         return self.clock.now
@@ -139,7 +141,14 @@ class ReplayMarketData:
         return df[df.index <= at]
 
     def latest_price(self, symbol: str, at: datetime | None = None) -> float:
-        return self.sim.latest_price(symbol, at=self.clock.clamp(at))
+        at = self.clock.clamp(at)
+        # A decision asks each symbol's price several times at one instant (sizing, the governor's
+        # reading, the order, the marks); the seeded simulator without injections answers alike.
+        if self._prices_at != at:
+            self._prices_at, self._prices = at, {}
+        if symbol not in self._prices:
+            self._prices[symbol] = self.sim.latest_price(symbol, at=at)
+        return self._prices[symbol]
 
     def market_clock(self, at: datetime | None = None) -> dict:
         return market_clock(self.clock.clamp(at))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from trading_app.providers import binding
 from workflows_app import expressions
 from workflows_app.definitions import execution_groups, step_type_name
 from workflows_app.engine.outputs import mergeable, output_problem
@@ -45,9 +46,12 @@ def run(definition: dict, *, execution_id: str, workflow_id: str, owner_id: int 
     audit: list[dict] = []
     briefs: dict[str, dict] = {}
     holder = SimpleNamespace(test_mode=True, context=context)
+    bound = binding.current()
     for group in execution_groups(steps):
         for index in group:
             step = steps[index]
+            if bound is not None and hasattr(bound.broker, "forget"):
+                bound.broker.forget()  # the ledger is read afresh by each step (BacktestBroker)
             name, type_name = step["name"], step_type_name(step)
             try:
                 if step.get("condition") and not expressions.evaluate(step["condition"], context):

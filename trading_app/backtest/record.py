@@ -39,6 +39,10 @@ class Backtest(models.Model):
     artefacts = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    # The running replay writes it at least every second (with its progress); a row ``running`` whose
+    # heartbeat is older than NEXUS_BACKTEST_STALE_SECONDS lost its worker (``recovery``).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempt = models.PositiveSmallIntegerField(default=1, help_text="1, then +1 each time a lost run is re-run")
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -84,6 +84,9 @@ class Replay:
         self.decision_of: dict[str, int] = {}
         self.held, self.cash = {}, float(backtest.account.cash)
         self.evaluations = 0
+        # the prefix of the decisions' execution ids (so of their client order ids): a re-run after a lost
+        # worker gets its own, its orders never collide with the lost attempt's
+        self.run_id = f"bt-{backtest.pk.hex[:12]}" + (f"r{backtest.attempt}" if backtest.attempt > 1 else "")
 
     def run(self) -> None:
         timeline = self.history.timeline()
@@ -149,7 +152,7 @@ class Replay:
         self.made += 1
         n, event = self.made, firing["event"]
         self.broker.mark_to_market()
-        result = decisions.run(self.definition, execution_id=f"bt-{self.bt.pk.hex[:12]}-{n}",
+        result = decisions.run(self.definition, execution_id=f"{self.run_id}-{n}",
                                workflow_id=str(self.bt.workflow_id), owner_id=self.bt.owner_id,
                                input_data=decisions.input_for(firing))
         orders = [a for a in result["audit"] if a["event"] in ("order_submitted", "order_resolved")]

@@ -104,37 +104,59 @@ def _send(pk) -> None:
     app.send_task(RUN_TASK, args=[str(pk)], queue="trading")
 
 
+class Superseded(Exception):
+    """This replay's row was taken over (its heartbeat went stale and ``recovery`` re-ran it)."""
+
+
 def run(backtest_id: str) -> dict:
-    """The task's body: replay, then store metrics and artefacts (a failure is stored, not raised)."""
+    """The task's body: replay, then store metrics and artefacts (a failure is stored, not raised).
+
+    Every write to the row after the claim is conditioned on this attempt still owning it (status
+    running, same ``attempt``): a replay that ``recovery`` gave up for lost and re-ran stops at its
+    next heartbeat and stores nothing."""
     from trading_app.backtest.replay import Replay
 
+    now = timezone.now()
     claimed = Backtest.objects.filter(pk=backtest_id, status=Backtest.Status.QUEUED).update(
-        status=Backtest.Status.RUNNING, started_at=timezone.now())
+        status=Backtest.Status.RUNNING, started_at=now, heartbeat_at=now)
     if not claimed:
         return {"skipped": True}  # redelivered after it ran (or is running elsewhere)
     bt = Backtest.objects.select_related("account").get(pk=backtest_id)
+    mine = Backtest.objects.filter(pk=bt.pk, status=Backtest.Status.RUNNING, attempt=bt.attempt)
     a = bt.arguments
 
     def progress(done: int, made: int) -> None:
-        Backtest.objects.filter(pk=bt.pk).update(bars_done=done, decisions=made)
+        if not mine.update(bars_done=done, decisions=made, heartbeat_at=timezone.now()):
+            raise Superseded(f"backtest {bt.pk} attempt {bt.attempt} was re-run elsewhere")
 
     try:
         with seeded(int(a["seed"])):
             replay = Replay(bt, a["symbols"], datetime.fromisoformat(a["start"]), datetime.fromisoformat(a["end"]),
                             a["interval"], progress)
-            Backtest.objects.filter(pk=bt.pk).update(bars_total=replay.history.bars_total())
+            mine.update(bars_total=replay.history.bars_total(), heartbeat_at=timezone.now())
             replay.run()
         out = results_of(replay)
+    except Superseded:
+        log.warning("backtest %s attempt %s stopped: superseded", backtest_id, bt.attempt)
+        return {"status": "superseded"}
     except Exception as exc:  # noqa: BLE001 - the run fails, with its reason, and the row says so
         log.exception("backtest %s failed", backtest_id)
-        Backtest.objects.filter(pk=bt.pk).update(status=Backtest.Status.FAILED, finished_at=timezone.now(),
-                                                 error=f"{type(exc).__name__}: {exc}"[:2000] + "\n" +
-                                                 traceback.format_exc()[-2000:])
-        return {"status": "failed"}
-    Backtest.objects.filter(pk=bt.pk).update(status=Backtest.Status.SUCCEEDED, finished_at=timezone.now(),
-                                             metrics=out["metrics"], artefacts=out["artefacts"],
-                                             decisions=replay.made)
-    return {"status": "succeeded", "metrics": out["metrics"]}
+        mine.update(status=Backtest.Status.FAILED, finished_at=timezone.now(),
+                    error=f"{type(exc).__name__}: {exc}"[:2000] + "\n" + traceback.format_exc()[-2000:])
+        return {"status": "failed", **_summarise_parent(bt)}
+    mine.update(status=Backtest.Status.SUCCEEDED, finished_at=timezone.now(), metrics=out["metrics"],
+                artefacts=out["artefacts"], decisions=replay.made)
+    return {"status": "succeeded", "metrics": out["metrics"], **_summarise_parent(bt)}
+
+
+def _summarise_parent(bt: Backtest) -> dict:
+    """A sweep point that finishes last summarises its sweep: the chord's callback may have run already
+    (a point lost with its worker counts as done for the chord, then ``recovery`` re-runs it)."""
+    if bt.parent_id is None:
+        return {}
+    from trading_app.backtest import sweeps
+
+    return {"sweep": sweeps.summarize(str(bt.parent_id))}
 
 
 def results_of(replay) -> dict:

@@ -65,8 +65,12 @@ def progress(parent: Backtest) -> dict:
 
 
 def summarize(parent_id: str) -> dict:
-    """Rank the points by ``rank_by`` (failed points last) and store the ranking on the parent."""
+    """Rank the points by ``rank_by`` (failed points last) and store the ranking on the parent, once
+    every point is final (until then: nothing; the last point to finish calls this again)."""
     parent = Backtest.objects.get(pk=parent_id)
+    waiting = parent.points.exclude(status__in=Backtest.FINAL).count()
+    if waiting or parent.is_final:
+        return {"waiting": waiting, "final": parent.is_final}
     key = parent.arguments.get("rank_by", "sharpe")
     rows = [{"backtest_id": str(c.pk), "point": c.point, "status": c.status, key: (c.metrics or {}).get(key),
              **{k: (c.metrics or {}).get(k) for k in ("total_return", "max_drawdown", "sharpe", "fills")}}

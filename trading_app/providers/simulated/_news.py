@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 from django.core.cache import cache
 
-from trading_app.providers.simulated._clock import as_utc, seed_for, sim_now
+from trading_app.providers.simulated._clock import as_utc, current_seed, seed_for, sim_now
 from trading_app.providers.simulated._injections import (
     MAX_INJECTIONS,
     generation,
@@ -96,28 +97,9 @@ class SimulatedNews:
         return generation()
 
     def _hour(self, symbol: str, hour: pd.Timestamp) -> list[dict]:
-        rng = np.random.default_rng(seed_for(symbol, "news", int(hour.timestamp())))
-        out = []
-        for k in range(int(rng.poisson(self.rate_per_hour))):
-            tone = rng.choice(3, p=[0.4, 0.3, 0.3])
-            bank = (POSITIVE, NEGATIVE, NEUTRAL)[tone]
-            template = bank[int(rng.integers(len(bank)))]
-            headline = template.format(c=COMPANIES.get(symbol, symbol), n=int(rng.integers(2, 15)))
-            breaking = bool(rng.random() < 0.1)
-            published = hour + pd.Timedelta(seconds=int(rng.integers(0, 3600)))
-            ident = f"sim-{symbol}-{int(hour.timestamp())}-{k}"
-            out.append({
-                "id": ident,
-                "headline": ("BREAKING: " if breaking else "") + headline,
-                "summary": f"{headline}. (simulated article)",
-                "source": SOURCES[int(rng.integers(len(SOURCES)))],
-                "symbols": [symbol],
-                "published_at": published.isoformat(),
-                "breaking": breaking,
-                "url": f"https://news.sim.invalid/{symbol}/{ident}",
-                "provider": "simulated",
-            })
-        return out
+        # copies: callers add fields (sentiment) to the articles they get
+        return [{**a, "symbols": list(a["symbols"])}
+                for a in _seeded_hour(symbol, hour, self.rate_per_hour, current_seed())]
 
     def get_news(self, symbols: list[str], limit: int = 20, start: datetime | None = None,
                  end: datetime | None = None, keywords: list[str] | None = None) -> list[dict]:
@@ -144,3 +126,28 @@ class SimulatedNews:
         return items[: int(limit)]
 
 
+@lru_cache(maxsize=20_000)  # a pure function of its arguments: a backtest's lookbacks and sweeps re-read hours
+def _seeded_hour(symbol: str, hour: pd.Timestamp, rate_per_hour: float, seed: int) -> tuple[dict, ...]:
+    """The seeded articles of one symbol and hour (``seed`` is ``current_seed()``, part of the key)."""
+    rng = np.random.default_rng(seed_for(symbol, "news", int(hour.timestamp())))
+    out = []
+    for k in range(int(rng.poisson(rate_per_hour))):
+        tone = rng.choice(3, p=[0.4, 0.3, 0.3])
+        bank = (POSITIVE, NEGATIVE, NEUTRAL)[tone]
+        template = bank[int(rng.integers(len(bank)))]
+        headline = template.format(c=COMPANIES.get(symbol, symbol), n=int(rng.integers(2, 15)))
+        breaking = bool(rng.random() < 0.1)
+        published = hour + pd.Timedelta(seconds=int(rng.integers(0, 3600)))
+        ident = f"sim-{symbol}-{int(hour.timestamp())}-{k}"
+        out.append({
+            "id": ident,
+            "headline": ("BREAKING: " if breaking else "") + headline,
+            "summary": f"{headline}. (simulated article)",
+            "source": SOURCES[int(rng.integers(len(SOURCES)))],
+            "symbols": [symbol],
+            "published_at": published.isoformat(),
+            "breaking": breaking,
+            "url": f"https://news.sim.invalid/{symbol}/{ident}",
+            "provider": "simulated",
+        })
+    return tuple(out)
