@@ -5,7 +5,7 @@ worker consumes is started with operations.workflow_execute, then each step is r
 ``workflows_app.engine.run_step(execution_id, generation, group_index, step_index)`` directly, as
 the worker's task would. Django's CaptureQueriesContext records every statement (SAVEPOINT /
 RELEASE and SQLite's BEGIN/COMMIT shown apart, as 'tx control'); commits are counted by wrapping the connection's ``_commit``
-(Django's atomic blocks commit there, not through a cursor). Inserts are broken down by table.
+(Django's atomic blocks commit there, not through a cursor), plus each write sent in autocommit. Inserts are broken down by table.
 
     python bench/statements.py [--workflows 3]
 """
@@ -32,20 +32,26 @@ def counting():
     commits = [0]
     original = connection._commit
 
+    def autocommitted(execute, sql, params, many, context):
+        # a write outside a transaction (engine.step_writes on PostgreSQL) is its own commit
+        if not connection.in_atomic_block and re.match(r"\s*(WITH|INSERT|UPDATE|DELETE)\b", sql, re.I):
+            commits[0] += 1
+        return execute(sql, params, many, context)
+
     def counted_commit(*args, **kwargs):
         commits[0] += 1
         return original(*args, **kwargs)
 
     connection._commit = counted_commit
     try:
-        with CaptureQueriesContext(connection) as captured:
+        with CaptureQueriesContext(connection) as captured, connection.execute_wrapper(autocommitted):
             yield found
     finally:
         connection._commit = original
     sql = [q["sql"] for q in captured.captured_queries]
     # transaction control (SQLite's BEGIN IMMEDIATE / COMMIT go through a cursor, PostgreSQL's do not)
     savepoints = [s for s in sql if re.match(r"\s*(BEGIN|COMMIT|SAVEPOINT|RELEASE|ROLLBACK)\b", s, re.I)]
-    inserts = Counter(m.group(1) for s in sql if (m := re.match(r'\s*INSERT INTO "?(\w+)"?', s, re.I)))
+    inserts = Counter(table for s in sql for table in re.findall(r'INSERT INTO "?(\w+)"?', s, re.I))
     found.update(statements=len(sql) - len(savepoints), savepoints=len(savepoints), commits=commits[0],
                  inserts=dict(inserts), sql=sql)
 

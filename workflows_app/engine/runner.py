@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from workflows_app import audit, expressions
 from workflows_app.definitions import execution_groups, step_type_name
+from workflows_app.engine import step_writes
 from workflows_app.engine.failures import Failure, mark_failed, mark_retrying, save_attempt
 from workflows_app.engine.lifecycle import (
     FINAL_FIELDS,
@@ -36,6 +37,7 @@ from workflows_app.engine.policy import HARD_LIMIT_SLACK, async_commit, backoff_
 from workflows_app.engine.saga import compensations_pending
 from workflows_app.engine.subprocess import start_child
 from workflows_app.engine.suspend import Suspension, suspend
+from workflows_app.engine.waiting import notify_done
 from workflows_app.errors import is_infrastructure
 from workflows_app.models import Execution, StepRun
 from workflows_app.registry import ErrorInfo, StepContext, registry
@@ -226,6 +228,9 @@ def _complete_step(loaded: Execution, step: dict, run: StepRun, output: dict, gr
     run.status = StepRun.Status.SKIPPED if skipped else StepRun.Status.SUCCEEDED
     run.finished_at = timezone.now()
     run.result = output
+    if not parallel and run.pk is None and _plain_sequential(loaded):
+        _complete_in_one_write(loaded, step, run, output, group_index, groups, skipped)
+        return
     with transaction.atomic(), audit.batched():
         if not parallel and group_index + 1 < len(groups):
             async_commit()
@@ -250,6 +255,30 @@ def _complete_step(loaded: Execution, step: dict, run: StepRun, output: dict, gr
         _move_past(execution, group_index, groups, parallel)
 
 
+def _plain_sequential(loaded: Execution) -> bool:
+    """Nothing but the step's own writes to do at its end: no parent to resume and no circuit breaker
+    to report to when the execution finishes (finalize)."""
+    return loaded.parent_id is None and not loaded.context.get("_circuits")
+
+
+def _complete_in_one_write(loaded: Execution, step: dict, run: StepRun, output: dict, group_index: int,
+                           groups: list, skipped: bool) -> None:
+    """The hot path (engine.step_writes): a deferred attempt's row, its audit rows and the move on
+    (or, after the last step, the execution's success) in one write."""
+    _merge(loaded, step, output, skipped)
+    events = [*run.pending_audit, _completion_event(loaded, step, run, output, skipped)]
+    if group_index + 1 < len(groups):
+        following = loaded.version.definition["steps"][groups[group_index + 1][0]]["name"]
+        step_writes.complete(loaded, run, events, group_index, following=following)
+        return
+    now = timezone.now()
+    duration = round((now - (loaded.started_at or run.started_at)).total_seconds(), 6)
+    finished = audit.build("workflow_completed", workflow_id=loaded.workflow_id, execution_id=loaded.id,
+                           status=S.SUCCEEDED, duration=duration, error=None)
+    if step_writes.complete(loaded, run, events, group_index, finished=finished):
+        notify_done(loaded.id, S.SUCCEEDED)
+
+
 def _merge(execution: Execution, step: dict, output: dict, skipped: bool) -> None:
     execution.context[step["name"]] = output
     if not skipped:
@@ -259,9 +288,13 @@ def _merge(execution: Execution, step: dict, output: dict, skipped: bool) -> Non
 def _record_step(execution: Execution, step: dict, run: StepRun, output: dict, skipped: bool) -> None:
     """Inside the step's transaction: its StepRun and audit event."""
     save_attempt(run, ["status", "finished_at", "result"])
-    audit.record("step_skipped" if skipped else "step_completed", workflow_id=execution.workflow_id,
-                 execution_id=execution.id, step=step["name"], result=output,
-                 duration=round(run.duration or 0, 6), attempt=run.attempt)
+    audit.record_many([_completion_event(execution, step, run, output, skipped)])
+
+
+def _completion_event(execution: Execution, step: dict, run: StepRun, output: dict, skipped: bool):
+    return audit.build("step_skipped" if skipped else "step_completed", workflow_id=execution.workflow_id,
+                       execution_id=execution.id, step=step["name"], result=output,
+                       duration=round(run.duration or 0, 6), attempt=run.attempt)
 
 
 def _move_on(loaded: Execution, run: StepRun, group_index: int, groups: list) -> None:
