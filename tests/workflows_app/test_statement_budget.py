@@ -35,7 +35,8 @@ TX_CONTROL = ("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE", "ROLLBACK")
 # CTEs: its own commit); on SQLite those three in one transaction.
 POSTGRES = connection.vendor == "postgresql"
 INTERMEDIATE = FINAL = 2 if POSTGRES else 4
-WORKFLOW = 3 + 3 * INTERMEDIATE + FINAL  # the start: SELECT workflow, INSERT execution, INSERT audit
+START = 2 if POSTGRES else 3  # SELECT workflow; INSERT execution + INSERT audit (one statement on PostgreSQL)
+WORKFLOW = START + 3 * INTERMEDIATE + FINAL
 
 seen_during_handler: list[dict] = []
 

@@ -12,6 +12,7 @@ from django.utils import timezone
 from workflows_app import audit
 from workflows_app.circuit import CircuitBreaker
 from workflows_app.definitions import execution_groups
+from workflows_app.engine import step_writes
 from workflows_app.engine.canvas import send_canvas
 from workflows_app.engine.failures import Failure, dead_letter, mark_failed
 from workflows_app.engine.outputs import child_outputs, output_problem
@@ -43,17 +44,18 @@ def start_execution(
         context["test_mode"] = fixed_test_mode  # what expressions see agrees with the execution
     if trigger_event is not None:
         context["event"] = trigger_event
-    with transaction.atomic():
-        execution = Execution.objects.create(
-            workflow=workflow, version_id=workflow.current_version_id, trigger=trigger, trigger_event=trigger_event,
-            input_data=input_data, context=context, test_mode=fixed_test_mode,
-            priority=workflow.priority, parent=parent, parent_step=parent_step, owner=owner,
-            dispatch_count=1, heartbeat_at=timezone.now(),
-        )
-        audit.record("execution_queued", workflow_id=workflow.id, execution_id=execution.id, trigger=trigger,
-                     version=workflow.version, trigger_event=trigger_event, parent=str(parent.id) if parent else None)
-        execution.version = workflow.current_version  # already loaded: no query when compiling
-        transaction.on_commit(lambda: send_canvas(execution, 1, 0, workflow=workflow))
+    execution = Execution(
+        workflow=workflow, version_id=workflow.current_version_id, trigger=trigger, trigger_event=trigger_event,
+        input_data=input_data, context=context, test_mode=fixed_test_mode,
+        priority=workflow.priority, parent=parent, parent_step=parent_step, owner=owner,
+        dispatch_count=1, heartbeat_at=timezone.now(),
+    )
+    queued = audit.build("execution_queued", workflow_id=workflow.id, execution_id=execution.id, trigger=trigger,
+                         version=workflow.version, trigger_event=trigger_event, parent=str(parent.id) if parent else None)
+    execution.version = workflow.current_version  # already loaded: no query when compiling
+    step_writes.insert_execution(execution, queued)
+    # now if the rows are committed, else after the caller's transaction (a parent's step, a trigger) commits
+    transaction.on_commit(lambda: send_canvas(execution, 1, 0, workflow=workflow))
     return execution
 
 

@@ -106,3 +106,19 @@ def complete(loaded: Execution, run: StepRun, audit_events: list[AuditEvent], gr
             cursor.execute(*_insert(AuditEvent, _audit_rows(kept, now)))
     run._state.adding, run.durable, run.pending_audit = False, True, []
     return bool(moved)
+
+
+def insert_execution(execution: Execution, queued: AuditEvent) -> None:
+    """A new execution's row and its ``execution_queued`` event, committed (synchronously) before the
+    caller sends its canvas: one statement on PostgreSQL, one transaction elsewhere."""
+    row = {f.attname: f.pre_save(execution, True) for f in Execution._meta.concrete_fields}  # auto_now_add
+    insert_row, row_params = _insert(Execution, [row])
+    insert_audit, audit_params = _insert(AuditEvent, _audit_rows([queued], timezone.now()))
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        with connection.cursor() as cursor:  # autocommit: the statement is its own transaction
+            cursor.execute(f"WITH e AS ({insert_row}) {insert_audit}", [*row_params, *audit_params])
+    else:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(insert_row, row_params)
+            cursor.execute(insert_audit, audit_params)
+    execution._state.adding, execution._state.db = False, connection.alias
