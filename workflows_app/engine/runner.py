@@ -228,7 +228,7 @@ def _complete_step(loaded: Execution, step: dict, run: StepRun, output: dict, gr
     run.status = StepRun.Status.SKIPPED if skipped else StepRun.Status.SUCCEEDED
     run.finished_at = timezone.now()
     run.result = output
-    if not parallel and run.pk is None and _plain_sequential(loaded):
+    if not parallel and _plain_sequential(loaded):
         _complete_in_one_write(loaded, step, run, output, group_index, groups, skipped)
         return
     with transaction.atomic(), audit.batched():
@@ -263,10 +263,10 @@ def _plain_sequential(loaded: Execution) -> bool:
 
 def _complete_in_one_write(loaded: Execution, step: dict, run: StepRun, output: dict, group_index: int,
                            groups: list, skipped: bool) -> None:
-    """The hot path (engine.step_writes): a deferred attempt's row, its audit rows and the move on
-    (or, after the last step, the execution's success) in one write."""
+    """The hot path (engine.step_writes): the attempt's row, its audit rows and the move on (or,
+    after the last step, the execution's success) in one write."""
     _merge(loaded, step, output, skipped)
-    events = [*run.pending_audit, _completion_event(loaded, step, run, output, skipped)]
+    events = [*getattr(run, "pending_audit", []), _completion_event(loaded, step, run, output, skipped)]
     if group_index + 1 < len(groups):
         following = loaded.version.definition["steps"][groups[group_index + 1][0]]["name"]
         step_writes.complete(loaded, run, events, group_index, following=following)

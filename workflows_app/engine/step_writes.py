@@ -46,6 +46,16 @@ def _run_row(run: StepRun) -> dict:
     return {name: getattr(run, name) for name in names}
 
 
+def _write_run(run: StepRun) -> tuple[str, list]:
+    """The attempt's row: inserted whole for a deferred attempt, else its outcome on the row its start wrote."""
+    if run.pk is None:
+        return _insert(StepRun, [_run_row(run)])
+    fields = [StepRun._meta.get_field(name) for name in ("status", "finished_at", "result")]
+    sets = ", ".join(f"{_q(f.column)} = %s" for f in fields)
+    params = [f.get_db_prep_save(getattr(run, f.attname), connection) for f in fields]
+    return f"UPDATE {_q(StepRun._meta.db_table)} SET {sets} WHERE {_q('id')} = %s", [*params, run.pk]
+
+
 def _audit_insert(rows: list[dict], always: list[bool]) -> tuple[str, list]:
     """The audit rows in one INSERT, in order; a row whose ``always`` is false only if the execution
     moved (PostgreSQL: ``moved`` is the UPDATE's CTE)."""
@@ -60,7 +70,7 @@ def _audit_insert(rows: list[dict], always: list[bool]) -> tuple[str, list]:
 
 def complete(loaded: Execution, run: StepRun, audit_events: list[AuditEvent], group_index: int, *,
              following: str = "", finished: AuditEvent | None = None) -> bool:
-    """Write a sequential step's outcome: its StepRun (not yet written: a deferred attempt), its
+    """Write a sequential step's outcome: its StepRun (inserted for a deferred attempt, else updated), its
     audit events, and, only under the generation it ran with and while the execution is live, the
     merged context and the cursor moved on: to the next group (``following`` names its step,
     committed asynchronously on PostgreSQL) or, for the last step, the execution succeeded
@@ -80,14 +90,14 @@ def complete(loaded: Execution, run: StepRun, audit_events: list[AuditEvent], gr
               f"AND {_q('dispatch_count')} = %s AND {_q('cursor')} = %s AND {_q('status')} IN (%s, %s)")
     params += [Execution._meta.pk.get_db_prep_value(loaded.pk, connection), loaded.dispatch_count, group_index,
                S.QUEUED.value, S.RUNNING.value]
-    insert_run, run_params = _insert(StepRun, [_run_row(run)])
+    write_run, run_params = _write_run(run)
     events = [*audit_events, *([finished] if finished is not None else [])]
     always = [True] * len(audit_events) + [False] * (finished is not None)
     if connection.vendor == "postgresql" and not connection.in_atomic_block:
         sync = "off" if settings.NEXUS_ASYNC_STEP_COMMIT and finished is None else "on"
         insert_audit, audit_params = _audit_insert(_audit_rows(events, now), always)
         sql = (f"WITH cfg AS (SELECT set_config('synchronous_commit', %s, true)), moved AS ({update} RETURNING 1), "
-               f"run AS ({insert_run} RETURNING {_q('id')}), trail AS ({insert_audit}) "
+               f"run AS ({write_run} RETURNING {_q('id')}), trail AS ({insert_audit}) "
                f"SELECT run.id, EXISTS (SELECT 1 FROM moved) FROM run, cfg")
         with connection.cursor() as cursor:  # autocommit: the statement is its own transaction
             cursor.execute(sql, [sync, *params, *run_params, *audit_params])
@@ -96,11 +106,13 @@ def complete(loaded: Execution, run: StepRun, audit_events: list[AuditEvent], gr
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(update, params)
             moved = cursor.rowcount == 1
-            if connection.vendor == "postgresql":  # inside a caller's transaction
-                cursor.execute(f"{insert_run} RETURNING {_q('id')}", run_params)
+            if run.pk is not None:
+                cursor.execute(write_run, run_params)
+            elif connection.vendor == "postgresql":  # inside a caller's transaction
+                cursor.execute(f"{write_run} RETURNING {_q('id')}", run_params)
                 run.pk = cursor.fetchone()[0]
             else:
-                cursor.execute(insert_run, run_params)
+                cursor.execute(write_run, run_params)
                 run.pk = cursor.lastrowid
             kept = [event for event, keep in zip(events, always, strict=True) if keep or moved]
             cursor.execute(*_insert(AuditEvent, _audit_rows(kept, now)))
