@@ -28,7 +28,7 @@ MARKERS = [
     ("engine.run_step", ("workflows_app/engine/runner.py", "run_step")),
     ("  load_step (load + earlier attempts)", ("workflows_app/engine/loading.py", "load_step")),
     ("  _start_may_wait", ("workflows_app/engine/runner.py", "_start_may_wait")),
-    ("  _step_context (params validation)", ("workflows_app/engine/runner.py", "_step_context")),
+    ("  step_context (params validation)", ("workflows_app/engine/runner.py", "step_context")),
     ("  _complete_step", ("workflows_app/engine/runner.py", "_complete_step")),
     ("  audit.batched flush", ("workflows_app/audit.py", "batched")),
     ("DB cursor execute (all)", ("django/db/backends/utils.py", "_execute")),

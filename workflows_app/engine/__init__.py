@@ -13,6 +13,7 @@ due waits), infrastructure (database/Redis faults), reconciler (lost executions,
 the broker scan), waiting (synchronous waits), outputs (what a step may write into the context),
 policy (retries, timeouts, queues, priorities).
 """
+from workflows_app.engine.compensating import finish_compensation, run_compensation
 from workflows_app.engine.infrastructure import infrastructure_fault
 from workflows_app.engine.lifecycle import cancel, retry, start_execution
 from workflows_app.engine.messages import FINISH_COMPENSATION, JOIN_GROUP, RUN_COMPENSATION, RUN_STEP
@@ -20,7 +21,7 @@ from workflows_app.engine.outcomes import RetryStep, StaleMessage, StepFailed
 from workflows_app.engine.outputs import is_reserved
 from workflows_app.engine.reconciler import reconcile, waiting_dispatches
 from workflows_app.engine.rerun import rerun
-from workflows_app.engine.runner import finish_compensation, join_group, run_compensation, run_step
+from workflows_app.engine.runner import join_group, run_step
 from workflows_app.engine.suspend import APPROVED, REJECTED, Suspension, resume
 from workflows_app.engine.timers import resume_due, wake
 from workflows_app.engine.waiting import wait_until_final

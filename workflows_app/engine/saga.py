@@ -1,6 +1,6 @@
 """The saga: when a step fails for good, the completed steps with a `compensate` step type are
 undone, most recent first, each once, by one chain of compensation messages ending in
-`finish_compensation` (runner.py runs them; a failed compensation fails the execution, and `retry`
+`finish_compensation` (compensating.py runs them; a failed compensation fails the execution, and `retry`
 resumes the compensations still due)."""
 from __future__ import annotations
 
