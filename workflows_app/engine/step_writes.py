@@ -94,13 +94,14 @@ def complete(loaded: Execution, run: StepRun, audit_events: list[AuditEvent], gr
     events = [*audit_events, *([finished] if finished is not None else [])]
     always = [True] * len(audit_events) + [False] * (finished is not None)
     if connection.vendor == "postgresql" and not connection.in_atomic_block:
-        sync = "off" if settings.NEXUS_ASYNC_STEP_COMMIT and finished is None else "on"
+        asynchronous = settings.NEXUS_ASYNC_STEP_COMMIT and finished is None
+        # set_config(..., true): local to this statement's own transaction; a CTE runs when the query reads it
+        cfg = "cfg AS (SELECT set_config('synchronous_commit', 'off', true)), " if asynchronous else ""
         insert_audit, audit_params = _audit_insert(_audit_rows(events, now), always)
-        sql = (f"WITH cfg AS (SELECT set_config('synchronous_commit', %s, true)), moved AS ({update} RETURNING 1), "
-               f"run AS ({write_run} RETURNING {_q('id')}), trail AS ({insert_audit}) "
-               f"SELECT run.id, EXISTS (SELECT 1 FROM moved) FROM run, cfg")
+        sql = (f"WITH {cfg}moved AS ({update} RETURNING 1), run AS ({write_run} RETURNING {_q('id')}), "
+               f"trail AS ({insert_audit}) SELECT run.id, EXISTS (SELECT 1 FROM moved) FROM run{', cfg' if cfg else ''}")
         with connection.cursor() as cursor:  # autocommit: the statement is its own transaction
-            cursor.execute(sql, [sync, *params, *run_params, *audit_params])
+            cursor.execute(sql, [*params, *run_params, *audit_params])
             run.pk, moved = cursor.fetchone()
     else:
         with transaction.atomic(), connection.cursor() as cursor:
